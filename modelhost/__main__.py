@@ -1,0 +1,5 @@
+"""`python -m modelhost` runs the CLI."""
+
+from modelhost.cli.main import main
+
+main()

@@ -1,0 +1,113 @@
+"""The control-plane edge: `POST /` with `X-Amz-Target: SageMaker.<Operation>` (AWS JSON 1.1).
+
+Parses the target and the JSON body, validates it against botocore's model, calls the operation's
+handler and writes the response or the AWS error body. Handlers only read and write the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelhost import ids
+from modelhost.api import validation
+from modelhost.api.context import ApiContext
+from modelhost.api.handlers import endpoint_configs, endpoints, models
+from modelhost.auth import authenticate
+from modelhost.errors import ApiError, UnknownOperation, ValidationError
+from modelhost.settings import ServerSettings
+from modelhost.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+SERVICES = {"SageMaker": "sagemaker"}  # X-Amz-Target prefix -> botocore service name
+
+Handler = Callable[[ApiContext, dict[str, Any]], dict[str, Any]]
+OPERATIONS: dict[str, Handler] = {**models.OPERATIONS, **endpoint_configs.OPERATIONS, **endpoints.OPERATIONS}
+
+
+def json_response(body: dict[str, Any], status: int = 200, request_id: str | None = None) -> Response:
+    return Response(
+        json.dumps(body),
+        status_code=status,
+        media_type=CONTENT_TYPE,
+        headers={"x-amzn-RequestId": request_id or ids.request_id()},
+    )
+
+
+def error_response(error: ApiError, request_id: str) -> Response:
+    body = {"__type": error.code, "message": error.message, **error.extra_fields()}
+    return json_response(body, status=error.status, request_id=request_id)
+
+
+class ControlPlaneApi:
+    """ASGI-callable handler for every AWS JSON 1.1 request the server receives."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        settings: ServerSettings,
+        wake_controller: Callable[[], None],
+        host_gpu_count: int,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._wake = wake_controller
+        self._host_gpu_count = host_gpu_count
+        self._now = now
+
+    async def handle(self, request: Request) -> Response:
+        request_id = ids.request_id()
+        try:
+            return json_response(await self._dispatch(request), request_id=request_id)
+        except ApiError as exc:
+            if exc.status >= 500:
+                log.error("%s failed: %s", request.headers.get("x-amz-target"), exc.message)
+            return error_response(exc, request_id)
+        except Exception:
+            log.exception("internal error on %s", request.headers.get("x-amz-target"))
+            error = ApiError("An internal error occurred; see the server log.", code="InternalFailure", status=500)
+            return error_response(error, request_id)
+
+    async def _dispatch(self, request: Request) -> dict[str, Any]:
+        caller = authenticate(request.headers, self._settings.region)
+        target = request.headers.get("x-amz-target", "")
+        prefix, _, operation = target.partition(".")
+        service = SERVICES.get(prefix)
+        if service is None or not operation:
+            raise UnknownOperation(f"Unrecognised X-Amz-Target '{target}'; expected 'SageMaker.<Operation>'.")
+        model = validation.operation_model(service, operation)
+        handler = OPERATIONS.get(operation)
+        if model is None or handler is None:
+            raise UnknownOperation(f"modelhost does not implement the operation {target} yet.")
+        body = self._parse_body(await request.body())
+        validation.validate_input(model, body)
+        ctx = ApiContext(
+            store=self._store,
+            settings=self._settings,
+            region=caller.region,
+            now=self._now,
+            wake_controller=self._wake,
+            host_gpu_count=self._host_gpu_count,
+        )
+        return handler(ctx, body)
+
+    @staticmethod
+    def _parse_body(raw: bytes) -> dict[str, Any]:
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(f"The request body is not valid JSON: {exc}", code="SerializationException", status=400) from exc
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object.")
+        return body

@@ -1,0 +1,28 @@
+"""What every API handler gets: the store, the settings and the caller's region."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from modelhost import ids
+from modelhost.settings import ServerSettings
+from modelhost.store.sqlite import SqliteStore
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    store: SqliteStore
+    settings: ServerSettings
+    region: str  # from the request's SigV4 scope, else the configured region
+    now: Callable[[], float]  # epoch seconds
+    wake_controller: Callable[[], None]  # desired state changed: reconcile soon
+    host_gpu_count: int  # GPUs this host can give to instances
+
+    def arn(self, kind: str, name: str) -> str:
+        return ids.arn(kind, name, region=self.region, account_id=self.settings.account_id)
+
+
+def public(record: dict[str, object]) -> dict[str, object]:
+    """A stored record without its internal (underscore) members, as Describe returns it."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}

@@ -1,0 +1,91 @@
+"""CreateEndpointConfig, DescribeEndpointConfig, ListEndpointConfigs, DeleteEndpointConfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelhost.api.context import ApiContext, public
+from modelhost.api.handlers.models import get_model
+from modelhost.api.pagination import page
+from modelhost.errors import ValidationError
+from modelhost.store.sqlite import AlreadyExists
+
+KIND = "endpoint_config"
+
+
+def not_found(ctx: ApiContext, name: str) -> ValidationError:
+    return ValidationError(f'Could not find endpoint configuration "{ctx.arn(KIND, name)}".')
+
+
+def _check_variants(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for variant in variants:
+        name = variant["VariantName"]
+        if name.lower() in seen:
+            raise ValidationError(f"The VariantName '{name}' is used more than once; variant names must be unique.")
+        seen.add(name.lower())
+        if variant.get("ServerlessConfig"):
+            raise ValidationError(
+                f"Variant '{name}': ServerlessConfig is not supported by modelhost; "
+                "set InstanceType and InitialInstanceCount instead."
+            )
+        if not variant.get("ModelName"):
+            raise ValidationError(f"Variant '{name}': ModelName is required.")
+        if not variant.get("InstanceType"):
+            raise ValidationError(f"Variant '{name}': InstanceType is required.")
+        get_model(ctx, variant["ModelName"])  # `Could not find model "<arn>".`
+
+
+def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = body["EndpointConfigName"]
+    _check_variants(ctx, body["ProductionVariants"])
+    config_arn = ctx.arn(KIND, name)
+    variants = [
+        {"InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **v} for v in body["ProductionVariants"]
+    ]
+    record = {**body, "ProductionVariants": variants, "EndpointConfigArn": config_arn, "CreationTime": ctx.now()}
+    try:
+        ctx.store.insert(KIND, name, record)
+    except AlreadyExists as exc:
+        raise ValidationError(f'Cannot create already existing endpoint configuration "{config_arn}".') from exc
+    return {"EndpointConfigArn": config_arn}
+
+
+def get_endpoint_config(ctx: ApiContext, name: str) -> dict[str, Any]:
+    record = ctx.store.get(KIND, name)
+    if record is None:
+        raise not_found(ctx, name)
+    return record
+
+
+def describe_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    return public(get_endpoint_config(ctx, body["EndpointConfigName"]))
+
+
+def list_endpoint_configs(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    items, token = page(
+        ctx.store.list(KIND),
+        body,
+        name_key="EndpointConfigName",
+        sort_keys={"Name": "EndpointConfigName", "CreationTime": "CreationTime"},
+    )
+    keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+    response: dict[str, Any] = {"EndpointConfigs": [{k: c[k] for k in keys} for c in items]}
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def delete_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    # AWS allows deleting a config in use; the endpoint keeps serving from its own snapshot.
+    if not ctx.store.delete(KIND, body["EndpointConfigName"]):
+        raise not_found(ctx, body["EndpointConfigName"])
+    return {}
+
+
+OPERATIONS = {
+    "CreateEndpointConfig": create_endpoint_config,
+    "DescribeEndpointConfig": describe_endpoint_config,
+    "ListEndpointConfigs": list_endpoint_configs,
+    "DeleteEndpointConfig": delete_endpoint_config,
+}

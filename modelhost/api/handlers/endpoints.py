@@ -1,0 +1,140 @@
+"""CreateEndpoint, DescribeEndpoint, ListEndpoints, DeleteEndpoint: record intent, the controller acts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelhost.api.context import ApiContext, public
+from modelhost.api.handlers.endpoint_configs import get_endpoint_config
+from modelhost.api.handlers.models import get_model
+from modelhost.api.pagination import page
+from modelhost.errors import ResourceLimitExceeded, ValidationError
+from modelhost.scheduler.instance_types import decide_device, quota_message
+from modelhost.store.sqlite import AlreadyExists
+
+KIND = "endpoint"
+IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+HOLDS_INSTANCES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "InService"})
+
+
+def not_found(ctx: ApiContext, name: str) -> ValidationError:
+    return ValidationError(f'Could not find endpoint "{ctx.arn(KIND, name)}".')
+
+
+def get_endpoint(ctx: ApiContext, name: str) -> dict[str, Any]:
+    record = ctx.store.get(KIND, name)
+    if record is None:
+        raise not_found(ctx, name)
+    return record
+
+
+def _instances_in_use(ctx: ApiContext, instance_type: str) -> int:
+    total = 0
+    for endpoint in ctx.store.list(KIND):
+        if endpoint.get("EndpointStatus") in HOLDS_INSTANCES:
+            for variant in endpoint.get("_deployment", {}).get("variants", []):
+                if variant.get("InstanceType") == instance_type:
+                    total += int(variant.get("InitialInstanceCount", 1))
+    return total
+
+
+def _check_capacity(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
+    """With strict instance types, GPU types the host cannot hold are refused as AWS refuses quotas."""
+    if not ctx.settings.strict_instance_types:
+        return
+    for variant in variants:
+        instance_type = variant["InstanceType"]
+        decision = decide_device(instance_type, ctx.host_gpu_count)
+        if decision.gpus_requested == 0:
+            continue
+        limit = ctx.host_gpu_count // decision.gpus_requested
+        current = _instances_in_use(ctx, instance_type)
+        delta = int(variant.get("InitialInstanceCount", 1))
+        if current + delta > limit:
+            raise ResourceLimitExceeded(quota_message(instance_type, limit, current, delta))
+
+
+def _variant_summary(variant: dict[str, Any]) -> dict[str, Any]:
+    weight = float(variant.get("InitialVariantWeight", 1.0))
+    return {
+        "VariantName": variant["VariantName"],
+        "CurrentWeight": weight,
+        "DesiredWeight": weight,
+        "CurrentInstanceCount": 0,
+        "DesiredInstanceCount": int(variant.get("InitialInstanceCount", 1)),
+        "VariantStatus": [{"Status": "Creating", "StatusMessage": "waiting to start", "StartTime": 0.0}],
+    }
+
+
+def create_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = body["EndpointName"]
+    endpoint_arn = ctx.arn(KIND, name)
+    if ctx.store.get(KIND, name) is not None:
+        raise ValidationError(f'Cannot create already existing endpoint "{endpoint_arn}".')
+    config = get_endpoint_config(ctx, body["EndpointConfigName"])
+    # Snapshot the config and its models: AWS lets both be deleted while the endpoint runs.
+    variants = [{**v, "Model": get_model(ctx, v["ModelName"])} for v in config["ProductionVariants"]]
+    _check_capacity(ctx, variants)
+    now = ctx.now()
+    summaries = [_variant_summary(v) for v in variants]
+    for summary in summaries:
+        summary["VariantStatus"][0]["StartTime"] = now
+    record = {
+        "EndpointName": name,
+        "EndpointArn": endpoint_arn,
+        "EndpointConfigName": config["EndpointConfigName"],
+        "EndpointStatus": "Creating",
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        "ProductionVariants": summaries,
+        "_deployment": {"variants": variants, "region": ctx.region},
+    }
+    if body.get("Tags"):
+        record["_tags"] = body["Tags"]
+    try:
+        ctx.store.insert(KIND, name, record)
+    except AlreadyExists as exc:
+        raise ValidationError(f'Cannot create already existing endpoint "{endpoint_arn}".') from exc
+    ctx.wake_controller()
+    return {"EndpointArn": endpoint_arn}
+
+
+def describe_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    return public(get_endpoint(ctx, body["EndpointName"]))
+
+
+def list_endpoints(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    items, token = page(
+        ctx.store.list(KIND),
+        body,
+        name_key="EndpointName",
+        status_key="EndpointStatus",
+        sort_keys={"Name": "EndpointName", "CreationTime": "CreationTime", "Status": "EndpointStatus"},
+    )
+    keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+    response: dict[str, Any] = {"Endpoints": [{k: e[k] for k in keys} for e in items]}
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = body["EndpointName"]
+
+    def mark_deleting(record: dict[str, Any]) -> dict[str, Any]:
+        if record["EndpointStatus"] in IN_PROGRESS:
+            raise ValidationError(f'Cannot update in-progress endpoint "{record["EndpointArn"]}".')
+        return {**record, "EndpointStatus": "Deleting", "LastModifiedTime": ctx.now()}
+
+    if ctx.store.update(KIND, name, mark_deleting) is None:
+        raise not_found(ctx, name)
+    ctx.wake_controller()
+    return {}
+
+
+OPERATIONS = {
+    "CreateEndpoint": create_endpoint,
+    "DescribeEndpoint": describe_endpoint,
+    "ListEndpoints": list_endpoints,
+    "DeleteEndpoint": delete_endpoint,
+}

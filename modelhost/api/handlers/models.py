@@ -1,0 +1,86 @@
+"""CreateModel, DescribeModel, ListModels, DeleteModel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelhost.api.context import ApiContext, public
+from modelhost.api.pagination import page
+from modelhost.errors import ValidationError
+from modelhost.storage.uris import parse_model_data_source, parse_model_data_url
+from modelhost.store.sqlite import AlreadyExists
+
+KIND = "model"
+
+
+def not_found(ctx: ApiContext, name: str) -> ValidationError:
+    return ValidationError(f'Could not find model "{ctx.arn(KIND, name)}".')
+
+
+def _check_model_data(container: dict[str, Any], where: str) -> None:
+    try:
+        if container.get("ModelDataUrl"):
+            parse_model_data_url(container["ModelDataUrl"])
+        if container.get("ModelDataSource", {}).get("S3DataSource"):
+            parse_model_data_source(container["ModelDataSource"]["S3DataSource"])
+    except ValueError as exc:
+        raise ValidationError(f"{where}: {exc}") from exc
+
+
+def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = body["ModelName"]
+    containers = ([body["PrimaryContainer"]] if body.get("PrimaryContainer") else []) + body.get("Containers", [])
+    if not containers:
+        raise ValidationError("Either PrimaryContainer or Containers must be specified.")
+    if body.get("PrimaryContainer") and body.get("Containers"):
+        raise ValidationError("Specify either PrimaryContainer or Containers, not both.")
+    if len(containers) > 1:
+        raise ValidationError(
+            "modelhost serves one container per model; inference pipelines (several Containers) are not supported."
+        )
+    _check_model_data(containers[0], "PrimaryContainer" if body.get("PrimaryContainer") else "Containers.1")
+    model_arn = ctx.arn(KIND, name)
+    record = {**body, "ModelArn": model_arn, "CreationTime": ctx.now()}
+    try:
+        ctx.store.insert(KIND, name, record)
+    except AlreadyExists as exc:
+        raise ValidationError(f'Cannot create already existing model "{model_arn}".') from exc
+    return {"ModelArn": model_arn}
+
+
+def get_model(ctx: ApiContext, name: str) -> dict[str, Any]:
+    record = ctx.store.get(KIND, name)
+    if record is None:
+        raise not_found(ctx, name)
+    return record
+
+
+def describe_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    return public(get_model(ctx, body["ModelName"]))
+
+
+def list_models(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    items, token = page(
+        ctx.store.list(KIND), body, name_key="ModelName", sort_keys={"Name": "ModelName", "CreationTime": "CreationTime"}
+    )
+    response: dict[str, Any] = {
+        "Models": [{k: m[k] for k in ("ModelName", "ModelArn", "CreationTime")} for m in items]
+    }
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def delete_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    # AWS lets a model be deleted while a config or endpoint uses it; endpoints keep their own snapshot.
+    if not ctx.store.delete(KIND, body["ModelName"]):
+        raise not_found(ctx, body["ModelName"])
+    return {}
+
+
+OPERATIONS = {
+    "CreateModel": create_model,
+    "DescribeModel": describe_model,
+    "ListModels": list_models,
+    "DeleteModel": delete_model,
+}

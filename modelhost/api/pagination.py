@@ -1,0 +1,104 @@
+"""Sorting, filtering and NextToken/MaxResults paging shared by every List* operation (pure)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from modelhost.errors import ValidationError
+
+
+def epoch_seconds(value: Any) -> float:
+    """Request timestamps: boto3 sends integer epoch seconds, other SDKs floats or ISO-8601 strings."""
+    if isinstance(value, bool):
+        raise ValidationError(f"Invalid timestamp value: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError as exc:
+            raise ValidationError(f"Invalid timestamp value: '{value}'") from exc
+    raise ValidationError(f"Invalid timestamp value: {value!r}")
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    query = {k: v for k, v in body.items() if k not in ("NextToken", "MaxResults")}
+    return hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _decode_token(token: str, fingerprint: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        offset = int(data["o"])
+        same_query = data["f"] == fingerprint
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationError(f"Invalid pagination token: '{token}'.") from exc
+    if not same_query:
+        raise ValidationError("The pagination token was issued for a different query; start again without it.")
+    return offset
+
+
+def _encode_token(offset: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset, "f": fingerprint}).encode()).decode()
+
+
+TIME_FILTERS = {
+    "CreationTimeAfter": ("CreationTime", "after"),
+    "CreationTimeBefore": ("CreationTime", "before"),
+    "LastModifiedTimeAfter": ("LastModifiedTime", "after"),
+    "LastModifiedTimeBefore": ("LastModifiedTime", "before"),
+}
+
+
+def page(
+    items: list[dict[str, Any]],
+    body: dict[str, Any],
+    *,
+    name_key: str,
+    sort_keys: dict[str, str],
+    status_key: str | None = None,
+    default_max_results: int = 10,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Filter (NameContains, time bounds, StatusEquals), sort (SortBy/SortOrder) and cut one page.
+
+    `sort_keys` maps the API's SortBy values to record keys. Returns the page and the NextToken to send,
+    or None on the last page. A token only works for the query that produced it.
+    """
+    selected = [item for item in items if _matches(item, body, name_key, status_key)]
+    sort_by = body.get("SortBy", "CreationTime")
+    key = sort_keys.get(sort_by, "CreationTime")
+    sort_key: Callable[[dict[str, Any]], Any] = (
+        (lambda item: str(item.get(key, "")).lower()) if key.endswith(("Name", "Status")) else
+        (lambda item: item.get(key, 0))
+    )
+    selected.sort(key=sort_key, reverse=body.get("SortOrder", "Descending") == "Descending")
+    fingerprint = _fingerprint(body)
+    offset = _decode_token(body["NextToken"], fingerprint) if body.get("NextToken") else 0
+    limit = int(body.get("MaxResults") or default_max_results)
+    chunk = selected[offset : offset + limit]
+    following = offset + limit
+    return chunk, (_encode_token(following, fingerprint) if following < len(selected) else None)
+
+
+def _matches(item: dict[str, Any], body: dict[str, Any], name_key: str, status_key: str | None) -> bool:
+    needle = body.get("NameContains")
+    if needle and needle.lower() not in str(item.get(name_key, "")).lower():
+        return False
+    if status_key and body.get("StatusEquals") and item.get(status_key) != body["StatusEquals"]:
+        return False
+    for member, (field, direction) in TIME_FILTERS.items():
+        if member in body:
+            bound = epoch_seconds(body[member])
+            value = float(item.get(field, 0))
+            if (direction == "after" and value <= bound) or (direction == "before" and value >= bound):
+                return False
+    return True

@@ -1,0 +1,146 @@
+"""Wires the server: store, controller, routing table and the one HTTP port that serves every API.
+
+`POST /` with an `X-Amz-Target` header is the control plane; `/endpoints/{name}/...` is the runtime;
+`/_modelhost/...` are modelhost's own routes (health, logs) used by the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from modelhost.api.app import ControlPlaneApi
+from modelhost.api.validation import service_model
+from modelhost.controller.endpoints import EndpointController
+from modelhost.controller.instances import InstanceStarter
+from modelhost.registry import ModelRegistry
+from modelhost.router.app import RuntimeApi
+from modelhost.router.table import RoutingTable
+from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
+from modelhost.settings import ServerSettings
+from modelhost.storage.artifacts import ArtifactCache
+from modelhost.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+def detect_gpu_count() -> int:
+    """GPUs visible through nvidia-smi; 0 where there is none."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+@dataclass(slots=True)
+class Services:
+    store: SqliteStore
+    controller: EndpointController
+    control_plane: ControlPlaneApi
+    runtime: RuntimeApi
+    client: httpx.AsyncClient
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 256 * 1024))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return lines[-count:]
+
+
+def build_app(settings: ServerSettings) -> Starlette:
+    holder: dict[str, Services] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.artifacts_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(settings.db_path)
+        store.open()
+        service_model("sagemaker")  # load botocore's model once, before the first request
+        gpus = detect_gpu_count()
+        table = RoutingTable()
+        registry = ModelRegistry(settings.registry_dir)
+        launcher = LocalProcessLauncher()
+        starter = InstanceStarter(
+            settings,
+            launcher,
+            ArtifactCache(settings.artifacts_dir, settings.max_extract_bytes),
+            registry.worker_environment,
+            gpus,
+        )
+        controller = EndpointController(store, settings, launcher, starter, table)
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+
+        def endpoint_status(name: str) -> str | None:
+            record = store.get("endpoint", name)
+            return None if record is None else str(record["EndpointStatus"])
+
+        holder["services"] = Services(
+            store=store,
+            controller=controller,
+            control_plane=ControlPlaneApi(store, settings, controller.wake, gpus),
+            runtime=RuntimeApi(settings, table, endpoint_status, client),
+            client=client,
+        )
+        loop_task = asyncio.create_task(controller.run())
+        log.info("modelhost server ready (home %s, %d GPU(s))", settings.home, gpus)
+        try:
+            yield
+        finally:
+            log.info("stopping: draining workers")
+            await controller.shutdown()
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+            await client.aclose()
+            store.close()
+
+    async def aws(request: Request) -> Response:
+        """AWS JSON 1.1 requests carry X-Amz-Target; everything else posted here is the runtime (rest-json)."""
+        services = holder["services"]
+        if "x-amz-target" in request.headers:
+            return await services.control_plane.handle(request)
+        return await services.runtime.handle(request)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "home": str(settings.home)})
+
+    async def endpoint_logs(request: Request) -> Response:
+        name = request.path_params["name"]
+        lines = int(request.query_params.get("lines", "200"))
+        folder = settings.logs_dir / name.lower()
+        if not folder.is_dir():
+            return PlainTextResponse(f"no logs for endpoint {name}\n", status_code=404)
+        parts = []
+        for path in sorted(folder.glob("*.log")):
+            parts.append(f"==> {path.name} <==")
+            parts.extend(tail_lines(path, lines))
+        return PlainTextResponse("\n".join(parts) + "\n")
+
+    routes = [
+        Route("/_modelhost/health", health, methods=["GET"]),
+        Route("/_modelhost/endpoints/{name}/logs", endpoint_logs, methods=["GET"]),
+        Route("/{path:path}", aws, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

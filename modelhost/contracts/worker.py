@@ -1,0 +1,66 @@
+"""The contract between the control plane and a worker process: the spec it is started with and the
+failure record it leaves behind. Version it when a field changes meaning."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SPEC_VERSION = 1
+SPEC_ENV = "MODELHOST_WORKER_SPEC"  # the JSON of a WorkerSpec, set by the launcher
+
+# Phases named in a FailureReason, in the order an instance goes through them.
+PHASE_DOWNLOAD = "download"
+PHASE_EXTRACT = "extract"
+PHASE_REQUIREMENTS = "requirements"
+PHASE_LOAD = "load"
+PHASE_HEALTH_CHECK = "health check"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """Everything a worker needs to serve one instance. The model's Environment arrives as process env."""
+
+    instance_id: str  # unique per started process, e.g. "my-ep-AllTraffic-1a2b3c"
+    endpoint_name: str
+    variant_name: str
+    model_name: str
+    model_dir: str  # the extracted model data (SageMaker's /opt/ml/model), shared read-only by instances
+    port: int  # where to serve GET /ping and POST /invocations
+    host: str = "127.0.0.1"
+    instance_type: str = "ml.m5.large"
+    gpu_ids: list[int] = field(default_factory=list)  # CUDA ordinals assigned; empty means CPU
+    packages_dir: str | None = None  # per-model site dir holding requirements.txt installs (prepended to sys.path)
+    failure_path: str | None = None  # where the worker writes a FailureRecord before exiting on a fatal error
+    parent_pid: int | None = None  # the worker exits when this process is gone (no orphans after kill -9)
+    version: int = SPEC_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        data = json.loads(text)
+        if data.get("version") != SPEC_VERSION:
+            raise ValueError(f"worker spec version {data.get('version')} is not {SPEC_VERSION}")
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """Why a worker could not serve: the phase and a one-line cause (e.g. a traceback's last line)."""
+
+    phase: str
+    reason: str
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"phase": self.phase, "reason": self.reason}))
+
+    @classmethod
+    def read(cls, path: str | Path) -> FailureRecord | None:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(phase=str(data.get("phase", "")), reason=str(data.get("reason", "")))

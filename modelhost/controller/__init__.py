@@ -1,0 +1,1 @@
+"""Converges running instances to the desired state in the store."""

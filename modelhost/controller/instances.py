@@ -1,0 +1,222 @@
+"""Bringing up one variant's instances: model data, requirements, worker processes, health checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelhost import ids
+from modelhost.contracts.worker import (
+    PHASE_DOWNLOAD,
+    PHASE_HEALTH_CHECK,
+    PHASE_LOAD,
+    FailureRecord,
+    WorkerSpec,
+)
+from modelhost.errors import DeploymentError
+from modelhost.requirements import prepare_requirements
+from modelhost.scheduler.instance_types import decide_device
+from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, free_port
+from modelhost.settings import ServerSettings
+from modelhost.storage.artifacts import ArtifactCache
+from modelhost.storage.uris import parse_model_data_source, parse_model_data_url
+
+log = logging.getLogger(__name__)
+
+PING_TIMEOUT_S = 2.0  # SageMaker's per-ping timeout
+
+
+@dataclass(frozen=True, slots=True)
+class VariantPlan:
+    """What the controller needs of one production variant (from the endpoint's snapshot)."""
+
+    endpoint_name: str
+    variant_name: str
+    model_name: str
+    instance_type: str
+    instance_count: int
+    weight: float  # InitialVariantWeight
+    container: dict[str, Any]  # the model's PrimaryContainer
+    download_timeout_s: float
+    startup_timeout_s: float
+
+    @classmethod
+    def from_snapshot(cls, endpoint_name: str, variant: dict[str, Any], settings: ServerSettings) -> VariantPlan:
+        model = variant["Model"]
+        container = model.get("PrimaryContainer") or model["Containers"][0]
+        return cls(
+            endpoint_name=endpoint_name,
+            variant_name=variant["VariantName"],
+            model_name=model["ModelName"],
+            instance_type=variant["InstanceType"],
+            instance_count=int(variant.get("InitialInstanceCount", 1)),
+            weight=float(variant.get("InitialVariantWeight", 1.0)),
+            container=container,
+            download_timeout_s=float(
+                variant.get("ModelDataDownloadTimeoutInSeconds") or settings.default_download_timeout_s
+            ),
+            startup_timeout_s=float(
+                variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or settings.default_startup_timeout_s
+            ),
+        )
+
+
+class EndpointLog:
+    """The endpoint's own log (controller messages), beside its instances' logs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} [modelhost] {message}\n")
+
+
+def last_log_line(path: Path, limit: int = 300) -> str:
+    """The last non-empty line of a log, for a FailureReason."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 16384))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:limit] if lines else ""
+
+
+class InstanceStarter:
+    """Prepares a variant's model data and starts and health-checks its worker processes."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        launcher: LocalProcessLauncher,
+        artifacts: ArtifactCache,
+        worker_environment: Callable[[dict[str, str]], dict[str, str]],
+        host_gpu_count: int,
+    ) -> None:
+        self._settings = settings
+        self._launcher = launcher
+        self._artifacts = artifacts
+        self._worker_environment = worker_environment
+        self._host_gpu_count = host_gpu_count
+
+    def log_dir(self, endpoint_name: str) -> Path:
+        return self._settings.logs_dir / endpoint_name.lower()
+
+    async def prepare_model_dir(
+        self, plan: VariantPlan, status: Callable[[str], None], endlog: EndpointLog
+    ) -> tuple[Path, Path | None]:
+        """Download and extract the model data, then install its requirements. Raises DeploymentError."""
+        container = plan.container
+        try:
+            if container.get("ModelDataUrl"):
+                source = parse_model_data_url(container["ModelDataUrl"])
+            elif container.get("ModelDataSource", {}).get("S3DataSource"):
+                source = parse_model_data_source(container["ModelDataSource"]["S3DataSource"])
+            else:
+                source = None
+        except ValueError as exc:
+            raise DeploymentError(PHASE_DOWNLOAD, str(exc)) from exc
+
+        def progress(message: str) -> None:
+            status(message)
+            endlog.write(message)
+
+        if source is None:
+            model_dir = self._settings.run_dir / "empty-model"
+            model_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            endlog.write(f"fetching model data for variant {plan.variant_name}")
+            model_dir = await asyncio.to_thread(
+                self._artifacts.prepare, source, timeout_s=plan.download_timeout_s, progress=progress
+            )
+        status("installing requirements")
+        result = await asyncio.to_thread(
+            prepare_requirements, model_dir, self._settings.packages_dir, endlog.write
+        )
+        return model_dir, result.packages_dir
+
+    def start_worker(self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int) -> WorkerHandle:
+        decision = decide_device(plan.instance_type, self._host_gpu_count)
+        instance_id = f"{plan.endpoint_name.lower()}-{plan.variant_name.lower()}-{index}-{ids.short_id()}"
+        run_dir = self._settings.run_dir / instance_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = WorkerSpec(
+            instance_id=instance_id,
+            endpoint_name=plan.endpoint_name,
+            variant_name=plan.variant_name,
+            model_name=plan.model_name,
+            model_dir=str(model_dir),
+            port=free_port(),
+            instance_type=plan.instance_type,
+            gpu_ids=list(range(decision.gpus_requested)) if decision.use_gpus else [],
+            packages_dir=str(packages_dir) if packages_dir else None,
+            failure_path=str(run_dir / "failure.json"),
+            parent_pid=os.getpid(),
+        )
+        env = self._worker_environment(dict(os.environ))
+        env.update({str(k): str(v) for k, v in (plan.container.get("Environment") or {}).items()})
+        env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
+        log_path = self.log_dir(plan.endpoint_name) / f"{plan.variant_name.lower()}-{index}.log"
+        if decision.note:
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(f"[modelhost] {decision.note}\n")
+        return self._launcher.start(spec, env, log_path)
+
+    async def wait_healthy(self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]) -> None:
+        """Every worker must answer /ping with 200 within the startup window, else DeploymentError."""
+        deadline = time.monotonic() + plan.startup_timeout_s
+        pending = list(handles)
+        async with httpx.AsyncClient(timeout=PING_TIMEOUT_S) as client:
+            while pending:
+                for handle in list(pending):
+                    self._raise_if_exited(handle, plan)
+                    if await _ping(client, handle):
+                        pending.remove(handle)
+                        log.info("instance %s is healthy", handle.spec.instance_id)
+                if not pending:
+                    return
+                status(f"waiting for {len(pending)} of {len(handles)} instance(s) to pass the health check")
+                if time.monotonic() > deadline:
+                    handle = pending[0]
+                    tail = last_log_line(handle.log_path)
+                    raise DeploymentError(
+                        PHASE_HEALTH_CHECK,
+                        f"The primary container for production variant {plan.variant_name} did not pass the "
+                        f"ping health check within {plan.startup_timeout_s:.0f} s "
+                        f"(ContainerStartupHealthCheckTimeoutInSeconds). Last log line: {tail or '(none)'}",
+                    )
+                await asyncio.sleep(self._settings.ping_interval_s)
+
+    @staticmethod
+    def _raise_if_exited(handle: WorkerHandle, plan: VariantPlan) -> None:
+        code = handle.exit_code()
+        if code is None:
+            return
+        record = FailureRecord.read(handle.spec.failure_path) if handle.spec.failure_path else None
+        if record is not None and record.reason:
+            raise DeploymentError(record.phase or PHASE_LOAD, record.reason)
+        tail = last_log_line(handle.log_path)
+        raise DeploymentError(
+            PHASE_LOAD,
+            f"the worker for variant {plan.variant_name} exited with status {code} before it was healthy. "
+            f"Last log line: {tail or '(none)'}",
+        )
+
+
+async def _ping(client: httpx.AsyncClient, handle: WorkerHandle) -> bool:
+    try:
+        response = await client.get(f"{handle.url}/ping")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200

@@ -1,0 +1,78 @@
+"""Endpoint → variants → ready instances, written by the controller and read by the router.
+
+Choosing is pure: a variant by weight (or the caller's TargetVariant), then the instance with the fewest
+requests in flight. The table holds no I/O.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class InstanceRoute:
+    instance_id: str
+    url: str  # e.g. http://127.0.0.1:41234
+    in_flight: int = 0  # requests the router has sent and not yet seen answered
+
+
+@dataclass(slots=True)
+class VariantRoute:
+    name: str
+    weight: float
+    instances: list[InstanceRoute] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EndpointRoute:
+    name: str
+    variants: list[VariantRoute]
+    log_group: str  # shown in ModelError messages, as SageMaker points at CloudWatch
+
+
+class NoVariant(Exception):
+    """The TargetVariant names no variant of the endpoint."""
+
+
+class RoutingTable:
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._endpoints: dict[str, EndpointRoute] = {}
+        self._rng = rng or random.Random()
+
+    def set(self, route: EndpointRoute) -> None:
+        self._endpoints[route.name.lower()] = route
+
+    def remove(self, endpoint_name: str) -> None:
+        self._endpoints.pop(endpoint_name.lower(), None)
+
+    def get(self, endpoint_name: str) -> EndpointRoute | None:
+        return self._endpoints.get(endpoint_name.lower())
+
+    def drop_instance(self, endpoint_name: str, instance_id: str) -> None:
+        route = self.get(endpoint_name)
+        if route is None:
+            return
+        for variant in route.variants:
+            variant.instances = [i for i in variant.instances if i.instance_id != instance_id]
+
+    def choose_variant(self, route: EndpointRoute, target: str | None) -> VariantRoute:
+        """The caller's TargetVariant, else a variant drawn by weight among those with instances."""
+        if target:
+            for variant in route.variants:
+                if variant.name == target:
+                    return variant
+            raise NoVariant(target)
+        live = [v for v in route.variants if v.instances]
+        candidates = live or route.variants
+        weights = [max(v.weight, 0.0) for v in candidates]
+        if sum(weights) <= 0:
+            return candidates[0]
+        return self._rng.choices(candidates, weights=weights, k=1)[0]
+
+    @staticmethod
+    def choose_instance(variant: VariantRoute) -> InstanceRoute | None:
+        """The instance with the fewest requests in flight (ties: the first)."""
+        if not variant.instances:
+            return None
+        return min(variant.instances, key=lambda i: i.in_flight)

@@ -1,0 +1,1 @@
+"""The only code that starts or stops worker processes."""

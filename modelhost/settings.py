@@ -1,0 +1,92 @@
+"""Typed settings of the server process: every environment variable modelhost reads is declared here.
+
+Built once by the CLI (flags > environment > defaults) and passed down by constructor; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# name -> what it sets (docs/configuration.md lists these)
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "MODELHOST_HOME": "data directory (store, artifacts cache, logs, model registry); default ~/.modelhost",
+    "MODELHOST_REGION": "region used in ARNs when a request carries no SigV4 scope; default us-east-1",
+    "MODELHOST_ACCOUNT_ID": "12-digit account id used in ARNs; default 123456789012",
+    "MODELHOST_STRICT_INSTANCE_TYPES": "1 to refuse GPU instance types this host cannot provide",
+    "MODELHOST_MAX_EXTRACT_BYTES": "largest total size a model archive may inflate to; default 64 GiB",
+    "MODELHOST_STARTUP_TIMEOUT_S": "health-check window when a variant sets none; default 900",
+    "MODELHOST_DOWNLOAD_TIMEOUT_S": "model data download limit when a variant sets none; default 3600",
+    "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    home: Path = field(default_factory=lambda: Path("~/.modelhost").expanduser())
+    host: str = "127.0.0.1"
+    port: int = 8080
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    strict_instance_types: bool = False  # refuse (ResourceLimitExceeded) GPU types the host lacks, vs run on CPU
+    max_extract_bytes: int = 64 * 1024**3
+    default_startup_timeout_s: float = 900.0
+    default_download_timeout_s: float = 3600.0
+    invocation_timeout_s: float = 300.0
+    max_payload_bytes: int = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint limit
+    ping_interval_s: float = 0.5  # how often the controller polls a starting instance's /ping
+    control_interval_s: float = 0.5  # how often the control loop runs when nothing wakes it
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "modelhost.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.home / "packages"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
+        """Defaults, then MODELHOST_* variables, then explicit overrides (CLI flags) that are not None."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if env.get("MODELHOST_HOME"):
+            values["home"] = Path(env["MODELHOST_HOME"]).expanduser()
+        if env.get("MODELHOST_REGION"):
+            values["region"] = env["MODELHOST_REGION"]
+        if env.get("MODELHOST_ACCOUNT_ID"):
+            values["account_id"] = env["MODELHOST_ACCOUNT_ID"]
+        if env.get("MODELHOST_STRICT_INSTANCE_TYPES"):
+            values["strict_instance_types"] = env["MODELHOST_STRICT_INSTANCE_TYPES"].lower() in ("1", "true", "yes")
+        for name, key in (
+            ("MODELHOST_MAX_EXTRACT_BYTES", "max_extract_bytes"),
+            ("MODELHOST_STARTUP_TIMEOUT_S", "default_startup_timeout_s"),
+            ("MODELHOST_DOWNLOAD_TIMEOUT_S", "default_download_timeout_s"),
+            ("MODELHOST_INVOCATION_TIMEOUT_S", "invocation_timeout_s"),
+        ):
+            if env.get(name):
+                kind = int if key == "max_extract_bytes" else float
+                values[key] = kind(env[name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "home" in values:
+            values["home"] = Path(str(values["home"])).expanduser().resolve()
+        return replace(cls(), **values)  # type: ignore[arg-type]
