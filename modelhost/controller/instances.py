@@ -27,7 +27,8 @@ from modelhost.scheduler.instance_types import decide_device
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, free_port
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
-from modelhost.storage.uris import parse_model_data_source, parse_model_data_url
+from modelhost.worker.properties import build_serving_properties
+from modelhost.storage.uris import parse_s3_data_source, parse_model_data_url
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class InstanceStarter:
         settings: ServerSettings,
         launcher: LocalProcessLauncher,
         artifacts: ArtifactCache,
-        worker_environment: Callable[[dict[str, str]], dict[str, str]],
+        worker_environment: Callable[..., dict[str, str]],
         host_gpu_count: int,
     ) -> None:
         self._settings = settings
@@ -122,7 +123,7 @@ class InstanceStarter:
             if container.get("ModelDataUrl"):
                 source = parse_model_data_url(container["ModelDataUrl"])
             elif container.get("ModelDataSource", {}).get("S3DataSource"):
-                source = parse_model_data_source(container["ModelDataSource"]["S3DataSource"])
+                source = parse_s3_data_source(container["ModelDataSource"]["S3DataSource"])
             else:
                 source = None
         except ValueError as exc:
@@ -164,8 +165,9 @@ class InstanceStarter:
             failure_path=str(run_dir / "failure.json"),
             parent_pid=os.getpid(),
         )
-        env = self._worker_environment(dict(os.environ))
-        env.update({str(k): str(v) for k, v in (plan.container.get("Environment") or {}).items()})
+        model_env = {str(k): str(v) for k, v in (plan.container.get("Environment") or {}).items()}
+        env = self._worker_environment(dict(os.environ), model_ids=_model_ids(model_dir, model_env))
+        env.update(model_env)
         env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
         log_path = self.log_dir(plan.endpoint_name) / f"{plan.variant_name.lower()}-{index}.log"
         if decision.note:
@@ -212,6 +214,17 @@ class InstanceStarter:
             f"the worker for variant {plan.variant_name} exited with status {code} before it was healthy. "
             f"Last log line: {tail or '(none)'}",
         )
+
+
+def _model_ids(model_dir: Path, model_env: dict[str, str]) -> list[str]:
+    """The model ids a deployment names (option.model_id in serving.properties or its env forms)."""
+    path = model_dir / "serving.properties"
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    try:
+        model_id = build_serving_properties(text, model_env).model_id
+    except ValueError:
+        return []  # the worker reports bad properties as a load failure
+    return [model_id] if model_id else []
 
 
 async def _ping(client: httpx.AsyncClient, handle: WorkerHandle) -> bool:

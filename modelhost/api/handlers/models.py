@@ -7,7 +7,7 @@ from typing import Any
 from modelhost.api.context import ApiContext, public
 from modelhost.api.pagination import page
 from modelhost.errors import ValidationError
-from modelhost.storage.uris import parse_model_data_source, parse_model_data_url
+from modelhost.storage.uris import parse_s3_data_source, parse_model_data_url
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "model"
@@ -22,7 +22,7 @@ def _check_model_data(container: dict[str, Any], where: str) -> None:
         if container.get("ModelDataUrl"):
             parse_model_data_url(container["ModelDataUrl"])
         if container.get("ModelDataSource", {}).get("S3DataSource"):
-            parse_model_data_source(container["ModelDataSource"]["S3DataSource"])
+            parse_s3_data_source(container["ModelDataSource"]["S3DataSource"])
     except ValueError as exc:
         raise ValidationError(f"{where}: {exc}") from exc
 

@@ -1,0 +1,140 @@
+"""A real `modelhost server` process for tests: started on a free loopback port, stopped by the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, home: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60) -> ServerProcess:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "modelhost", "server", "--port", str(self.port), "--home", str(self.home),
+             "--log-level", "info"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/_modelhost/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_text(self) -> str:
+        path = self.home / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def clients(self, region: str = "us-east-1") -> tuple[Any, Any]:
+        session = boto3.session.Session(
+            aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name=region
+        )
+        config = Config(retries={"max_attempts": 1}, read_timeout=300)
+        return (
+            session.client("sagemaker", endpoint_url=self.url, config=config),
+            session.client("sagemaker-runtime", endpoint_url=self.url, config=config),
+        )
+
+
+ECHO_MODEL_PY = '''
+import json, os, time
+from djl_python import Input, Output
+
+loaded = None
+
+def handle(inputs: Input):
+    global loaded
+    if loaded is None:
+        loaded = dict(inputs.get_properties())
+    if inputs.is_empty():
+        return None
+    if inputs.get_property("fail") == "yes":
+        raise ValueError("asked to fail")
+    body = inputs.get_as_string()
+    out = Output()
+    out.add_property("Content-Type", "application/json")
+    out.add_property("X-Amzn-SageMaker-Custom-Attributes", "echoed=1")
+    return out.add_as_json({
+        "echo": body,
+        "content_type": inputs.get_property("Content-Type"),
+        "custom": inputs.get_property("greeting"),
+        "init_properties": loaded,
+        "env": os.environ.get("ECHO_ENV"),
+        "pid": os.getpid(),
+    })
+'''
+
+
+def write_echo_model(folder: Path, properties: str = "engine=Python\n", model_py: str = ECHO_MODEL_PY) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "serving.properties").write_text(properties)
+    (folder / "model.py").write_text(model_py)
+    return folder
+
+
+def deploy(sm: Any, name: str, model_data: str, *, instance_type: str = "ml.m5.large", count: int = 1,
+           environment: dict[str, str] | None = None, startup_timeout: int | None = None) -> None:
+    container: dict[str, Any] = {
+        "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22.1-deepspeed0.8.3-cu118",
+        "ModelDataUrl": model_data,
+    }
+    if environment:
+        container["Environment"] = environment
+    sm.create_model(ModelName=name, PrimaryContainer=container)
+    variant: dict[str, Any] = {
+        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": instance_type, "InitialInstanceCount": count,
+    }
+    if startup_timeout:
+        variant["ContainerStartupHealthCheckTimeoutInSeconds"] = startup_timeout
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+
+def wait_status(sm: Any, name: str, timeout_s: float = 120) -> dict[str, Any]:
+    """Poll until the endpoint leaves Creating/Updating; returns the last description."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        desc = sm.describe_endpoint(EndpointName=name)
+        if desc["EndpointStatus"] not in ("Creating", "Updating") or time.monotonic() > deadline:
+            return desc
+        time.sleep(0.3)
