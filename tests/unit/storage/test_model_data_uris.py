@@ -23,7 +23,10 @@ from modelhost.storage.uris import (
         ("s3://bucket/model.tar.gz", S3Location("bucket", "model.tar.gz")),
         ("s3://my.bucket-1/a/b/model.tar.gz", S3Location("my.bucket-1", "a/b/model.tar.gz")),
         ("S3://bucket/k?v=1#frag.tar.gz", S3Location("bucket", "k?v=1#frag.tar.gz")),
-        ("https://example.com/m/model.tar.gz?sig=1", HttpLocation("https://example.com/m/model.tar.gz?sig=1")),
+        (
+            "https://example.com/m/model.tar.gz?sig=1",
+            HttpLocation("https://example.com/m/model.tar.gz?sig=1"),
+        ),
         ("http://127.0.0.1:8000/model.tar.gz", HttpLocation("http://127.0.0.1:8000/model.tar.gz")),
         ("file:///srv/models/model.tar.gz", LocalLocation(Path("/srv/models/model.tar.gz"))),
         ("file://localhost/srv/my%20model", LocalLocation(Path("/srv/my model"))),

@@ -1,0 +1,29 @@
+"""Model data: where it lives (uris), fetching and caching it (artifacts), safe extraction (extract)."""
+
+from __future__ import annotations
+
+from modelhost.storage.artifacts import ArtifactCache
+from modelhost.storage.extract import extract_archive
+from modelhost.storage.uris import (
+    HttpLocation,
+    Layout,
+    LocalLocation,
+    ModelDataSource,
+    S3Location,
+    parse_location,
+    parse_model_data_url,
+    parse_s3_data_source,
+)
+
+__all__ = [
+    "ArtifactCache",
+    "HttpLocation",
+    "Layout",
+    "LocalLocation",
+    "ModelDataSource",
+    "S3Location",
+    "extract_archive",
+    "parse_location",
+    "parse_model_data_url",
+    "parse_s3_data_source",
+]
