@@ -70,9 +70,9 @@ class RoutingTable:
             return candidates[0]
         return self._rng.choices(candidates, weights=weights, k=1)[0]
 
-    @staticmethod
-    def choose_instance(variant: VariantRoute) -> InstanceRoute | None:
-        """The instance with the fewest requests in flight (ties: the first)."""
+    def choose_instance(self, variant: VariantRoute) -> InstanceRoute | None:
+        """The instance with the fewest requests in flight; ties are broken at random to spread load."""
         if not variant.instances:
             return None
-        return min(variant.instances, key=lambda i: i.in_flight)
+        fewest = min(i.in_flight for i in variant.instances)
+        return self._rng.choice([i for i in variant.instances if i.in_flight == fewest])

@@ -25,7 +25,7 @@ def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
 
 def make_model(sm: Any, name: str, tmp_path: Path) -> str:
     folder = tmp_path / name
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "model.py").write_text("def handle(i):\n    return None\n")
     return sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)})["ModelArn"]
 

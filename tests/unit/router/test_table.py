@@ -38,6 +38,9 @@ def test_least_outstanding_instance_and_drop() -> None:
     a = r.variants[0]
     a.instances[0].in_flight = 2
     assert table.choose_instance(a).instance_id == "a2"  # type: ignore[union-attr]
+    a.instances[0].in_flight = 0
+    a.instances[1].in_flight = 0
+    assert {table.choose_instance(a).instance_id for _ in range(50)} == {"a1", "a2"}  # type: ignore[union-attr]
     table.drop_instance("ep", "a2")
     assert [i.instance_id for i in a.instances] == ["a1"]
     table.remove("ep")
