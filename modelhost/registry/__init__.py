@@ -1,0 +1,8 @@
+"""The local model registry: model ids (`tiiuae/falcon-40b`) bound to weights on this machine."""
+
+from __future__ import annotations
+
+from modelhost.registry.model_id import is_model_id, validate_model_id
+from modelhost.registry.store import ModelKind, ModelRegistry, RegisteredModel
+
+__all__ = ["ModelKind", "ModelRegistry", "RegisteredModel", "is_model_id", "validate_model_id"]

@@ -1,0 +1,142 @@
+"""Worker process entry: WorkerSpec from the environment -> logging, sys.path, watchdog, devices, server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from modelhost.contracts.worker import PHASE_LOAD, SPEC_ENV, FailureRecord, WorkerSpec
+
+log = logging.getLogger("modelhost.worker")
+
+GRACEFUL_SHUTDOWN_S = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
+
+
+class _QuietPings(logging.Filter):
+    """Drop uvicorn's access lines for /ping, which the controller polls every fraction of a second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/ping " not in record.getMessage()
+
+
+def configure_logging(spec: WorkerSpec) -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # model.py print()s reach the log
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s [{spec.instance_id}] %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("MODELHOST_WORKER_LOG_LEVEL", "INFO").upper())
+    logging.getLogger("uvicorn.access").addFilter(_QuietPings())
+
+
+def prepend_paths(spec: WorkerSpec, shim_dir: Path) -> list[str]:
+    """packages_dir, model_dir and the djl_python shim go first on sys.path and on PYTHONPATH for children."""
+    paths = [p for p in (spec.packages_dir, spec.model_dir, str(shim_dir)) if p]
+    for path in reversed(paths):
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
+    existing = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([existing] if existing else []))
+    return paths
+
+
+def _fail(spec: WorkerSpec, reason: str) -> None:
+    log.error("worker failed: %s", reason)
+    if spec.failure_path:
+        FailureRecord(phase=PHASE_LOAD, reason=reason).write(spec.failure_path)
+    logging.shutdown()
+    os._exit(1)  # a handler may still be running on its thread; nothing else is in flight
+
+
+def _read_spec() -> WorkerSpec:
+    raw = os.environ.get(SPEC_ENV)
+    if not raw:
+        sys.exit(f"modelhost worker: {SPEC_ENV} is not set (it holds the WorkerSpec JSON)")
+    try:
+        return WorkerSpec.from_json(raw)
+    except (ValueError, TypeError) as exc:
+        sys.exit(f"modelhost worker: bad {SPEC_ENV}: {exc}")
+
+
+def main() -> None:
+    """Run one worker until SIGTERM (graceful), a failed load (exit 1) or the parent's death."""
+    spec = _read_spec()
+    configure_logging(spec)
+    from modelhost.worker.djl import SHIM_DIR
+
+    paths = prepend_paths(spec, SHIM_DIR)
+    log.info(
+        "worker %s for endpoint %s / variant %s / model %s (pid %d)",
+        spec.instance_id,
+        spec.endpoint_name,
+        spec.variant_name,
+        spec.model_name,
+        os.getpid(),
+    )
+    log.info("model data %s; python path %s", spec.model_dir, os.pathsep.join(paths))
+    if spec.parent_pid:
+        from modelhost.worker.watchdog import start_parent_watchdog
+
+        start_parent_watchdog(spec.parent_pid)
+    if spec.gpu_ids:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
+    log.info(
+        "devices: %s", f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if spec.gpu_ids else "CPU"
+    )
+    serve(spec)
+
+
+def serve(spec: WorkerSpec) -> None:
+    import uvicorn
+
+    from modelhost.worker.handler import HandlerService
+    from modelhost.worker.handler_thread import HandlerThread
+    from modelhost.worker.properties import build_serving_properties
+    from modelhost.worker.server import create_app
+
+    model_dir = Path(spec.model_dir).resolve()
+    properties_file = model_dir / "serving.properties"
+    try:
+        text = properties_file.read_text() if properties_file.is_file() else None
+        properties = build_serving_properties(text, os.environ)
+    except (OSError, ValueError) as exc:
+        _fail(spec, str(exc))
+        return
+    os.environ.update(properties.process_env)
+    log.info(
+        "serving.properties: options %s; model properties %s", properties.options, properties.model_properties
+    )
+    service = HandlerService(properties, model_dir, device_id="0" if spec.gpu_ids else "-1")
+    failures: list[str] = []
+
+    def on_load_failure(reason: str) -> None:
+        failures.append(reason)
+        server.should_exit = True
+
+    port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or spec.port)
+    config = uvicorn.Config(
+        create_app(service, HandlerThread(), on_load_failure),
+        host=spec.host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    log.info("listening on http://%s:%d (GET /ping, POST /invocations)", spec.host, port)
+    try:
+        server.run()
+    except SystemExit:
+        if not server.started:
+            _fail(spec, f"could not listen on {spec.host}:{port} (is the port in use?)")
+        raise
+    if failures:
+        _fail(spec, failures[0])
+    if not server.started:
+        _fail(spec, f"could not listen on {spec.host}:{port} (is the port in use?)")
+    log.info("worker stopped")

@@ -1,0 +1,181 @@
+"""The worker's HTTP surface: GET /ping and POST /invocations (Starlette), and the model load at startup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from modelhost.worker.batching import BatchPolicy
+from modelhost.worker.codec import (
+    has_stream,
+    header_pairs,
+    output_headers,
+    output_to_answer,
+    request_to_input,
+)
+from modelhost.worker.dispatcher import Dispatcher, QueueFull, Reply
+from modelhost.worker.entry_point import EntryPointError
+from modelhost.worker.handler import HandlerService, LoadRefused
+from modelhost.worker.handler_thread import HandlerThread, HandlerTimeout
+from modelhost.worker.streaming import stream_chunks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerState:
+    """What /ping reports."""
+
+    ready: bool = False  # the init call succeeded
+    failure: str | None = None  # why loading failed, once it has
+
+
+def load_failure_reason(exc: BaseException, loading_timeout_s: float) -> str:
+    """FailureRecord.reason: our own errors as they read, the user's as their traceback's last line."""
+    if isinstance(exc, HandlerTimeout):
+        return f"model loading did not finish within {loading_timeout_s:g} s (option.model_loading_timeout)"
+    if isinstance(exc, (EntryPointError, LoadRefused)):
+        return str(exc)
+    return traceback.format_exception_only(exc)[-1].strip()
+
+
+class _ReleaseAfterSend:
+    """Wraps a response so the dispatcher learns when it has been sent (or abandoned)."""
+
+    def __init__(self, response: Response, reply: Reply) -> None:
+        self.response = response
+        self.reply = reply
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.reply.release()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"code": status, "message": message}, status_code=status)
+
+
+class WorkerEndpoints:
+    """The routes and the startup load of one worker; create_app wires them into Starlette."""
+
+    def __init__(
+        self,
+        service: HandlerService,
+        thread: HandlerThread,
+        on_load_failure: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        properties = service.properties
+        self.service = service
+        self.thread = thread
+        self.on_load_failure = on_load_failure
+        self.clock = clock
+        self.state = WorkerState()
+        self.dispatcher = Dispatcher(
+            service.invoke,
+            thread,
+            BatchPolicy(properties.batch_size, properties.max_batch_delay_ms),
+            properties.predict_timeout_s,
+            service.engine_properties,
+            max_queue=int(properties.model_properties.get("job_queue_size") or 1000),
+            clock=clock,
+        )
+
+    async def load_and_dispatch(self) -> None:
+        """Import and initialise the model on the handler thread, then feed it requests until cancelled."""
+        started = self.clock()
+        timeout_s = self.service.properties.model_loading_timeout_s
+        try:
+            await self.thread.run(self.service.load, timeout_s=timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.state.failure = load_failure_reason(exc, timeout_s)
+            show_traceback = not isinstance(exc, (HandlerTimeout, EntryPointError, LoadRefused))
+            log.error(
+                "model failed to load: %s", self.state.failure, exc_info=exc if show_traceback else None
+            )
+            self.on_load_failure(self.state.failure)
+            return
+        self.state.ready = True
+        log.info(
+            "model loaded in %.1f s; serving (batch_size=%d)",
+            self.clock() - started,
+            self.service.properties.batch_size,
+        )
+        await self.dispatcher.run()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.load_and_dispatch(), name="load-and-dispatch")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.thread.stop()
+
+    async def ping(self, request: Request) -> Response:
+        if self.state.ready:
+            return JSONResponse({})
+        if self.state.failure is not None:
+            return _error(503, f"model failed to load: {self.state.failure}")
+        return _error(503, "model is loading")
+
+    async def invocations(self, request: Request) -> Any:
+        if not self.state.ready:
+            return _error(503, "model is not loaded")
+        body = await request.body()
+        try:
+            headers = header_pairs(request.headers.raw)
+            inputs = request_to_input(headers, request.query_params.multi_items(), body)
+        except ValueError as exc:
+            return _error(400, f"cannot parse the request: {exc}")
+        try:
+            reply = await self.dispatcher.submit(inputs)
+        except QueueFull as exc:
+            return _error(503, str(exc))
+        try:
+            return _ReleaseAfterSend(self._response(reply), reply)
+        except BaseException:
+            reply.release()
+            raise
+
+    def _response(self, reply: Reply) -> Response:
+        output = reply.output
+        if output is not None and has_stream(output):
+            chunks = stream_chunks(output, self.thread, self.service.properties.predict_timeout_s)
+            headers = dict(output_headers(output))
+            return StreamingResponse(chunks, status_code=int(output.code), headers=headers)
+        answer = output_to_answer(output)
+        return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
+
+
+def create_app(
+    service: HandlerService,
+    thread: HandlerThread,
+    on_load_failure: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The ASGI app. Loading starts with the app; a failed load calls `on_load_failure(reason)`."""
+    endpoints = WorkerEndpoints(service, thread, on_load_failure, clock)
+    routes = [
+        Route("/ping", endpoints.ping, methods=["GET"]),
+        Route("/invocations", endpoints.invocations, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=endpoints.lifespan)
