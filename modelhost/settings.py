@@ -21,6 +21,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_STARTUP_TIMEOUT_S": "health-check window when a variant sets none; default 900",
     "MODELHOST_DOWNLOAD_TIMEOUT_S": "model data download limit when a variant sets none; default 3600",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
+    "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
 }
 
 

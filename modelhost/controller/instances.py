@@ -169,6 +169,8 @@ class InstanceStarter:
         env = self._worker_environment(dict(os.environ), model_ids=_model_ids(model_dir, model_env))
         env.update(model_env)
         env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
+        if not spec.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU instance does not see the host's GPUs
         log_path = self.log_dir(plan.endpoint_name) / f"{plan.variant_name.lower()}-{index}.log"
         if decision.note:
             with open(log_path, "a", encoding="utf-8") as f:
