@@ -268,15 +268,17 @@ def prepare_requirements(
     if not path.is_file():
         return RequirementsResult(packages_dir=None)
     installed = installed_distributions()
-    found = classify(parse_requirements(path.read_text()), installed)
+    lines = parse_requirements(path.read_text())
+    written = {line.requirement.name: line.text for line in lines if line.requirement is not None}
+    found = classify(lines, installed)
     for name in found.satisfied:
         log(f"requirements: {name} is already installed ({installed[canonicalize_name(name)]}); skipped")
     for name in found.not_applicable:
         log(f"requirements: {name} does not apply to this environment (marker); skipped")
     for name in found.conflicting:
         log(
-            f"requirements: {name} conflicts with the installed {name} {installed[canonicalize_name(name)]}; "
-            "keeping the installed version (not installed)"
+            f"requirements: {written.get(name, name)} conflicts with the installed {name} "
+            f"{installed[canonicalize_name(name)]}; keeping the installed version (not installed)"
         )
     result = RequirementsResult(packages_dir=None, skipped=found.satisfied, conflicting=found.conflicting)
     if not found.missing:
