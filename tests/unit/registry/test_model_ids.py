@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from modelhost.registry.model_id import entry_folder_name, hub_folder_name, is_model_id, validate_model_id
+from modelhost.registry.model_id import (
+    entry_folder_name,
+    hub_folder_name,
+    is_model_id,
+    referenced_model_ids,
+    validate_model_id,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +56,16 @@ def test_folder_names_follow_the_hub_cache() -> None:
     assert entry_folder_name("tiiuae/falcon-40b") == "tiiuae--falcon-40b"
     assert hub_folder_name("tiiuae/falcon-40b") == "models--tiiuae--falcon-40b"
     assert hub_folder_name("gpt2") == "models--gpt2"
+
+
+def test_referenced_model_ids_finds_literal_from_pretrained_ids() -> None:
+    source = """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained("tiiuae/falcon-40b")
+model = AutoModelForCausalLM.from_pretrained(
+    'tiiuae/falcon-40b', torch_dtype="auto")
+other = AutoModel.from_pretrained(pretrained_model_name_or_path="gpt2")
+local = AutoModel.from_pretrained("/opt/ml/model")
+dynamic = AutoModel.from_pretrained(properties["model_id"])
+"""
+    assert referenced_model_ids(source) == ["tiiuae/falcon-40b", "gpt2"]
