@@ -30,6 +30,7 @@ class WorkerSpec:
     port: int  # where to serve GET /ping and POST /invocations
     host: str = "127.0.0.1"
     instance_type: str = "ml.m5.large"
+    image: str = ""  # the model's container image URI; selects the request schema (LMI/DJL vs TGI)
     gpu_ids: list[int] = field(default_factory=list)  # CUDA ordinals assigned; empty means CPU
     packages_dir: str | None = None  # per-model site dir holding requirements.txt installs (prepended to sys.path)
     failure_path: str | None = None  # where the worker writes a FailureRecord before exiting on a fatal error

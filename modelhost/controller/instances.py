@@ -160,6 +160,7 @@ class InstanceStarter:
             model_dir=str(model_dir),
             port=free_port(),
             instance_type=plan.instance_type,
+            image=str(plan.container.get("Image", "")),
             gpu_ids=list(range(decision.gpus_requested)) if decision.use_gpus else [],
             packages_dir=str(packages_dir) if packages_dir else None,
             failure_path=str(run_dir / "failure.json"),

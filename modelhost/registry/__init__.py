@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from modelhost.registry.model_id import is_model_id, validate_model_id
+from modelhost.registry.model_id import is_model_id, referenced_model_ids, validate_model_id
 from modelhost.registry.store import ModelKind, ModelRegistry, RegisteredModel
 
-__all__ = ["ModelKind", "ModelRegistry", "RegisteredModel", "is_model_id", "validate_model_id"]
+__all__ = [
+    "ModelKind",
+    "ModelRegistry",
+    "RegisteredModel",
+    "is_model_id",
+    "referenced_model_ids",
+    "validate_model_id",
+]

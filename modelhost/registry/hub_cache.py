@@ -8,12 +8,13 @@ them into `blobs/`), and offline a file missing from the snapshot is simply "not
 Workers get `HF_HUB_CACHE` pointed at an overlay folder built here: one symlink per entry of the user's
 real hub cache (so unregistered ids still load from it, and updates fetched online for them land in it),
 overridden by one symlink per registered id (so registered ids win). An id in neither is downloaded (when
-online) into the overlay itself, as a real folder that later syncs keep. The overlay holds only links; it is rebuilt on
-every `sync_overlay` call and is safe to rebuild while workers read it (each link is swapped atomically).
+online) into the overlay itself, as a real folder that later syncs keep. Links are rebuilt on every
+`sync_overlay` call, which is safe while workers read the overlay (each link is swapped atomically).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -112,7 +113,7 @@ def overlay_environment(base_env: Mapping[str, str], overlay_dir: Path, *, offli
 
 
 def _link_text(target: Path, overlay_dir: Path) -> str:
-    # Targets inside the registry root (the overlay's parent) are linked relatively so MODELHOST_HOME can move.
+    # Targets inside the registry root (the overlay's parent) get relative links, so MODELHOST_HOME can move.
     try:
         target.absolute().relative_to(overlay_dir.absolute().parent)
     except ValueError:
@@ -132,10 +133,8 @@ def _point(link: Path, text: str) -> None:
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):  # another sync removed it first
         path.unlink()
-    except FileNotFoundError:
-        pass  # another sync removed it first
 
 
 def _same_folder(a: Path, b: Path) -> bool:

@@ -82,7 +82,7 @@ def convert(gguf_path: Path, out_dir: Path, report: ProgressCallback) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     folder, name = str(gguf_path.parent), gguf_path.name
     report("reading tokenizer from GGUF")
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -90,7 +90,7 @@ def convert(gguf_path: Path, out_dir: Path, report: ProgressCallback) -> None:
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     # The tensors are plain dequantised float tensors now; drop the GGUF quantizer marker, which would
     # otherwise make save_pretrained refuse, and record the architecture a GGUF config lacks.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config.architectures = [type(model).__name__]

@@ -49,3 +49,19 @@ def entry_folder_name(model_id: str) -> str:
 def hub_folder_name(model_id: str) -> str:
     """The Hugging Face hub-cache folder of a model repo: `org/name` -> `models--org--name`."""
     return "models--" + entry_folder_name(model_id)
+
+
+# `from_pretrained("org/name"` or `from_pretrained('name'` with a literal first argument.
+_FROM_PRETRAINED_LITERAL = re.compile(
+    r"""from_pretrained\(\s*(?:pretrained_model_name_or_path\s*=\s*)?["']([^"'\n]+)["']"""
+)
+
+
+def referenced_model_ids(source: str) -> list[str]:
+    """Model ids passed as string literals to `from_pretrained(...)` in Python source (a user's model.py).
+
+    Lets the caller learn which ids handler code will load, so a worker can be made offline when one of
+    them is registered (see ModelRegistry.worker_environment). Paths and other non-ids are left out.
+    """
+    found = (match.group(1) for match in _FROM_PRETRAINED_LITERAL.finditer(source))
+    return list(dict.fromkeys(text for text in found if is_model_id(text)))

@@ -164,14 +164,16 @@ class ModelRegistry:
 
         Rebuilds the overlay first (every registered id, over links to every entry of the hub cache that
         base_env selects). Under it `from_pretrained("org/name")` finds registered ids offline, then the
-        user's cache, then the hub when base_env is online. `model_ids` names ids the deployment is known
-        to load (option.model_id, HF_MODEL_ID): if any is registered the worker is made offline
-        (HF_HUB_OFFLINE=1), because online huggingface_hub asks the hub for `main` first and would fetch
-        the hub's copy of an id that exists there instead of the registered one.
+        user's cache, then the hub when base_env is online; an unknown id fails with transformers' usual
+        OSError. HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE in base_env are kept.
+
+        `model_ids` names the ids the worker is known to load (option.model_id, HF_MODEL_ID, and
+        `referenced_model_ids(model.py source)`). If any is registered the worker is made offline
+        (HF_HUB_OFFLINE=1): online, huggingface_hub asks the hub about `main` before looking at the cache,
+        so an id that also exists on the hub would load (and download) the hub's files, and transformers'
+        tokenizer loading raises RepositoryNotFoundError for an id the hub does not know.
         """
-        registered = {
-            hub_folder_name(record.model_id): record.path.parent / "hub" for record in self.list()
-        }
+        registered = {hub_folder_name(record.model_id): record.path.parent / "hub" for record in self.list()}
         sync_overlay(self.overlay_dir, registered, user_hub_cache(base_env))
         offline = any(self.get(model_id) is not None for model_id in model_ids)
         return overlay_environment(base_env, self.overlay_dir, offline=offline)
@@ -242,7 +244,7 @@ def _check_source(path: Path) -> tuple[Path, ModelKind]:
 
 def _files(folder: Path) -> list[Path]:
     """Files under `folder` (following links to files), hidden names skipped, sorted."""
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath) / name for name in sorted(filenames) if not name.startswith("."))
