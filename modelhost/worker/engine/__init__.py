@@ -1,0 +1,1 @@
+"""The built-in LLM engine: continuous batching over a model runner, token streams out."""
