@@ -22,6 +22,7 @@ from modelhost.contracts.worker import (
     WorkerSpec,
 )
 from modelhost.errors import DeploymentError
+from modelhost.registry import referenced_model_ids
 from modelhost.requirements import prepare_requirements
 from modelhost.scheduler.instance_types import decide_device
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, free_port
@@ -220,14 +221,20 @@ class InstanceStarter:
 
 
 def _model_ids(model_dir: Path, model_env: dict[str, str]) -> list[str]:
-    """The model ids a deployment names (option.model_id in serving.properties or its env forms)."""
+    """The model ids a deployment names: option.model_id (or its env forms) and from_pretrained("…") in model.py."""
     path = model_dir / "serving.properties"
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    found: list[str] = []
     try:
         model_id = build_serving_properties(text, model_env).model_id
+        if model_id:
+            found.append(model_id)
     except ValueError:
-        return []  # the worker reports bad properties as a load failure
-    return [model_id] if model_id else []
+        pass  # the worker reports bad properties as a load failure
+    handler = model_dir / "model.py"
+    if handler.is_file():
+        found.extend(referenced_model_ids(handler.read_text(encoding="utf-8", errors="replace")))
+    return found
 
 
 async def _ping(client: httpx.AsyncClient, handle: WorkerHandle) -> bool:

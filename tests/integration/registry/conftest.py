@@ -1,73 +1,28 @@
-"""Tiny randomly initialised models (Falcon, llama) with a real tokenizer, saved with save_pretrained."""
+"""Fixtures of the registry integration tests: tiny models, an offline worker environment."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-
-VOCAB = ["<unk>", "<s>", "</s>"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + [" ", ".", "?"]
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from registry_test_models import save_tiny_falcon, save_tiny_llama
 
 
-def save_tokenizer(folder: Path) -> None:
-    """A character-level fast tokenizer, built offline with `tokenizers`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {token: index for index, token in enumerate(VOCAB)}
-    backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="<unk>", max_input_chars_per_word=1000))
-    backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
-    )
-    tokenizer.save_pretrained(folder)
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing in these tests may reach the hub, in this process or in the GGUF converter it starts."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
 def tiny_falcon(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import FalconConfig, FalconForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-falcon")
-    config = FalconConfig(
-        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )
-    FalconForCausalLM(config).save_pretrained(folder)
-    save_tokenizer(folder)
-    return folder
+    return save_tiny_falcon(tmp_path_factory.mktemp("tiny-falcon"))
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    config = LlamaConfig(
-        vocab_size=len(VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    save_tokenizer(folder)
-    return folder
-
-
-def run_worker_script(script: str, env: dict[str, str], timeout_s: float = 300) -> dict[str, object]:
-    """Run `script` in a fresh interpreter with `env` (as a worker would be); return its last stdout line as JSON."""
-    env = {**env, "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        env=env, capture_output=True, text=True, timeout=timeout_s, cwd=str(env["WORK_DIR"]),
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"worker script failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A GGUF that transformers cannot read fails registration with the converter's error and registers nothing."""
+"""A GGUF that transformers cannot read fails registration with the converter's error, registering nothing."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_worker_script
+from registry_test_models import run_worker_script
 
 from modelhost.registry import ModelRegistry
 
@@ -51,7 +51,8 @@ def test_gguf_registers_once_and_chats_by_id_offline(
 
     record = registry.add(MODEL_ID, smollm2_gguf, progress=phases.append)
 
-    print(f"materialised in {time.monotonic() - started:.1f} s, {record.size_bytes / 1e6:.0f} MB; phases {phases}")
+    elapsed_s = time.monotonic() - started
+    print(f"materialised in {elapsed_s:.1f} s, {record.size_bytes / 1e6:.0f} MB; phases {phases}")
     assert record.kind == "gguf"
     assert record.gguf_path is not None and record.gguf_path.read_bytes()[:4] == b"GGUF"
     assert (record.path / "config.json").is_file() and (record.path / "model.safetensors").is_file()
@@ -61,5 +62,6 @@ def test_gguf_registers_once_and_chats_by_id_offline(
 
     result = run_worker_script(CHAT, {**registry.worker_environment(base_env), "MODEL_ID": MODEL_ID})
 
+    print(f"answer: {result['answer']!r}")
     assert result["class"] == "LlamaForCausalLM"
     assert "Paris" in str(result["answer"])

@@ -1,4 +1,4 @@
-"""from_pretrained("org/name") in a worker process resolves registered ids offline, through the overlay cache."""
+"""from_pretrained("org/name") in a worker process resolves registered ids offline, via the overlay cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_worker_script
+from registry_test_models import run_worker_script
 
 from modelhost.registry import ModelRegistry
 
@@ -31,7 +31,9 @@ LOAD_AND_GENERATE = """
 """
 
 
-def test_registered_falcon_loads_by_id_offline(tmp_path: Path, tiny_falcon: Path, base_env: dict[str, str]) -> None:
+def test_registered_falcon_loads_by_id_offline(
+    tmp_path: Path, tiny_falcon: Path, base_env: dict[str, str]
+) -> None:
     registry = ModelRegistry(tmp_path / "registry")
     registry.add("tiiuae/falcon-40b", tiny_falcon)
     env = registry.worker_environment(base_env)

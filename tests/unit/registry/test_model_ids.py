@@ -19,7 +19,15 @@ pytestmark = pytest.mark.unit
 
 @pytest.mark.parametrize(
     "model_id",
-    ["tiiuae/falcon-40b", "gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", "org_1/name.v2", "a", "a/b", "x" * 96],
+    [
+        "tiiuae/falcon-40b",
+        "gpt2",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "org_1/name.v2",
+        "a",
+        "a/b",
+        "x" * 96,
+    ],
 )
 def test_valid_ids(model_id: str) -> None:
     assert validate_model_id(model_id) == model_id
