@@ -12,6 +12,7 @@ import logging
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def build_app(settings: ServerSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.artifacts_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        # Downloads, pip installs and worker stops block in threads; the default pool (cores + 4) is too small.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
         store = SqliteStore(settings.db_path)
         store.open()
         service_model("sagemaker")  # load botocore's model once, before the first request

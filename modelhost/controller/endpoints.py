@@ -196,13 +196,21 @@ class EndpointController:
 
     def _set_in_service(self, name: str, routes: list[VariantRoute]) -> None:
         counts = {r.name: len(r.instances) for r in routes}
+        now = self._now()
 
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
             if record["EndpointStatus"] not in ("Creating", "InService"):
                 return None
+            images = {
+                v["VariantName"]: (v["Model"].get("PrimaryContainer") or v["Model"]["Containers"][0]).get("Image", "")
+                for v in record["_deployment"]["variants"]
+            }
             for summary in record["ProductionVariants"]:
                 summary["CurrentInstanceCount"] = counts.get(summary["VariantName"], 0)
                 summary.pop("VariantStatus", None)
+                image = images.get(summary["VariantName"])
+                if image and "DeployedImages" not in summary:
+                    summary["DeployedImages"] = [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": now}]
             record.pop("FailureReason", None)
             if record["EndpointStatus"] != "InService":
                 record["EndpointStatus"] = "InService"
