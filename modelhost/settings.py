@@ -32,7 +32,9 @@ class ServerSettings:
     port: int = 8080
     region: str = "us-east-1"
     account_id: str = "123456789012"
-    strict_instance_types: bool = False  # refuse (ResourceLimitExceeded) GPU types the host lacks, vs run on CPU
+    strict_instance_types: bool = (
+        False  # refuse (ResourceLimitExceeded) GPU types the host lacks, vs run on CPU
+    )
     max_extract_bytes: int = 64 * 1024**3
     default_startup_timeout_s: float = 900.0
     default_download_timeout_s: float = 3600.0
@@ -77,7 +79,11 @@ class ServerSettings:
         if env.get("MODELHOST_ACCOUNT_ID"):
             values["account_id"] = env["MODELHOST_ACCOUNT_ID"]
         if env.get("MODELHOST_STRICT_INSTANCE_TYPES"):
-            values["strict_instance_types"] = env["MODELHOST_STRICT_INSTANCE_TYPES"].lower() in ("1", "true", "yes")
+            values["strict_instance_types"] = env["MODELHOST_STRICT_INSTANCE_TYPES"].lower() in (
+                "1",
+                "true",
+                "yes",
+            )
         for name, key in (
             ("MODELHOST_MAX_EXTRACT_BYTES", "max_extract_bytes"),
             ("MODELHOST_STARTUP_TIMEOUT_S", "default_startup_timeout_s"),

@@ -74,7 +74,9 @@ class ControlPlaneApi:
             return error_response(exc, request_id)
         except Exception:
             log.exception("internal error on %s", request.headers.get("x-amz-target"))
-            error = ApiError("An internal error occurred; see the server log.", code="InternalFailure", status=500)
+            error = ApiError(
+                "An internal error occurred; see the server log.", code="InternalFailure", status=500
+            )
             return error_response(error, request_id)
 
     async def _dispatch(self, request: Request) -> dict[str, Any]:
@@ -107,7 +109,9 @@ class ControlPlaneApi:
         try:
             body = json.loads(raw)
         except ValueError as exc:
-            raise ApiError(f"The request body is not valid JSON: {exc}", code="SerializationException", status=400) from exc
+            raise ApiError(
+                f"The request body is not valid JSON: {exc}", code="SerializationException", status=400
+            ) from exc
         if not isinstance(body, dict):
             raise ValidationError("The request body must be a JSON object.")
         return body

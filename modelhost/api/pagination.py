@@ -43,7 +43,9 @@ def _decode_token(token: str, fingerprint: str) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationError(f"Invalid pagination token: '{token}'.") from exc
     if not same_query:
-        raise ValidationError("The pagination token was issued for a different query; start again without it.")
+        raise ValidationError(
+            "The pagination token was issued for a different query; start again without it."
+        )
     return offset
 
 
@@ -77,8 +79,9 @@ def page(
     sort_by = body.get("SortBy", "CreationTime")
     key = sort_keys.get(sort_by, "CreationTime")
     sort_key: Callable[[dict[str, Any]], Any] = (
-        (lambda item: str(item.get(key, "")).lower()) if key.endswith(("Name", "Status")) else
-        (lambda item: item.get(key, 0))
+        (lambda item: str(item.get(key, "")).lower())
+        if key.endswith(("Name", "Status"))
+        else (lambda item: item.get(key, 0))
     )
     selected.sort(key=sort_key, reverse=body.get("SortOrder", "Descending") == "Descending")
     fingerprint = _fingerprint(body)
@@ -102,3 +105,23 @@ def _matches(item: dict[str, Any], body: dict[str, Any], name_key: str, status_k
             if (direction == "after" and value <= bound) or (direction == "before" and value >= bound):
                 return False
     return True
+
+
+def list_response(
+    records: list[dict[str, Any]],
+    body: dict[str, Any],
+    *,
+    result_key: str,
+    summary_keys: tuple[str, ...],
+    name_key: str,
+    sort_keys: dict[str, str],
+    status_key: str | None = None,
+) -> dict[str, Any]:
+    """A List* operation's response: one page of summaries under `result_key`, and NextToken if more remain."""
+    items, token = page(records, body, name_key=name_key, sort_keys=sort_keys, status_key=status_key)
+    response: dict[str, Any] = {
+        result_key: [{k: item[k] for k in summary_keys if k in item} for item in items]
+    }
+    if token:
+        response["NextToken"] = token
+    return response

@@ -24,7 +24,10 @@ DEFAULT_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22
 
 def url_option(func: F) -> F:
     return click.option(
-        "--url", envvar="MODELHOST_URL", default=None, help="server URL (env MODELHOST_URL; default http://127.0.0.1:8080)"
+        "--url",
+        envvar="MODELHOST_URL",
+        default=None,
+        help="server URL (env MODELHOST_URL; default http://127.0.0.1:8080)",
     )(func)
 
 
@@ -59,7 +62,9 @@ def cli() -> None:
 @click.option("--home", envvar="MODELHOST_HOME", default=None, help="data directory (default ~/.modelhost)")
 @click.option("--strict-instance-types", is_flag=True, default=None, help="refuse GPU types this host lacks")
 @click.option("--log-level", default="info", show_default=True)
-def server(host: str, port: int, home: str | None, strict_instance_types: bool | None, log_level: str) -> None:
+def server(
+    host: str, port: int, home: str | None, strict_instance_types: bool | None, log_level: str
+) -> None:
     """Run the whole platform: API, runtime, controller, workers."""
     import uvicorn
 
@@ -85,7 +90,9 @@ def _model_data_url(source: str) -> str:
         return source
     path = Path(source).expanduser().resolve()
     if not path.exists():
-        fail(f"{source} does not exist (give a model folder, a .tar.gz, or an s3:// / https:// / file:// URL)")
+        fail(
+            f"{source} does not exist (give a model folder, a .tar.gz, or an s3:// / https:// / file:// URL)"
+        )
     return str(path)
 
 
@@ -117,7 +124,9 @@ def wait_in_service(sm: Any, name: str, timeout_s: float = 3600.0) -> dict[str, 
 @click.option("--name", help="endpoint name (model and config get the same name); default from SOURCE")
 @click.option("--instance-type", default="ml.m5.xlarge", show_default=True)
 @click.option("--instance-count", default=1, show_default=True, type=int)
-@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="container image URI (selects the runtime)")
+@click.option(
+    "--image", default=DEFAULT_IMAGE, show_default=True, help="container image URI (selects the runtime)"
+)
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="model environment variable")
 @click.option("--startup-timeout", type=int, default=None, help="ContainerStartupHealthCheckTimeoutInSeconds")
 @click.option("--wait/--no-wait", default=True, show_default=True)
@@ -165,7 +174,9 @@ def deploy(
 @cli.command()
 @click.argument("endpoint")
 @click.argument("body", required=False)
-@click.option("--file", "body_file", type=click.Path(exists=True, dir_okay=False), help="read the body from a file")
+@click.option(
+    "--file", "body_file", type=click.Path(exists=True, dir_okay=False), help="read the body from a file"
+)
 @click.option("--content-type", default="application/json", show_default=True)
 @click.option("--accept", default=None)
 @click.option("--custom-attributes", default=None)
@@ -207,13 +218,19 @@ def list_resources(what: str | None, url: str | None) -> None:
     """List endpoints (or models, or endpoint configs)."""
     sm, _ = clients(server_url(url))
     if what == "models":
-        rows = [(m["ModelName"], "", m["CreationTime"]) for p in sm.get_paginator("list_models").paginate() for m in p["Models"]]
+        rows = [
+            (m["ModelName"], "", m["CreationTime"])
+            for p in sm.get_paginator("list_models").paginate()
+            for m in p["Models"]
+        ]
     elif what == "configs":
         pages = sm.get_paginator("list_endpoint_configs").paginate()
         rows = [(c["EndpointConfigName"], "", c["CreationTime"]) for p in pages for c in p["EndpointConfigs"]]
     else:
         pages = sm.get_paginator("list_endpoints").paginate()
-        rows = [(e["EndpointName"], e["EndpointStatus"], e["CreationTime"]) for p in pages for e in p["Endpoints"]]
+        rows = [
+            (e["EndpointName"], e["EndpointStatus"], e["CreationTime"]) for p in pages for e in p["Endpoints"]
+        ]
     if not rows:
         click.echo("(none)")
         return
@@ -246,13 +263,15 @@ def logs(endpoint: str, lines: int, follow: bool, url: str | None) -> None:
     seen = ""
     while True:
         try:
-            response = httpx.get(f"{base}/_modelhost/endpoints/{endpoint}/logs", params={"lines": lines}, timeout=10)
+            response = httpx.get(
+                f"{base}/_modelhost/endpoints/{endpoint}/logs", params={"lines": lines}, timeout=10
+            )
         except httpx.HTTPError as exc:
             fail(f"cannot reach the modelhost server at {base} ({exc})", code=2)
         if response.status_code == 404:
             fail(response.text.strip())
         text = response.text
-        sys.stdout.write(text[len(seen):] if text.startswith(seen) else text)
+        sys.stdout.write(text[len(seen) :] if text.startswith(seen) else text)
         sys.stdout.flush()
         if not follow:
             return
@@ -284,7 +303,10 @@ def delete(endpoint: str, keep_config: bool, keep_model: bool, url: str | None) 
     status.done(f"endpoint {endpoint} deleted")
     models: list[str] = []
     try:
-        models = [v["ModelName"] for v in sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]]
+        models = [
+            v["ModelName"]
+            for v in sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+        ]
         if not keep_config:
             sm.delete_endpoint_config(EndpointConfigName=config_name)
             click.echo(f"endpoint config {config_name} deleted", err=True)
@@ -334,7 +356,9 @@ def models_ls(home: str | None) -> None:
         return
     width = max(len(e.model_id) for e in entries)
     for entry in entries:
-        click.echo(f"{entry.model_id:<{width}}  {entry.kind:<9}  {entry.size_bytes / 1e6:8.1f} MB  {entry.source}")
+        click.echo(
+            f"{entry.model_id:<{width}}  {entry.kind:<9}  {entry.size_bytes / 1e6:8.1f} MB  {entry.source}"
+        )
 
 
 def main() -> None:

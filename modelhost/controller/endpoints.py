@@ -90,7 +90,9 @@ class EndpointController:
                     task = None
                 if task is None:
                     self._spawn(key, self._delete(record), is_delete=True)
-            elif task is None and (status == "Creating" or (status == "InService" and key not in self._workers)):
+            elif task is None and (
+                status == "Creating" or (status == "InService" and key not in self._workers)
+            ):
                 self._spawn(key, self._deploy(record))
             elif status == "InService":
                 self._drop_dead_workers(record["EndpointName"], key)
@@ -125,7 +127,9 @@ class EndpointController:
             await self._stop_workers(key)
             self._set_failed(name, f"internal error while deploying: {exc!r}")
             return
-        self._table.set(EndpointRoute(name=name, variants=routes, log_group=f"/aws/sagemaker/Endpoints/{name}"))
+        self._table.set(
+            EndpointRoute(name=name, variants=routes, log_group=f"/aws/sagemaker/Endpoints/{name}")
+        )
         self._set_in_service(name, routes)
         endlog.write(f"endpoint {name} is InService")
 
@@ -144,7 +148,9 @@ class EndpointController:
             self._store.add_instance(
                 InstanceRow(handle.spec.instance_id, key, handle.pid, handle.spec.port, self._now())
             )
-            endlog.write(f"started instance {handle.spec.instance_id} (pid {handle.pid}), log {handle.log_path}")
+            endlog.write(
+                f"started instance {handle.spec.instance_id} (pid {handle.pid}), log {handle.log_path}"
+            )
         await self._starter.wait_healthy(handles, plan, status)
         instances = [InstanceRoute(h.spec.instance_id, h.url) for h in handles]
         return VariantRoute(name=plan.variant_name, weight=plan.weight, instances=instances)
@@ -202,7 +208,9 @@ class EndpointController:
             if record["EndpointStatus"] not in ("Creating", "InService"):
                 return None
             images = {
-                v["VariantName"]: (v["Model"].get("PrimaryContainer") or v["Model"]["Containers"][0]).get("Image", "")
+                v["VariantName"]: (v["Model"].get("PrimaryContainer") or v["Model"]["Containers"][0]).get(
+                    "Image", ""
+                )
                 for v in record["_deployment"]["variants"]
             }
             for summary in record["ProductionVariants"]:
@@ -210,7 +218,9 @@ class EndpointController:
                 summary.pop("VariantStatus", None)
                 image = images.get(summary["VariantName"])
                 if image and "DeployedImages" not in summary:
-                    summary["DeployedImages"] = [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": now}]
+                    summary["DeployedImages"] = [
+                        {"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": now}
+                    ]
             record.pop("FailureReason", None)
             if record["EndpointStatus"] != "InService":
                 record["EndpointStatus"] = "InService"
@@ -233,4 +243,3 @@ class EndpointController:
 
         self._store.update(KIND, name, change)
         self._table.remove(name)
-

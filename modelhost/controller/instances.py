@@ -28,8 +28,8 @@ from modelhost.scheduler.instance_types import decide_device
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, free_port
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
+from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
 from modelhost.worker.properties import build_serving_properties
-from modelhost.storage.uris import parse_s3_data_source, parse_model_data_url
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ class VariantPlan:
     startup_timeout_s: float
 
     @classmethod
-    def from_snapshot(cls, endpoint_name: str, variant: dict[str, Any], settings: ServerSettings) -> VariantPlan:
+    def from_snapshot(
+        cls, endpoint_name: str, variant: dict[str, Any], settings: ServerSettings
+    ) -> VariantPlan:
         model = variant["Model"]
         container = model.get("PrimaryContainer") or model["Containers"][0]
         return cls(
@@ -66,7 +68,8 @@ class VariantPlan:
                 variant.get("ModelDataDownloadTimeoutInSeconds") or settings.default_download_timeout_s
             ),
             startup_timeout_s=float(
-                variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or settings.default_startup_timeout_s
+                variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
+                or settings.default_startup_timeout_s
             ),
         )
 
@@ -148,7 +151,9 @@ class InstanceStarter:
         )
         return model_dir, result.packages_dir
 
-    def start_worker(self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int) -> WorkerHandle:
+    def start_worker(
+        self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int
+    ) -> WorkerHandle:
         decision = decide_device(plan.instance_type, self._host_gpu_count)
         instance_id = f"{plan.endpoint_name.lower()}-{plan.variant_name.lower()}-{index}-{ids.short_id()}"
         run_dir = self._settings.run_dir / instance_id
@@ -179,7 +184,9 @@ class InstanceStarter:
                 f.write(f"[modelhost] {decision.note}\n")
         return self._launcher.start(spec, env, log_path)
 
-    async def wait_healthy(self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]) -> None:
+    async def wait_healthy(
+        self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]
+    ) -> None:
         """Every worker must answer /ping with 200 within the startup window, else DeploymentError."""
         deadline = time.monotonic() + plan.startup_timeout_s
         pending = list(handles)

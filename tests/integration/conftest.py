@@ -64,5 +64,3 @@ def moto_endpoint() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-

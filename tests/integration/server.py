@@ -32,14 +32,24 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 60) -> ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
-        log = open(self.home / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "modelhost", "server", "--port", str(self.port), "--home", str(self.home),
-             "--log-level", "info"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-        )
+        with open(self.home / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "modelhost",
+                    "server",
+                    "--port",
+                    str(self.port),
+                    "--home",
+                    str(self.home),
+                    "--log-level",
+                    "info",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -76,7 +86,7 @@ class ServerProcess:
         )
 
 
-ECHO_MODEL_PY = '''
+ECHO_MODEL_PY = """
 import json, os, time
 from djl_python import Input, Output
 
@@ -102,18 +112,28 @@ def handle(inputs: Input):
         "env": os.environ.get("ECHO_ENV"),
         "pid": os.getpid(),
     })
-'''
+"""
 
 
-def write_echo_model(folder: Path, properties: str = "engine=Python\n", model_py: str = ECHO_MODEL_PY) -> Path:
+def write_echo_model(
+    folder: Path, properties: str = "engine=Python\n", model_py: str = ECHO_MODEL_PY
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "serving.properties").write_text(properties)
     (folder / "model.py").write_text(model_py)
     return folder
 
 
-def deploy(sm: Any, name: str, model_data: str, *, instance_type: str = "ml.m5.large", count: int = 1,
-           environment: dict[str, str] | None = None, startup_timeout: int | None = None) -> None:
+def deploy(
+    sm: Any,
+    name: str,
+    model_data: str,
+    *,
+    instance_type: str = "ml.m5.large",
+    count: int = 1,
+    environment: dict[str, str] | None = None,
+    startup_timeout: int | None = None,
+) -> None:
     container: dict[str, Any] = {
         "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22.1-deepspeed0.8.3-cu118",
         "ModelDataUrl": model_data,
@@ -122,7 +142,10 @@ def deploy(sm: Any, name: str, model_data: str, *, instance_type: str = "ml.m5.l
         container["Environment"] = environment
     sm.create_model(ModelName=name, PrimaryContainer=container)
     variant: dict[str, Any] = {
-        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": instance_type, "InitialInstanceCount": count,
+        "VariantName": "AllTraffic",
+        "ModelName": name,
+        "InstanceType": instance_type,
+        "InitialInstanceCount": count,
     }
     if startup_timeout:
         variant["ContainerStartupHealthCheckTimeoutInSeconds"] = startup_timeout

@@ -6,7 +6,7 @@ from typing import Any
 
 from modelhost.api.context import ApiContext, public
 from modelhost.api.handlers.models import get_model
-from modelhost.api.pagination import page
+from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
 from modelhost.store.sqlite import AlreadyExists
 
@@ -22,7 +22,9 @@ def _check_variants(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
     for variant in variants:
         name = variant["VariantName"]
         if name.lower() in seen:
-            raise ValidationError(f"The VariantName '{name}' is used more than once; variant names must be unique.")
+            raise ValidationError(
+                f"The VariantName '{name}' is used more than once; variant names must be unique."
+            )
         seen.add(name.lower())
         if variant.get("ServerlessConfig"):
             raise ValidationError(
@@ -43,11 +45,18 @@ def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, A
     variants = [
         {"InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **v} for v in body["ProductionVariants"]
     ]
-    record = {**body, "ProductionVariants": variants, "EndpointConfigArn": config_arn, "CreationTime": ctx.now()}
+    record = {
+        **body,
+        "ProductionVariants": variants,
+        "EndpointConfigArn": config_arn,
+        "CreationTime": ctx.now(),
+    }
     try:
         ctx.store.insert(KIND, name, record)
     except AlreadyExists as exc:
-        raise ValidationError(f'Cannot create already existing endpoint configuration "{config_arn}".') from exc
+        raise ValidationError(
+            f'Cannot create already existing endpoint configuration "{config_arn}".'
+        ) from exc
     return {"EndpointConfigArn": config_arn}
 
 
@@ -63,17 +72,14 @@ def describe_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str,
 
 
 def list_endpoint_configs(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
-    items, token = page(
+    return list_response(
         ctx.store.list(KIND),
         body,
+        result_key="EndpointConfigs",
+        summary_keys=("EndpointConfigName", "EndpointConfigArn", "CreationTime"),
         name_key="EndpointConfigName",
         sort_keys={"Name": "EndpointConfigName", "CreationTime": "CreationTime"},
     )
-    keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
-    response: dict[str, Any] = {"EndpointConfigs": [{k: c[k] for k in keys} for c in items]}
-    if token:
-        response["NextToken"] = token
-    return response
 
 
 def delete_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:

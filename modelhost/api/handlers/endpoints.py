@@ -7,7 +7,7 @@ from typing import Any
 from modelhost.api.context import ApiContext, public
 from modelhost.api.handlers.endpoint_configs import get_endpoint_config
 from modelhost.api.handlers.models import get_model
-from modelhost.api.pagination import page
+from modelhost.api.pagination import list_response
 from modelhost.errors import ResourceLimitExceeded, ValidationError
 from modelhost.scheduler.instance_types import decide_device, quota_message
 from modelhost.store.sqlite import AlreadyExists
@@ -104,18 +104,15 @@ def describe_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_endpoints(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
-    items, token = page(
+    return list_response(
         ctx.store.list(KIND),
         body,
+        result_key="Endpoints",
+        summary_keys=("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus"),
         name_key="EndpointName",
         status_key="EndpointStatus",
         sort_keys={"Name": "EndpointName", "CreationTime": "CreationTime", "Status": "EndpointStatus"},
     )
-    keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-    response: dict[str, Any] = {"Endpoints": [{k: e[k] for k in keys} for e in items]}
-    if token:
-        response["NextToken"] = token
-    return response
 
 
 def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from modelhost.api.context import ApiContext, public
-from modelhost.api.pagination import page
+from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
-from modelhost.storage.uris import parse_s3_data_source, parse_model_data_url
+from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "model"
@@ -29,7 +29,9 @@ def _check_model_data(container: dict[str, Any], where: str) -> None:
 
 def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     name = body["ModelName"]
-    containers = ([body["PrimaryContainer"]] if body.get("PrimaryContainer") else []) + body.get("Containers", [])
+    containers = ([body["PrimaryContainer"]] if body.get("PrimaryContainer") else []) + body.get(
+        "Containers", []
+    )
     if not containers:
         raise ValidationError("Either PrimaryContainer or Containers must be specified.")
     if body.get("PrimaryContainer") and body.get("Containers"):
@@ -60,15 +62,14 @@ def describe_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_models(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
-    items, token = page(
-        ctx.store.list(KIND), body, name_key="ModelName", sort_keys={"Name": "ModelName", "CreationTime": "CreationTime"}
+    return list_response(
+        ctx.store.list(KIND),
+        body,
+        result_key="Models",
+        summary_keys=("ModelName", "ModelArn", "CreationTime"),
+        name_key="ModelName",
+        sort_keys={"Name": "ModelName", "CreationTime": "CreationTime"},
     )
-    response: dict[str, Any] = {
-        "Models": [{k: m[k] for k in ("ModelName", "ModelArn", "CreationTime")} for m in items]
-    }
-    if token:
-        response["NextToken"] = token
-    return response
 
 
 def delete_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:

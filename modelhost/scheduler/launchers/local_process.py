@@ -96,5 +96,3 @@ def kill_stale_worker(pid: int, grace_s: float = 5.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     return True
-
-

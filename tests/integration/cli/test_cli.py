@@ -53,15 +53,24 @@ def test_deploy_invoke_and_delete_with_the_cli(server: ServerProcess, tmp_path: 
 def test_errors_are_one_line_not_tracebacks(server: ServerProcess, tmp_path: Path) -> None:
     missing = run(server, "describe", "no-such-endpoint")
     assert missing.returncode == 1
-    assert missing.stderr.startswith('error: ValidationException: Could not find endpoint "arn:aws:sagemaker:')
+    assert missing.stderr.startswith(
+        'error: ValidationException: Could not find endpoint "arn:aws:sagemaker:'
+    )
     assert "Traceback" not in missing.stderr
-    failed = run(server, "deploy", str(write_echo_model(tmp_path / "bad", model_py="raise RuntimeError('nope')\n")),
-                 "--name", "cli-bad")
+    failed = run(
+        server,
+        "deploy",
+        str(write_echo_model(tmp_path / "bad", model_py="raise RuntimeError('nope')\n")),
+        "--name",
+        "cli-bad",
+    )
     assert failed.returncode == 1
     assert "load failed: RuntimeError: nope" in failed.stderr
     unreachable = subprocess.run(
         [sys.executable, "-m", "modelhost", "ls", "--url", "http://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert unreachable.returncode == 2
     assert "cannot reach the modelhost server" in unreachable.stderr

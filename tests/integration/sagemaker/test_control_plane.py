@@ -27,7 +27,9 @@ def make_model(sm: Any, name: str, tmp_path: Path) -> str:
     folder = tmp_path / name
     folder.mkdir(parents=True)
     (folder / "model.py").write_text("def handle(i):\n    return None\n")
-    return sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)})["ModelArn"]
+    return sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)})[
+        "ModelArn"
+    ]
 
 
 def test_model_lifecycle(sm: Any, tmp_path: Path) -> None:
@@ -64,7 +66,9 @@ def test_validation_errors_are_worded_as_aws(sm: Any, tmp_path: Path) -> None:
         sm.create_model(ModelName="x" * 64, PrimaryContainer={"Image": IMAGE})
     code, message = error_of(exc)
     assert code == "ValidationException"
-    assert message.startswith("1 validation error detected: Value '" + "x" * 64 + "' at 'modelName' failed to satisfy")
+    assert message.startswith(
+        "1 validation error detected: Value '" + "x" * 64 + "' at 'modelName' failed to satisfy"
+    )
     assert "Member must have length less than or equal to 63" in message
     with pytest.raises(ClientError) as exc:
         sm.create_model(ModelName="bad_name!", PrimaryContainer={"Image": IMAGE})
@@ -75,9 +79,14 @@ def test_validation_errors_are_worded_as_aws(sm: Any, tmp_path: Path) -> None:
     assert message.startswith("2 validation errors detected:")
     with pytest.raises(ClientError) as exc:
         sm.create_model(ModelName=unique("nocontainer"))
-    assert error_of(exc) == ("ValidationException", "Either PrimaryContainer or Containers must be specified.")
+    assert error_of(exc) == (
+        "ValidationException",
+        "Either PrimaryContainer or Containers must be specified.",
+    )
     with pytest.raises(ClientError) as exc:
-        sm.create_model(ModelName=unique("badurl"), PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "ftp://x/y"})
+        sm.create_model(
+            ModelName=unique("badurl"), PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "ftp://x/y"}
+        )
     assert error_of(exc)[0] == "ValidationException"
 
 
@@ -85,22 +94,36 @@ def test_endpoint_config_lifecycle_and_errors(sm: Any, tmp_path: Path) -> None:
     model = unique("m")
     make_model(sm, model, tmp_path)
     name = unique("cfg")
-    variant = {"VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.g5.12xlarge", "InitialInstanceCount": 1}
-    arn = sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])["EndpointConfigArn"]
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": model,
+        "InstanceType": "ml.g5.12xlarge",
+        "InitialInstanceCount": 1,
+    }
+    arn = sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])[
+        "EndpointConfigArn"
+    ]
     desc = sm.describe_endpoint_config(EndpointConfigName=name)
     assert desc["EndpointConfigArn"] == arn
     assert desc["ProductionVariants"][0]["InitialVariantWeight"] == 1.0
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    assert error_of(exc) == ("ValidationException", f'Cannot create already existing endpoint configuration "{arn}".')
+    assert error_of(exc) == (
+        "ValidationException",
+        f'Cannot create already existing endpoint configuration "{arn}".',
+    )
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(
             EndpointConfigName=unique("cfg"), ProductionVariants=[{**variant, "ModelName": "no-such-model"}]
         )
-    assert error_of(exc)[1] == f'Could not find model "arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/no-such-model".'
+    assert (
+        error_of(exc)[1]
+        == f'Could not find model "arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/no-such-model".'
+    )
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(
-            EndpointConfigName=unique("cfg"), ProductionVariants=[{**variant, "InstanceType": "ml.bogus.xlarge"}]
+            EndpointConfigName=unique("cfg"),
+            ProductionVariants=[{**variant, "InstanceType": "ml.bogus.xlarge"}],
         )
     code, message = error_of(exc)
     assert "at 'productionVariants.1.member.instanceType'" in message
@@ -143,14 +166,16 @@ def test_paginators_walk_every_page(sm: Any, tmp_path: Path) -> None:
     names = [f"{prefix}-{i}" for i in range(5)]
     for name in names:
         make_model(sm, name, tmp_path)
-    pages = list(sm.get_paginator("list_models").paginate(NameContains=prefix, PaginationConfig={"PageSize": 2}))
+    pages = list(
+        sm.get_paginator("list_models").paginate(NameContains=prefix, PaginationConfig={"PageSize": 2})
+    )
     assert [len(p["Models"]) for p in pages] == [2, 2, 1]
     seen = [m["ModelName"] for p in pages for m in p["Models"]]
     assert sorted(seen) == sorted(names)
     assert "NextToken" not in pages[-1]
     ascending = sm.list_models(NameContains=prefix, SortBy="Name", SortOrder="Ascending")["Models"]
     assert [m["ModelName"] for m in ascending] == sorted(names)
-    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    future = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
     assert sm.list_models(NameContains=prefix, CreationTimeAfter=future)["Models"] == []
     with pytest.raises(ClientError) as exc:
         sm.list_models(NameContains="other", NextToken=pages[0]["NextToken"])

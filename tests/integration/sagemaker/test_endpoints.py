@@ -31,7 +31,14 @@ def pack(folder: Path, target: Path) -> Path:
 def test_walkthrough_with_echo_handler(sm: Any, runtime: Any, echo_model: Path, tmp_path: Path) -> None:
     name = unique("Echo")
     archive = pack(echo_model, tmp_path / "model.tar.gz")
-    deploy(sm, name, archive.as_uri(), instance_type="ml.g5.24xlarge", count=2, environment={"ECHO_ENV": "from-env"})
+    deploy(
+        sm,
+        name,
+        archive.as_uri(),
+        instance_type="ml.g5.24xlarge",
+        count=2,
+        environment={"ECHO_ENV": "from-env"},
+    )
     desc = sm.describe_endpoint(EndpointName=name)
     assert desc["EndpointStatus"] == "Creating"  # readable at once, as the waiter needs
     sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=FAST)
@@ -41,7 +48,9 @@ def test_walkthrough_with_echo_handler(sm: Any, runtime: Any, echo_model: Path, 
     assert variant["VariantName"] == "AllTraffic"
     assert variant["CurrentInstanceCount"] == 2 and variant["DesiredInstanceCount"] == 2
     assert variant["CurrentWeight"] == 1.0
-    assert variant["DeployedImages"][0]["SpecifiedImage"].endswith("djl-inference:0.22.1-deepspeed0.8.3-cu118")
+    assert variant["DeployedImages"][0]["SpecifiedImage"].endswith(
+        "djl-inference:0.22.1-deepspeed0.8.3-cu118"
+    )
     listed = sm.list_endpoints(NameContains=name, StatusEquals="InService")["Endpoints"]
     assert [e["EndpointName"] for e in listed] == [name]
 

@@ -8,7 +8,6 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import httpx
@@ -18,7 +17,11 @@ from botocore.exceptions import ClientError
 from tests.integration.server import ServerProcess, deploy, wait_status, write_echo_model
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def unique(prefix: str) -> str:
@@ -45,9 +48,15 @@ def targz(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def test_model_data_from_s3_tarball_and_prefix(s3_server: ServerProcess, moto_endpoint: str, tmp_path: Path) -> None:
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, **{k.lower(): v for k, v in S3_ENV.items() if "KEY" in k},
-                      region_name="us-east-1")
+def test_model_data_from_s3_tarball_and_prefix(
+    s3_server: ServerProcess, moto_endpoint: str, tmp_path: Path
+) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        **{k.lower(): v for k, v in S3_ENV.items() if "KEY" in k},
+        region_name="us-east-1",
+    )
     bucket = unique("models")
     s3.create_bucket(Bucket=bucket)
     echo = write_echo_model(tmp_path / "echo")
@@ -60,13 +69,30 @@ def test_model_data_from_s3_tarball_and_prefix(s3_server: ServerProcess, moto_en
     tarball = unique("s3tar")
     deploy(sm, tarball, f"s3://{bucket}/echo/model.tar.gz")
     prefix = unique("s3prefix")
-    sm.create_model(ModelName=prefix, PrimaryContainer={
-        "Image": "djl-inference:0.22.1",
-        "ModelDataSource": {"S3DataSource": {"S3Uri": f"s3://{bucket}/raw/", "S3DataType": "S3Prefix",
-                                             "CompressionType": "None"}},
-    })
-    sm.create_endpoint_config(EndpointConfigName=prefix, ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": prefix, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_model(
+        ModelName=prefix,
+        PrimaryContainer={
+            "Image": "djl-inference:0.22.1",
+            "ModelDataSource": {
+                "S3DataSource": {
+                    "S3Uri": f"s3://{bucket}/raw/",
+                    "S3DataType": "S3Prefix",
+                    "CompressionType": "None",
+                }
+            },
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=prefix,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": prefix,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
     sm.create_endpoint(EndpointName=prefix, EndpointConfigName=prefix)
     missing = unique("s3missing")
     deploy(sm, missing, f"s3://{bucket}/nothing/here.tar.gz")
@@ -94,7 +120,7 @@ def test_strict_instance_types_refuse_gpus_the_host_lacks(s3_server: ServerProce
         sm.describe_endpoint(EndpointName=name)  # nothing half-made
 
 
-REQUIREMENTS_MODEL = '''
+REQUIREMENTS_MODEL = """
 from djl_python import Output
 import tabulate
 
@@ -102,7 +128,7 @@ def handle(inputs):
     if inputs.is_empty():
         return None
     return Output().add(tabulate.tabulate([[1, 2]]))
-'''
+"""
 
 
 def test_requirements_are_installed_and_conflicts_reported(server: ServerProcess, tmp_path: Path) -> None:

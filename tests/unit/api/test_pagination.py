@@ -5,7 +5,10 @@ import pytest
 from modelhost.api.pagination import epoch_seconds, page
 from modelhost.errors import ValidationError
 
-ITEMS = [{"Name": f"n{i}", "CreationTime": 100.0 + i, "Status": "InService" if i % 2 else "Failed"} for i in range(5)]
+ITEMS = [
+    {"Name": f"n{i}", "CreationTime": 100.0 + i, "Status": "InService" if i % 2 else "Failed"}
+    for i in range(5)
+]
 SORT = {"Name": "Name", "CreationTime": "CreationTime", "Status": "Status"}
 
 
@@ -20,11 +23,20 @@ def test_default_is_newest_first_and_pages_follow_tokens() -> None:
 
 
 def test_filters() -> None:
-    items, _ = page(ITEMS, {"StatusEquals": "Failed", "SortOrder": "Ascending"}, name_key="Name", sort_keys=SORT,
-                    status_key="Status")
+    items, _ = page(
+        ITEMS,
+        {"StatusEquals": "Failed", "SortOrder": "Ascending"},
+        name_key="Name",
+        sort_keys=SORT,
+        status_key="Status",
+    )
     assert [i["Name"] for i in items] == ["n0", "n2", "n4"]
-    items, _ = page(ITEMS, {"CreationTimeAfter": 102, "CreationTimeBefore": "1970-01-01T00:01:44Z"},
-                    name_key="Name", sort_keys=SORT)
+    items, _ = page(
+        ITEMS,
+        {"CreationTimeAfter": 102, "CreationTimeBefore": "1970-01-01T00:01:44Z"},
+        name_key="Name",
+        sort_keys=SORT,
+    )
     assert [i["Name"] for i in items] == ["n3"]
     items, _ = page(ITEMS, {"NameContains": "N4"}, name_key="Name", sort_keys=SORT)
     assert [i["Name"] for i in items] == ["n4"]
@@ -33,7 +45,9 @@ def test_filters() -> None:
 def test_token_from_another_query_or_garbage_is_rejected() -> None:
     _, token = page(ITEMS, {"MaxResults": 1}, name_key="Name", sort_keys=SORT)
     with pytest.raises(ValidationError):
-        page(ITEMS, {"MaxResults": 1, "NextToken": token, "NameContains": "x"}, name_key="Name", sort_keys=SORT)
+        page(
+            ITEMS, {"MaxResults": 1, "NextToken": token, "NameContains": "x"}, name_key="Name", sort_keys=SORT
+        )
     with pytest.raises(ValidationError):
         page(ITEMS, {"NextToken": "garbage!"}, name_key="Name", sort_keys=SORT)
 

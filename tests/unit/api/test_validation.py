@@ -16,11 +16,21 @@ def check(operation: str, body: dict) -> str:
 
 def test_valid_request_passes() -> None:
     model = operation_model("sagemaker", "CreateEndpointConfig")
-    validate_input(model, {
-        "EndpointConfigName": "cfg-1",
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.g5.2xlarge",
-                                "InitialInstanceCount": 1, "InitialVariantWeight": 1}],
-    })
+    validate_input(
+        model,
+        {
+            "EndpointConfigName": "cfg-1",
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "m",
+                    "InstanceType": "ml.g5.2xlarge",
+                    "InitialInstanceCount": 1,
+                    "InitialVariantWeight": 1,
+                }
+            ],
+        },
+    )
 
 
 def test_length_pattern_and_enum_messages() -> None:
@@ -29,13 +39,23 @@ def test_length_pattern_and_enum_messages() -> None:
         f"1 validation error detected: Value '{'a' * 64}' at 'modelName' failed to satisfy constraint: "
         "Member must have length less than or equal to 63"
     )
-    assert "Member must satisfy regular expression pattern: [a-zA-Z0-9]" in check("CreateModel", {"ModelName": "bad_name!"})
-    message = check("CreateEndpointConfig", {
-        "EndpointConfigName": "c",
-        "ProductionVariants": [{"VariantName": "v", "InstanceType": "ml.nope", "InitialInstanceCount": 0}],
-    })
+    assert "Member must satisfy regular expression pattern: [a-zA-Z0-9]" in check(
+        "CreateModel", {"ModelName": "bad_name!"}
+    )
+    message = check(
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": "c",
+            "ProductionVariants": [
+                {"VariantName": "v", "InstanceType": "ml.nope", "InitialInstanceCount": 0}
+            ],
+        },
+    )
     assert message.startswith("2 validation errors detected: ")
-    assert "at 'productionVariants.1.member.instanceType' failed to satisfy constraint: Member must satisfy enum" in message
+    assert (
+        "at 'productionVariants.1.member.instanceType' failed to satisfy constraint: Member must satisfy enum"
+        in message
+    )
     assert "at 'productionVariants.1.member.initialInstanceCount'" in message
     assert "Member must have value greater than or equal to 1" in message
 
@@ -49,7 +69,9 @@ def test_required_members_and_types() -> None:
 
 def test_model_data_url_pattern_is_relaxed_for_local_paths() -> None:
     model = operation_model("sagemaker", "CreateModel")
-    validate_input(model, {"ModelName": "m", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "/tmp/model.tar.gz"}})
+    validate_input(
+        model, {"ModelName": "m", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "/tmp/model.tar.gz"}}
+    )
 
 
 def test_unknown_operation_is_none() -> None:

@@ -7,8 +7,18 @@ from modelhost.scheduler.instance_types import decide_device, gpu_count, quota_m
 
 @pytest.mark.parametrize(
     ("instance_type", "gpus"),
-    [("ml.m5.xlarge", 0), ("ml.g5.2xlarge", 1), ("ml.g5.12xlarge", 4), ("ml.g5.24xlarge", 4), ("ml.g5.48xlarge", 8),
-     ("ml.p4d.24xlarge", 8), ("ml.p3.8xlarge", 4), ("ml.g4dn.12xlarge", 4), ("ml.p5.4xlarge", 1), ("garbage", 0)],
+    [
+        ("ml.m5.xlarge", 0),
+        ("ml.g5.2xlarge", 1),
+        ("ml.g5.12xlarge", 4),
+        ("ml.g5.24xlarge", 4),
+        ("ml.g5.48xlarge", 8),
+        ("ml.p4d.24xlarge", 8),
+        ("ml.p3.8xlarge", 4),
+        ("ml.g4dn.12xlarge", 4),
+        ("ml.p5.4xlarge", 1),
+        ("garbage", 0),
+    ],
 )
 def test_gpu_counts(instance_type: str, gpus: int) -> None:
     assert gpu_count(instance_type) == gpus
@@ -24,5 +34,7 @@ def test_gpu_type_on_cpu_host_runs_on_cpu_and_says_so() -> None:
 
 def test_quota_message_has_sagemaker_shape() -> None:
     message = quota_message("ml.g5.24xlarge", 0, 0, 1)
-    assert message.startswith("The account-level service limit 'ml.g5.24xlarge for endpoint usage' is 0 Instances, ")
+    assert message.startswith(
+        "The account-level service limit 'ml.g5.24xlarge for endpoint usage' is 0 Instances, "
+    )
     assert "with current utilization of 0 Instances and a request delta of 1 Instances." in message
