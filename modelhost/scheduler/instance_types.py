@@ -1,40 +1,10 @@
-"""GPU counts of the ml.* instance types (as AWS publishes them) and what this host can give (pure)."""
+"""How an instance type runs on this host: on its GPUs, or on CPU where the host lacks them (pure)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# family -> {size: gpus}; sizes not listed in a family have the family's default.
-_GPU_FAMILIES: dict[str, tuple[int, dict[str, int]]] = {
-    "p2": (1, {"8xlarge": 8, "16xlarge": 16}),
-    "p3": (1, {"8xlarge": 4, "16xlarge": 8}),
-    "p3dn": (8, {}),
-    "p4d": (8, {}),
-    "p4de": (8, {}),
-    "p5": (8, {"4xlarge": 1}),
-    "p5e": (8, {}),
-    "p5en": (8, {}),
-    "p6-b200": (8, {}),
-    "p6-b300": (8, {}),
-    "p6e-gb200": (4, {}),
-    "g4dn": (1, {"12xlarge": 4}),
-    "g5": (1, {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}),
-    "g6": (1, {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}),
-    "g6e": (1, {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}),
-    "g7e": (1, {"12xlarge": 2, "24xlarge": 4, "48xlarge": 8}),
-}
-
-
-def gpu_count(instance_type: str) -> int:
-    """GPUs an `ml.<family>.<size>` type carries; 0 for CPU (and accelerator-less) types."""
-    parts = instance_type.split(".")
-    if len(parts) != 3 or parts[0] != "ml":
-        return 0
-    family, size = parts[1], parts[2]
-    if family not in _GPU_FAMILIES:
-        return 0
-    default, by_size = _GPU_FAMILIES[family]
-    return by_size.get(size, default)
+from modelhost.scheduler.catalog import gpu_count
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelhost.scheduler.instance_types import decide_device, gpu_count, quota_message
+from modelhost.scheduler.catalog import gpu_count
+from modelhost.scheduler.instance_types import decide_device, quota_message
 
 
 @pytest.mark.parametrize(
@@ -38,3 +39,14 @@ def test_quota_message_has_sagemaker_shape() -> None:
         "The account-level service limit 'ml.g5.24xlarge for endpoint usage' is 0 Instances, "
     )
     assert "with current utilization of 0 Instances and a request delta of 1 Instances." in message
+
+
+def test_catalogue_names_are_instance_types_botocore_knows() -> None:
+    import botocore.session
+
+    from modelhost.scheduler.catalog import CATALOG
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProductionVariantInstanceType")
+    assert set(CATALOG) <= set(shape.enum)
+    g5 = CATALOG["ml.g5.48xlarge"]
+    assert (g5.vcpus, g5.memory_gib, g5.gpus, g5.gpu_memory_gib) == (192, 768, 8, 24)
