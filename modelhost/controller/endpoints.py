@@ -1,7 +1,10 @@
-"""EndpointController: brings endpoints from Creating to InService or Failed, and tears them down.
+"""EndpointController: the control loop that makes running instances match the endpoints in the store.
 
-Every status change is written to the store first; the routing table follows. After a restart the
-store says what should run and `recover()` makes it so.
+Creating → InService or Failed; Updating (new counts or weights) → InService; Deleting → gone. An
+instance that exits is replaced (with backoff; a crash loop is reported in the variant's status), and
+the endpoint stays InService while any instance serves. Every status change is written to the store
+first; the routing table follows. After a restart the store says what should run and the loop makes
+it so.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modelhost.controller.instances import EndpointLog, InstanceStarter, VariantPlan
+from modelhost.controller.scaling import CRASH_LOOP_FAILURES, decide_scale, restart_delay_s
 from modelhost.errors import DeploymentError
 from modelhost.router.table import EndpointRoute, InstanceRoute, RoutingTable, VariantRoute
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, kill_stale_worker
@@ -24,6 +30,22 @@ log = logging.getLogger(__name__)
 
 KIND = "endpoint"
 FAILURE_REASON_MAX = 1024
+DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclass(slots=True)
+class VariantRuntime:
+    """What runs for one variant of a live endpoint."""
+
+    plan: VariantPlan
+    model_dir: Path
+    packages_dir: Path | None
+    route: VariantRoute  # the healthy instances the router may use (shared with the routing table)
+    serving: list[WorkerHandle] = field(default_factory=list)  # healthy, oldest first
+    starting: int = 0  # instances being started and health-checked
+    next_index: int = 0  # numbers instance logs: <variant>-<n>.log
+    failures: int = 0  # consecutive instance failures (exits, failed starts)
+    retry_after: float = 0.0  # monotonic time before which no replacement starts
 
 
 class EndpointController:
@@ -42,8 +64,8 @@ class EndpointController:
         self._starter = starter
         self._table = table
         self._now = now
-        self._tasks: dict[str, asyncio.Task[None]] = {}  # endpoint key -> its deploy or delete task
-        self._workers: dict[str, list[WorkerHandle]] = {}  # endpoint key -> running workers
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # endpoint key -> its deploy, scale or delete task
+        self._live: dict[str, dict[str, VariantRuntime]] = {}  # endpoint key -> variant name -> runtime
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -71,9 +93,7 @@ class EndpointController:
         for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        handles = [h for hs in self._workers.values() for h in hs]
-        await asyncio.gather(*(asyncio.to_thread(self._stop_worker, h) for h in handles))
-        self._workers.clear()
+        await asyncio.gather(*(self._stop_endpoint_workers(key) for key in list(self._live)))
 
     # reconcile -------------------------------------------------------------------------------
     def reconcile_once(self) -> None:
@@ -90,12 +110,12 @@ class EndpointController:
                     task = None
                 if task is None:
                     self._spawn(key, self._delete(record), is_delete=True)
-            elif task is None and (
-                status == "Creating" or (status == "InService" and key not in self._workers)
-            ):
+            elif task is not None:
+                continue  # one operation at a time per endpoint
+            elif status == "Creating" or (status in ("InService", "Updating") and key not in self._live):
                 self._spawn(key, self._deploy(record))
-            elif status == "InService":
-                self._drop_dead_workers(record["EndpointName"], key)
+            elif status in ("InService", "Updating"):
+                self._converge(record)
 
     def _spawn(self, key: str, coro: Any, is_delete: bool = False) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -106,80 +126,178 @@ class EndpointController:
     async def _deploy(self, record: dict[str, Any]) -> None:
         name = record["EndpointName"]
         key = name.lower()
-        endlog = EndpointLog(self._starter.log_dir(name) / "endpoint.log")
+        endlog = self._endlog(name)
         endlog.write(f"deploying endpoint {name} (status {record['EndpointStatus']})")
-        routes: list[VariantRoute] = []
+        desired = {s["VariantName"]: int(s["DesiredInstanceCount"]) for s in record["ProductionVariants"]}
+        weights = {s["VariantName"]: float(s["DesiredWeight"]) for s in record["ProductionVariants"]}
+        variants: dict[str, VariantRuntime] = {}
+        self._live[key] = variants
         try:
-            for variant in record["_deployment"]["variants"]:
-                plan = VariantPlan.from_snapshot(name, variant, self._settings)
-                routes.append(await self._bring_up(plan, endlog))
+            for snapshot in record["_deployment"]["variants"]:
+                plan = VariantPlan.from_snapshot(name, snapshot, self._settings)
+                runtime = await self._prepare_variant(plan, weights.get(plan.variant_name, plan.weight), endlog)
+                variants[plan.variant_name] = runtime
+                await self._start_instances(name, runtime, desired.get(plan.variant_name, plan.instance_count), endlog)
         except asyncio.CancelledError:
-            await self._stop_workers(key)
+            await self._stop_endpoint_workers(key)
             raise
         except DeploymentError as exc:
             endlog.write(f"deployment failed: {exc}")
-            await self._stop_workers(key)
+            await self._stop_endpoint_workers(key)
             self._set_failed(name, str(exc))
             return
         except Exception as exc:
             log.exception("deploying %s failed", name)
             endlog.write(f"deployment failed: {exc!r}")
-            await self._stop_workers(key)
+            await self._stop_endpoint_workers(key)
             self._set_failed(name, f"internal error while deploying: {exc!r}")
             return
         self._table.set(
-            EndpointRoute(name=name, variants=routes, log_group=f"/aws/sagemaker/Endpoints/{name}")
+            EndpointRoute(
+                name=name,
+                variants=[v.route for v in variants.values()],
+                log_group=f"/aws/sagemaker/Endpoints/{name}",
+            )
         )
-        self._set_in_service(name, routes)
+        self._publish(name, variants, in_service=True)
         endlog.write(f"endpoint {name} is InService")
 
-    async def _bring_up(self, plan: VariantPlan, endlog: EndpointLog) -> VariantRoute:
+    async def _prepare_variant(self, plan: VariantPlan, weight: float, endlog: EndpointLog) -> VariantRuntime:
         def status(message: str) -> None:
             self._set_variant_message(plan.endpoint_name, plan.variant_name, message)
 
         model_dir, packages_dir = await self._starter.prepare_model_dir(plan, status, endlog)
-        status(f"starting {plan.instance_count} instance(s)")
-        key = plan.endpoint_name.lower()
+        route = VariantRoute(name=plan.variant_name, weight=weight)
+        return VariantRuntime(plan=plan, model_dir=model_dir, packages_dir=packages_dir, route=route)
+
+    async def _start_instances(self, name: str, runtime: VariantRuntime, count: int, endlog: EndpointLog) -> None:
+        """Start `count` workers and wait until each is healthy; they then join the variant's route."""
+        plan = runtime.plan
+        if count <= 0:
+            return
+
+        def status(message: str) -> None:
+            self._set_variant_message(name, plan.variant_name, message)
+
+        status(f"starting {count} instance(s)")
         handles: list[WorkerHandle] = []
-        for index in range(plan.instance_count):
-            handle = self._starter.start_worker(plan, model_dir, packages_dir, index)
-            handles.append(handle)
-            self._workers.setdefault(key, []).append(handle)
-            self._store.add_instance(
-                InstanceRow(handle.spec.instance_id, key, handle.pid, handle.spec.port, self._now())
-            )
-            endlog.write(
-                f"started instance {handle.spec.instance_id} (pid {handle.pid}), log {handle.log_path}"
-            )
-        await self._starter.wait_healthy(handles, plan, status)
-        instances = [InstanceRoute(h.spec.instance_id, h.url) for h in handles]
-        return VariantRoute(name=plan.variant_name, weight=plan.weight, instances=instances)
+        runtime.starting += count
+        try:
+            for _ in range(count):
+                handle = self._starter.start_worker(plan, runtime.model_dir, runtime.packages_dir, runtime.next_index)
+                runtime.next_index += 1
+                handles.append(handle)
+                self._store.add_instance(
+                    InstanceRow(handle.spec.instance_id, name.lower(), handle.pid, handle.spec.port, self._now())
+                )
+                endlog.write(f"started instance {handle.spec.instance_id} (pid {handle.pid}), log {handle.log_path}")
+            await self._starter.wait_healthy(handles, plan, status)
+        except BaseException:
+            await asyncio.gather(*(asyncio.to_thread(self._stop_worker, h) for h in handles))
+            raise
+        finally:
+            runtime.starting -= count
+        runtime.serving.extend(handles)
+        runtime.route.instances.extend(InstanceRoute(h.spec.instance_id, h.url) for h in handles)
+        runtime.failures = 0
+
+    # converge (InService / Updating endpoints with running instances) -------------------------
+    def _converge(self, record: dict[str, Any]) -> None:
+        name = record["EndpointName"]
+        key = name.lower()
+        variants = self._live[key]
+        self._reap_exited(name, variants)
+        summaries = {s["VariantName"]: s for s in record["ProductionVariants"]}
+        for variant_name, runtime in variants.items():
+            summary = summaries.get(variant_name)
+            if summary is None:
+                continue
+            runtime.route.weight = float(summary["DesiredWeight"])
+            serving_ids = [h.spec.instance_id for h in runtime.serving]
+            decision = decide_scale(int(summary["DesiredInstanceCount"]), serving_ids, runtime.starting)
+            if decision.stop:
+                self._spawn(key, self._drain_and_stop(name, runtime, list(decision.stop)))
+                return
+            if decision.start and time.monotonic() >= runtime.retry_after:
+                self._spawn(key, self._scale_up(name, runtime, decision.start))
+                return
+        self._publish(name, variants, in_service=record["EndpointStatus"] == "Updating" and self._converged(record))
+
+    def _converged(self, record: dict[str, Any]) -> bool:
+        variants = self._live.get(record["EndpointName"].lower(), {})
+        return all(
+            len(variants[s["VariantName"]].serving) == int(s["DesiredInstanceCount"])
+            for s in record["ProductionVariants"]
+            if s["VariantName"] in variants
+        )
+
+    async def _scale_up(self, name: str, runtime: VariantRuntime, count: int) -> None:
+        endlog = self._endlog(name)
+        try:
+            await self._start_instances(name, runtime, count, endlog)
+        except DeploymentError as exc:
+            runtime.failures += 1
+            delay = restart_delay_s(runtime.failures + 1)
+            runtime.retry_after = time.monotonic() + delay
+            variant = runtime.plan.variant_name
+            endlog.write(f"starting {count} instance(s) of {variant} failed: {exc}; retry in {delay:.0f} s")
+            if runtime.failures >= CRASH_LOOP_FAILURES:
+                self._set_variant_message(
+                    name, runtime.plan.variant_name, f"crash loop: {runtime.failures} failed starts; last: {exc}"
+                )
+        self.wake()
+
+    async def _drain_and_stop(self, name: str, runtime: VariantRuntime, instance_ids: list[str]) -> None:
+        """Take instances out of the route, let their in-flight requests finish, then stop them."""
+        leaving = [h for h in runtime.serving if h.spec.instance_id in instance_ids]
+        routes = [r for r in runtime.route.instances if r.instance_id in instance_ids]
+        runtime.route.instances = [r for r in runtime.route.instances if r.instance_id not in instance_ids]
+        runtime.serving = [h for h in runtime.serving if h.spec.instance_id not in instance_ids]
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while any(r.in_flight for r in routes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(asyncio.to_thread(self._stop_worker, h) for h in leaving))
+        self._endlog(name).write(f"stopped {len(leaving)} instance(s) of {runtime.plan.variant_name}")
+        self.wake()
+
+    def _reap_exited(self, name: str, variants: dict[str, VariantRuntime]) -> None:
+        """Instances whose process exited leave the route at once; the next converge replaces them."""
+        for runtime in variants.values():
+            for handle in list(runtime.serving):
+                code = handle.exit_code()
+                if code is None:
+                    continue
+                runtime.serving.remove(handle)
+                gone = handle.spec.instance_id
+                runtime.route.instances = [r for r in runtime.route.instances if r.instance_id != gone]
+                self._store.remove_instance(handle.spec.instance_id)
+                runtime.failures += 1
+                runtime.retry_after = time.monotonic() + restart_delay_s(runtime.failures)
+                message = f"instance {handle.spec.instance_id} exited with status {code}; replacing it"
+                log.warning("%s", message)
+                self._endlog(name).write(message)
+                if runtime.failures >= CRASH_LOOP_FAILURES:
+                    self._set_variant_message(
+                        name, runtime.plan.variant_name, f"crash loop: {runtime.failures} instance failures in a row"
+                    )
 
     # delete ----------------------------------------------------------------------------------
     async def _delete(self, record: dict[str, Any]) -> None:
         name = record["EndpointName"]
         self._table.remove(name)
-        await self._stop_workers(name.lower())
+        await self._stop_endpoint_workers(name.lower())
         self._store.delete(KIND, name)
         log.info("endpoint %s deleted", name)
 
     # workers ---------------------------------------------------------------------------------
-    async def _stop_workers(self, key: str) -> None:
-        handles = self._workers.pop(key, [])
+    async def _stop_endpoint_workers(self, key: str) -> None:
+        variants = self._live.pop(key, {})
+        handles = [h for runtime in variants.values() for h in runtime.serving]
         await asyncio.gather(*(asyncio.to_thread(self._stop_worker, h) for h in handles))
 
     def _stop_worker(self, handle: WorkerHandle) -> None:
         self._launcher.stop(handle)
         self._store.remove_instance(handle.spec.instance_id)
-
-    def _drop_dead_workers(self, name: str, key: str) -> None:
-        for handle in list(self._workers.get(key, [])):
-            code = handle.exit_code()
-            if code is not None:
-                log.warning("instance %s exited with status %s", handle.spec.instance_id, code)
-                self._table.drop_instance(name, handle.spec.instance_id)
-                self._workers[key].remove(handle)
-                self._store.remove_instance(handle.spec.instance_id)
 
     def _recover_stale_workers(self) -> None:
         """Workers recorded by a previous server process (e.g. after kill -9) are stopped; the loop restarts them."""
@@ -188,44 +306,51 @@ class EndpointController:
                 log.info("stopped worker %s left by a previous server (pid %d)", row.instance_id, row.pid)
             self._store.remove_instance(row.instance_id)
 
+    def _endlog(self, name: str) -> EndpointLog:
+        return EndpointLog(self._starter.log_dir(name) / "endpoint.log")
+
     # status ----------------------------------------------------------------------------------
     def _set_variant_message(self, name: str, variant_name: str, message: str) -> None:
+        now = self._now()
+
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
             for summary in record["ProductionVariants"]:
-                if summary["VariantName"] == variant_name and summary.get("VariantStatus"):
-                    if summary["VariantStatus"][0].get("StatusMessage") == message:
-                        return None
-                    summary["VariantStatus"][0]["StatusMessage"] = message
+                if summary["VariantName"] != variant_name:
+                    continue
+                current = summary.get("VariantStatus") or [{"Status": "Updating", "StartTime": now}]
+                if current[0].get("StatusMessage") == message:
+                    return None
+                current[0]["StatusMessage"] = message
+                summary["VariantStatus"] = current
             return record
 
         self._store.update(KIND, name, change)
 
-    def _set_in_service(self, name: str, routes: list[VariantRoute]) -> None:
-        counts = {r.name: len(r.instances) for r in routes}
+    def _publish(self, name: str, variants: dict[str, VariantRuntime], *, in_service: bool) -> None:
+        """Write current counts and weights; with `in_service`, the endpoint (back) to InService."""
         now = self._now()
 
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
-            if record["EndpointStatus"] not in ("Creating", "InService"):
+            if record["EndpointStatus"] not in ("Creating", "InService", "Updating"):
                 return None
-            images = {
-                v["VariantName"]: (v["Model"].get("PrimaryContainer") or v["Model"]["Containers"][0]).get(
-                    "Image", ""
-                )
-                for v in record["_deployment"]["variants"]
-            }
+            before = repr(record)
             for summary in record["ProductionVariants"]:
-                summary["CurrentInstanceCount"] = counts.get(summary["VariantName"], 0)
-                summary.pop("VariantStatus", None)
-                image = images.get(summary["VariantName"])
+                runtime = variants.get(summary["VariantName"])
+                if runtime is None:
+                    continue
+                summary["CurrentInstanceCount"] = len(runtime.serving)
+                summary["CurrentWeight"] = runtime.route.weight
+                image = runtime.plan.container.get("Image", "")
                 if image and "DeployedImages" not in summary:
-                    summary["DeployedImages"] = [
-                        {"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": now}
-                    ]
-            record.pop("FailureReason", None)
-            if record["EndpointStatus"] != "InService":
+                    deployed = {"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": now}
+                    summary["DeployedImages"] = [deployed]
+                if in_service or (runtime.failures == 0 and summary.get("VariantStatus") and not runtime.starting):
+                    summary.pop("VariantStatus", None)
+            if in_service and record["EndpointStatus"] != "InService":
                 record["EndpointStatus"] = "InService"
-                record["LastModifiedTime"] = self._now()
-            return record
+                record["LastModifiedTime"] = now
+                record.pop("FailureReason", None)
+            return None if repr(record) == before else record
 
         self._store.update(KIND, name, change)
 
@@ -243,3 +368,4 @@ class EndpointController:
 
         self._store.update(KIND, name, change)
         self._table.remove(name)
+        self._live.pop(name.lower(), None)
