@@ -74,9 +74,7 @@ class ControlPlaneApi:
             return error_response(exc, request_id)
         except Exception:
             log.exception("internal error on %s", request.headers.get("x-amz-target"))
-            error = ApiError(
-                "An internal error occurred; see the server log.", code="InternalFailure", status=500
-            )
+            error = ApiError("An internal error occurred; see the server log.", code="InternalFailure", status=500)
             return error_response(error, request_id)
 
     async def _dispatch(self, request: Request) -> dict[str, Any]:

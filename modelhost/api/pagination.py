@@ -43,9 +43,7 @@ def _decode_token(token: str, fingerprint: str) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationError(f"Invalid pagination token: '{token}'.") from exc
     if not same_query:
-        raise ValidationError(
-            "The pagination token was issued for a different query; start again without it."
-        )
+        raise ValidationError("The pagination token was issued for a different query; start again without it.")
     return offset
 
 
@@ -119,9 +117,7 @@ def list_response(
 ) -> dict[str, Any]:
     """A List* operation's response: one page of summaries under `result_key`, and NextToken if more remain."""
     items, token = page(records, body, name_key=name_key, sort_keys=sort_keys, status_key=status_key)
-    response: dict[str, Any] = {
-        result_key: [{k: item[k] for k in summary_keys if k in item} for item in items]
-    }
+    response: dict[str, Any] = {result_key: [{k: item[k] for k in summary_keys if k in item} for item in items]}
     if token:
         response["NextToken"] = token
     return response

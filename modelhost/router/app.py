@@ -25,12 +25,14 @@ from modelhost.errors import (
     RuntimeValidationError,
     ServiceUnavailable,
 )
-from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable
+from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-RUNTIME_PATH = re.compile(r"^(?P<prefix>.*)/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream|async-invocations)$")
+RUNTIME_PATH = re.compile(
+    r"^(?P<prefix>.*)/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream|async-invocations)$"
+)
 FORWARDED_HEADERS = (
     "content-type",
     "accept",
@@ -39,6 +41,10 @@ FORWARDED_HEADERS = (
     "x-amzn-sagemaker-inference-id",
 )
 RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
+
+
+class InstanceGone(Exception):
+    """The chosen instance refused the connection or closed it without answering."""
 
 
 def runtime_error_response(error: ApiError, request_id: str) -> Response:
@@ -113,18 +119,41 @@ class RuntimeApi:
                 f"The TargetVariant '{exc}' does not exist on endpoint {name}; "
                 f"variants: {', '.join(v.name for v in route.variants)}."
             ) from exc
-        instance = self._table.choose_instance(variant)
-        if instance is None:
-            raise ServiceUnavailable(f"Variant {variant.name} of endpoint {name} has no instance ready; retry shortly.")
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        upstream = await self._forward(instance, body, headers, route, caller.region)
+        upstream = await self._forward_with_retry(variant, body, headers, route, caller.region)
         out_headers = {h: upstream.headers[h] for h in RETURNED_HEADERS if h in upstream.headers}
         out_headers["x-Amzn-Invoked-Production-Variant"] = variant.name
         out_headers["x-amzn-RequestId"] = request_id
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
 
+    async def _forward_with_retry(
+        self, variant: VariantRoute, body: bytes, headers: dict[str, str], route: EndpointRoute, region: str
+    ) -> httpx.Response:
+        """Forward to the least-busy instance; if it is gone before answering, drop it and try one other."""
+        tried: set[str] = set()
+        for attempt in range(2):
+            instance = self._table.choose_instance(variant, exclude=tried)
+            if instance is None:
+                raise ServiceUnavailable(
+                    f"Variant {variant.name} of endpoint {route.name} has no instance ready; retry shortly."
+                )
+            tried.add(instance.instance_id)
+            try:
+                return await self._forward(instance, body, headers, route, region, last_attempt=attempt == 1)
+            except InstanceGone:
+                log.warning("instance %s of %s went away; retrying elsewhere", instance.instance_id, route.name)
+                self._table.drop_instance(route.name, instance.instance_id)
+        raise AssertionError("unreachable")
+
     async def _forward(
-        self, instance: InstanceRoute, body: bytes, headers: dict[str, str], route: EndpointRoute, region: str
+        self,
+        instance: InstanceRoute,
+        body: bytes,
+        headers: dict[str, str],
+        route: EndpointRoute,
+        region: str,
+        *,
+        last_attempt: bool,
     ) -> httpx.Response:
         log_arn = f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"
         instance.in_flight += 1
@@ -142,6 +171,16 @@ class RuntimeApi:
                 'issue, and try again."',
                 original_status=0,
                 original_message="invocation timed out",
+                log_stream_arn=log_arn,
+            ) from exc
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            if not last_attempt:  # the worker died before answering: the request is safe to send again
+                raise InstanceGone(instance.instance_id) from exc
+            raise ModelError(
+                f'Received server error (0) from primary with message "the instance went away: {exc!r}". '
+                f"See the endpoint's log (modelhost logs {route.name}) for more information.",
+                original_status=0,
+                original_message=repr(exc),
                 log_stream_arn=log_arn,
             ) from exc
         except httpx.HTTPError as exc:

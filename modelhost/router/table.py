@@ -70,9 +70,10 @@ class RoutingTable:
             return candidates[0]
         return self._rng.choices(candidates, weights=weights, k=1)[0]
 
-    def choose_instance(self, variant: VariantRoute) -> InstanceRoute | None:
+    def choose_instance(self, variant: VariantRoute, exclude: set[str] | None = None) -> InstanceRoute | None:
         """The instance with the fewest requests in flight; ties are broken at random to spread load."""
-        if not variant.instances:
+        candidates = [i for i in variant.instances if not exclude or i.instance_id not in exclude]
+        if not candidates:
             return None
-        fewest = min(i.in_flight for i in variant.instances)
-        return self._rng.choice([i for i in variant.instances if i.in_flight == fewest])
+        fewest = min(i.in_flight for i in candidates)
+        return self._rng.choice([i for i in candidates if i.in_flight == fewest])

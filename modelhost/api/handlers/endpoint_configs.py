@@ -22,9 +22,7 @@ def _check_variants(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
     for variant in variants:
         name = variant["VariantName"]
         if name.lower() in seen:
-            raise ValidationError(
-                f"The VariantName '{name}' is used more than once; variant names must be unique."
-            )
+            raise ValidationError(f"The VariantName '{name}' is used more than once; variant names must be unique.")
         seen.add(name.lower())
         if variant.get("ServerlessConfig"):
             raise ValidationError(
@@ -42,9 +40,7 @@ def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, A
     name = body["EndpointConfigName"]
     _check_variants(ctx, body["ProductionVariants"])
     config_arn = ctx.arn(KIND, name)
-    variants = [
-        {"InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **v} for v in body["ProductionVariants"]
-    ]
+    variants = [{"InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **v} for v in body["ProductionVariants"]]
     record = {
         **body,
         "ProductionVariants": variants,
@@ -54,9 +50,7 @@ def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, A
     try:
         ctx.store.insert(KIND, name, record)
     except AlreadyExists as exc:
-        raise ValidationError(
-            f'Cannot create already existing endpoint configuration "{config_arn}".'
-        ) from exc
+        raise ValidationError(f'Cannot create already existing endpoint configuration "{config_arn}".') from exc
     return {"EndpointConfigArn": config_arn}
 
 

@@ -34,7 +34,7 @@ def _instances_in_use(ctx: ApiContext, instance_type: str) -> int:
         if endpoint.get("EndpointStatus") in HOLDS_INSTANCES:
             for variant in endpoint.get("_deployment", {}).get("variants", []):
                 if variant.get("InstanceType") == instance_type:
-                    total += int(variant.get("InitialInstanceCount", 1))
+                    total += _desired(endpoint, variant)
     return total
 
 
@@ -129,9 +129,69 @@ def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def update_endpoint_weights_and_capacities(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    """Record new desired weights and instance counts; the controller converges and reports InService."""
+    name = body["EndpointName"]
+    changes = _weight_and_capacity_changes(body["DesiredWeightsAndCapacities"])
+    record = get_endpoint(ctx, name)
+    known = {s["VariantName"] for s in record["ProductionVariants"]}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValidationError(
+            f'The variant(s) [{", ".join(unknown)}] are not present in endpoint "{record["EndpointArn"]}".'
+        )
+    growth = [
+        {**v, "InitialInstanceCount": int(changes[v["VariantName"]]["DesiredInstanceCount"]) - _desired(record, v)}
+        for v in record["_deployment"]["variants"]
+        if "DesiredInstanceCount" in changes.get(v["VariantName"], {})
+    ]
+    _check_capacity(ctx, [v for v in growth if v["InitialInstanceCount"] > 0])
+
+    def apply(current: dict[str, Any]) -> dict[str, Any]:
+        if current["EndpointStatus"] != "InService":
+            raise ValidationError(f'Cannot update in-progress endpoint "{current["EndpointArn"]}".')
+        for summary in current["ProductionVariants"]:
+            change = changes.get(summary["VariantName"])
+            if change is None:
+                continue
+            if "DesiredWeight" in change:
+                summary["DesiredWeight"] = float(change["DesiredWeight"])
+            if "DesiredInstanceCount" in change:
+                summary["DesiredInstanceCount"] = int(change["DesiredInstanceCount"])
+            summary["VariantStatus"] = [{"Status": "Updating", "StatusMessage": "applying", "StartTime": ctx.now()}]
+        return {**current, "EndpointStatus": "Updating", "LastModifiedTime": ctx.now()}
+
+    if ctx.store.update(KIND, name, apply) is None:
+        raise not_found(ctx, name)
+    ctx.wake_controller()
+    return {"EndpointArn": record["EndpointArn"]}
+
+
+def _weight_and_capacity_changes(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    changes = {c["VariantName"]: c for c in entries}
+    if len(changes) != len(entries):
+        raise ValidationError("Each VariantName may appear only once in DesiredWeightsAndCapacities.")
+    for change in changes.values():
+        if change.get("ServerlessUpdateConfig"):
+            raise ValidationError("ServerlessUpdateConfig is not supported by modelhost (no serverless variants).")
+        if "DesiredWeight" not in change and "DesiredInstanceCount" not in change:
+            raise ValidationError(
+                f"Variant '{change['VariantName']}': specify DesiredWeight, DesiredInstanceCount or both."
+            )
+    return changes
+
+
+def _desired(record: dict[str, Any], variant: dict[str, Any]) -> int:
+    for summary in record["ProductionVariants"]:
+        if summary["VariantName"] == variant["VariantName"]:
+            return int(summary["DesiredInstanceCount"])
+    return 0
+
+
 OPERATIONS = {
     "CreateEndpoint": create_endpoint,
     "DescribeEndpoint": describe_endpoint,
     "ListEndpoints": list_endpoints,
     "DeleteEndpoint": delete_endpoint,
+    "UpdateEndpointWeightsAndCapacities": update_endpoint_weights_and_capacities,
 }

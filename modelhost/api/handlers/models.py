@@ -29,9 +29,7 @@ def _check_model_data(container: dict[str, Any], where: str) -> None:
 
 def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     name = body["ModelName"]
-    containers = ([body["PrimaryContainer"]] if body.get("PrimaryContainer") else []) + body.get(
-        "Containers", []
-    )
+    containers = ([body["PrimaryContainer"]] if body.get("PrimaryContainer") else []) + body.get("Containers", [])
     if not containers:
         raise ValidationError("Either PrimaryContainer or Containers must be specified.")
     if body.get("PrimaryContainer") and body.get("Containers"):
