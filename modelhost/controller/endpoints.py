@@ -114,6 +114,8 @@ class EndpointController:
                 continue  # one operation at a time per endpoint
             elif status == "Creating" or (status in ("InService", "Updating") and key not in self._live):
                 self._spawn(key, self._deploy(record))
+            elif status == "Updating" and "_pending" in record:
+                self._spawn(key, self._update(record))
             elif status in ("InService", "Updating"):
                 self._converge(record)
 
@@ -135,9 +137,12 @@ class EndpointController:
         try:
             for snapshot in record["_deployment"]["variants"]:
                 plan = VariantPlan.from_snapshot(name, snapshot, self._settings)
-                runtime = await self._prepare_variant(plan, weights.get(plan.variant_name, plan.weight), endlog)
+                status = self._variant_status(name, plan.variant_name)
+                weight = weights.get(plan.variant_name, plan.weight)
+                runtime = await self._prepare_variant(plan, weight, endlog, status)
                 variants[plan.variant_name] = runtime
-                await self._start_instances(name, runtime, desired.get(plan.variant_name, plan.instance_count), endlog)
+                count = desired.get(plan.variant_name, plan.instance_count)
+                await self._start_instances(name, runtime, count, endlog, status)
         except asyncio.CancelledError:
             await self._stop_endpoint_workers(key)
             raise
@@ -162,23 +167,23 @@ class EndpointController:
         self._publish(name, variants, in_service=True)
         endlog.write(f"endpoint {name} is InService")
 
-    async def _prepare_variant(self, plan: VariantPlan, weight: float, endlog: EndpointLog) -> VariantRuntime:
-        def status(message: str) -> None:
-            self._set_variant_message(plan.endpoint_name, plan.variant_name, message)
+    def _variant_status(self, name: str, variant_name: str) -> Callable[[str], None]:
+        return lambda message: self._set_variant_message(name, variant_name, message)
 
+    async def _prepare_variant(
+        self, plan: VariantPlan, weight: float, endlog: EndpointLog, status: Callable[[str], None]
+    ) -> VariantRuntime:
         model_dir, packages_dir = await self._starter.prepare_model_dir(plan, status, endlog)
         route = VariantRoute(name=plan.variant_name, weight=weight)
         return VariantRuntime(plan=plan, model_dir=model_dir, packages_dir=packages_dir, route=route)
 
-    async def _start_instances(self, name: str, runtime: VariantRuntime, count: int, endlog: EndpointLog) -> None:
+    async def _start_instances(
+        self, name: str, runtime: VariantRuntime, count: int, endlog: EndpointLog, status: Callable[[str], None]
+    ) -> None:
         """Start `count` workers and wait until each is healthy; they then join the variant's route."""
         plan = runtime.plan
         if count <= 0:
             return
-
-        def status(message: str) -> None:
-            self._set_variant_message(name, plan.variant_name, message)
-
         status(f"starting {count} instance(s)")
         handles: list[WorkerHandle] = []
         runtime.starting += count
@@ -200,6 +205,93 @@ class EndpointController:
         runtime.serving.extend(handles)
         runtime.route.instances.extend(InstanceRoute(h.spec.instance_id, h.url) for h in handles)
         runtime.failures = 0
+
+    # update (blue/green) ---------------------------------------------------------------------
+    async def _update(self, record: dict[str, Any]) -> None:
+        """Bring up the new configuration beside the old, move traffic, then drain and stop the old fleet.
+
+        If the new fleet fails, it is stopped and the endpoint stays InService on the old configuration,
+        with the failure in FailureReason (SageMaker's rollback).
+        """
+        name = record["EndpointName"]
+        key = name.lower()
+        pending = record["_pending"]
+        endlog = self._endlog(name)
+        endlog.write(f"updating endpoint {name} to configuration {pending['EndpointConfigName']}")
+        desired = {s["VariantName"]: int(s["DesiredInstanceCount"]) for s in pending["ProductionVariants"]}
+        weights = {s["VariantName"]: float(s["DesiredWeight"]) for s in pending["ProductionVariants"]}
+        fleet: dict[str, VariantRuntime] = {}
+        try:
+            for snapshot in pending["variants"]:
+                plan = VariantPlan.from_snapshot(name, snapshot, self._settings)
+                status = self._pending_status(name, plan.variant_name)
+                runtime = await self._prepare_variant(plan, weights[plan.variant_name], endlog, status)
+                fleet[plan.variant_name] = runtime
+                await self._start_instances(name, runtime, desired[plan.variant_name], endlog, status)
+        except asyncio.CancelledError:
+            await self._stop_fleet(fleet)
+            raise
+        except Exception as exc:
+            if not isinstance(exc, DeploymentError):
+                log.exception("updating %s failed", name)
+            endlog.write(f"update failed, rolling back to {record['EndpointConfigName']}: {exc}")
+            await self._stop_fleet(fleet)
+            self._finish_update(name, committed=False, reason=f"Update rolled back: {exc}")
+            return
+        old = self._live.get(key, {})
+        self._live[key] = fleet
+        self._table.set(
+            EndpointRoute(
+                name=name, variants=[v.route for v in fleet.values()], log_group=f"/aws/sagemaker/Endpoints/{name}"
+            )
+        )
+        self._finish_update(name, committed=True, reason=None)
+        self._publish(name, fleet, in_service=True)
+        endlog.write(f"traffic moved to {pending['EndpointConfigName']}; draining the old instances")
+        for runtime in old.values():
+            await self._drain_and_stop(name, runtime, [h.spec.instance_id for h in runtime.serving])
+        endlog.write(f"endpoint {name} is InService on {pending['EndpointConfigName']}")
+
+    async def _stop_fleet(self, fleet: dict[str, VariantRuntime]) -> None:
+        handles = [h for runtime in fleet.values() for h in runtime.serving]
+        await asyncio.gather(*(asyncio.to_thread(self._stop_worker, h) for h in handles))
+
+    def _pending_status(self, name: str, variant_name: str) -> Callable[[str], None]:
+        def status(message: str) -> None:
+            def change(record: dict[str, Any]) -> dict[str, Any] | None:
+                for summary in record.get("PendingDeploymentSummary", {}).get("ProductionVariants", []):
+                    if summary["VariantName"] == variant_name:
+                        summary["VariantStatus"] = [
+                            {"Status": "Creating", "StatusMessage": message, "StartTime": self._now()}
+                        ]
+                return record
+
+            self._store.update(KIND, name, change)
+
+        return status
+
+    def _finish_update(self, name: str, *, committed: bool, reason: str | None) -> None:
+        now = self._now()
+
+        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+            pending = record.pop("_pending", None)
+            record.pop("PendingDeploymentSummary", None)
+            if pending is None or record["EndpointStatus"] != "Updating":
+                return None
+            if committed:
+                record["EndpointConfigName"] = pending["EndpointConfigName"]
+                record["ProductionVariants"] = pending["ProductionVariants"]
+                record["_deployment"] = {**record["_deployment"], "variants": pending["variants"]}
+                record.pop("FailureReason", None)
+            else:
+                record["FailureReason"] = (reason or "update failed")[:FAILURE_REASON_MAX]
+                for summary in record["ProductionVariants"]:
+                    summary.pop("VariantStatus", None)
+            record["EndpointStatus"] = "InService"
+            record["LastModifiedTime"] = now
+            return record
+
+        self._store.update(KIND, name, change)
 
     # converge (InService / Updating endpoints with running instances) -------------------------
     def _converge(self, record: dict[str, Any]) -> None:
@@ -234,7 +326,9 @@ class EndpointController:
     async def _scale_up(self, name: str, runtime: VariantRuntime, count: int) -> None:
         endlog = self._endlog(name)
         try:
-            await self._start_instances(name, runtime, count, endlog)
+            await self._start_instances(
+                name, runtime, count, endlog, self._variant_status(name, runtime.plan.variant_name)
+            )
         except DeploymentError as exc:
             runtime.failures += 1
             delay = restart_delay_s(runtime.failures + 1)
@@ -346,7 +440,7 @@ class EndpointController:
                     summary["DeployedImages"] = [deployed]
                 if in_service or (runtime.failures == 0 and summary.get("VariantStatus") and not runtime.starting):
                     summary.pop("VariantStatus", None)
-            if in_service and record["EndpointStatus"] != "InService":
+            if in_service and record["EndpointStatus"] != "InService" and "_pending" not in record:
                 record["EndpointStatus"] = "InService"
                 record["LastModifiedTime"] = now
                 record.pop("FailureReason", None)

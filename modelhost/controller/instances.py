@@ -51,9 +51,7 @@ class VariantPlan:
     startup_timeout_s: float
 
     @classmethod
-    def from_snapshot(
-        cls, endpoint_name: str, variant: dict[str, Any], settings: ServerSettings
-    ) -> VariantPlan:
+    def from_snapshot(cls, endpoint_name: str, variant: dict[str, Any], settings: ServerSettings) -> VariantPlan:
         model = variant["Model"]
         container = model.get("PrimaryContainer") or model["Containers"][0]
         return cls(
@@ -68,8 +66,7 @@ class VariantPlan:
                 variant.get("ModelDataDownloadTimeoutInSeconds") or settings.default_download_timeout_s
             ),
             startup_timeout_s=float(
-                variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
-                or settings.default_startup_timeout_s
+                variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or settings.default_startup_timeout_s
             ),
         )
 
@@ -146,14 +143,10 @@ class InstanceStarter:
                 self._artifacts.prepare, source, timeout_s=plan.download_timeout_s, progress=progress
             )
         status("installing requirements")
-        result = await asyncio.to_thread(
-            prepare_requirements, model_dir, self._settings.packages_dir, endlog.write
-        )
+        result = await asyncio.to_thread(prepare_requirements, model_dir, self._settings.packages_dir, endlog.write)
         return model_dir, result.packages_dir
 
-    def start_worker(
-        self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int
-    ) -> WorkerHandle:
+    def start_worker(self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int) -> WorkerHandle:
         decision = decide_device(plan.instance_type, self._host_gpu_count)
         instance_id = f"{plan.endpoint_name.lower()}-{plan.variant_name.lower()}-{index}-{ids.short_id()}"
         run_dir = self._settings.run_dir / instance_id
@@ -184,9 +177,7 @@ class InstanceStarter:
                 f.write(f"[modelhost] {decision.note}\n")
         return self._launcher.start(spec, env, log_path)
 
-    async def wait_healthy(
-        self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]
-    ) -> None:
+    async def wait_healthy(self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]) -> None:
         """Every worker must answer /ping with 200 within the startup window, else DeploymentError."""
         deadline = time.monotonic() + plan.startup_timeout_s
         pending = list(handles)

@@ -129,6 +129,68 @@ def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def update_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
+    """Record a blue/green move to another configuration; the controller brings it up and rolls back on failure."""
+    name = body["EndpointName"]
+    record = get_endpoint(ctx, name)
+    config = get_endpoint_config(ctx, body["EndpointConfigName"])
+    variants = [{**v, "Model": get_model(ctx, v["ModelName"])} for v in config["ProductionVariants"]]
+    summaries = [_variant_summary(v) for v in variants]
+    if body.get("RetainAllVariantProperties"):
+        _retain_variant_properties(record, summaries, body.get("ExcludeRetainedVariantProperties", []))
+    _check_capacity(
+        ctx,
+        [{**v, "InitialInstanceCount": s["DesiredInstanceCount"]} for v, s in zip(variants, summaries, strict=True)],
+    )
+    now = ctx.now()
+    for summary in summaries:
+        summary["VariantStatus"] = [{"Status": "Creating", "StatusMessage": "waiting to start", "StartTime": now}]
+
+    def apply(current: dict[str, Any]) -> dict[str, Any]:
+        if current["EndpointStatus"] != "InService":
+            raise ValidationError(f'Cannot update in-progress endpoint "{current["EndpointArn"]}".')
+        pending_summary = {
+            "EndpointConfigName": config["EndpointConfigName"],
+            "ProductionVariants": [
+                {k: s[k] for k in ("VariantName", "DesiredInstanceCount", "DesiredWeight", "VariantStatus")}
+                for s in summaries
+            ],
+            "StartTime": now,
+        }
+        pending = {
+            "EndpointConfigName": config["EndpointConfigName"],
+            "variants": variants,
+            "ProductionVariants": summaries,
+        }
+        return {
+            **current,
+            "EndpointStatus": "Updating",
+            "LastModifiedTime": now,
+            "PendingDeploymentSummary": pending_summary,
+            "_pending": pending,
+        }
+
+    ctx.store.update(KIND, name, apply)
+    ctx.wake_controller()
+    return {"EndpointArn": record["EndpointArn"]}
+
+
+def _retain_variant_properties(
+    record: dict[str, Any], summaries: list[dict[str, Any]], excluded: list[dict[str, Any]]
+) -> None:
+    """RetainAllVariantProperties: variants that keep their name keep their current count and weight."""
+    skip = {e.get("VariantPropertyType") for e in excluded}
+    current = {s["VariantName"]: s for s in record["ProductionVariants"]}
+    for summary in summaries:
+        old = current.get(summary["VariantName"])
+        if old is None:
+            continue
+        if "DesiredInstanceCount" not in skip:
+            summary["DesiredInstanceCount"] = old["DesiredInstanceCount"]
+        if "DesiredWeight" not in skip:
+            summary["DesiredWeight"] = summary["CurrentWeight"] = old["DesiredWeight"]
+
+
 def update_endpoint_weights_and_capacities(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     """Record new desired weights and instance counts; the controller converges and reports InService."""
     name = body["EndpointName"]
@@ -193,5 +255,6 @@ OPERATIONS = {
     "DescribeEndpoint": describe_endpoint,
     "ListEndpoints": list_endpoints,
     "DeleteEndpoint": delete_endpoint,
+    "UpdateEndpoint": update_endpoint,
     "UpdateEndpointWeightsAndCapacities": update_endpoint_weights_and_capacities,
 }
