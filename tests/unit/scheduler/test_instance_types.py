@@ -35,9 +35,7 @@ def test_gpu_type_on_cpu_host_runs_on_cpu_and_says_so() -> None:
 
 def test_quota_message_has_sagemaker_shape() -> None:
     message = quota_message("ml.g5.24xlarge", 0, 0, 1)
-    assert message.startswith(
-        "The account-level service limit 'ml.g5.24xlarge for endpoint usage' is 0 Instances, "
-    )
+    assert message.startswith("The account-level service limit 'ml.g5.24xlarge for endpoint usage' is 0 Instances, ")
     assert "with current utilization of 0 Instances and a request delta of 1 Instances." in message
 
 
