@@ -21,7 +21,11 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_STARTUP_TIMEOUT_S": "health-check window when a variant sets none; default 900",
     "MODELHOST_DOWNLOAD_TIMEOUT_S": "model data download limit when a variant sets none; default 3600",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
+    "MODELHOST_INVENTORY": 'the host\'s resources instead of discovering them: {"gpus": [{"memory_gib": 24}], "cpus": 16, "memory_gib": 128}',
+    "MODELHOST_QUOTAS": "instance limits per type, e.g. ml.g5.2xlarge=2,ml.m5.large=10; default: what the host holds",
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
+    "MODELHOST_ENGINE_FACTORY": "module:function that builds engine mode's Backend (read by the worker; tests "
+    "use tests.fake_backend:create_backend); default the built-in engine's create_backend",
 }
 
 
@@ -40,6 +44,8 @@ class ServerSettings:
     default_download_timeout_s: float = 3600.0
     invocation_timeout_s: float = 300.0
     max_payload_bytes: int = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint limit
+    inventory_json: str | None = None  # MODELHOST_INVENTORY; None: discover the host
+    quotas: str | None = None  # MODELHOST_QUOTAS
     ping_interval_s: float = 0.5  # how often the controller polls a starting instance's /ping
     control_interval_s: float = 0.5  # how often the control loop runs when nothing wakes it
 
@@ -78,6 +84,10 @@ class ServerSettings:
             values["region"] = env["MODELHOST_REGION"]
         if env.get("MODELHOST_ACCOUNT_ID"):
             values["account_id"] = env["MODELHOST_ACCOUNT_ID"]
+        if env.get("MODELHOST_INVENTORY"):
+            values["inventory_json"] = env["MODELHOST_INVENTORY"]
+        if env.get("MODELHOST_QUOTAS"):
+            values["quotas"] = env["MODELHOST_QUOTAS"]
         if env.get("MODELHOST_STRICT_INSTANCE_TYPES"):
             values["strict_instance_types"] = env["MODELHOST_STRICT_INSTANCE_TYPES"].lower() in (
                 "1",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +21,8 @@ from modelhost.api.context import ApiContext
 from modelhost.api.handlers import endpoint_configs, endpoints, models
 from modelhost.auth import authenticate
 from modelhost.errors import ApiError, UnknownOperation, ValidationError
+from modelhost.scheduler.inventory import Inventory
+from modelhost.scheduler.placement import quota_for
 from modelhost.settings import ServerSettings
 from modelhost.store.sqlite import SqliteStore
 
@@ -55,13 +57,15 @@ class ControlPlaneApi:
         store: SqliteStore,
         settings: ServerSettings,
         wake_controller: Callable[[], None],
-        host_gpu_count: int,
+        inventory: Inventory,
+        quotas: Mapping[str, int],
         now: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._settings = settings
         self._wake = wake_controller
-        self._host_gpu_count = host_gpu_count
+        self._inventory = inventory
+        self._quotas = quotas
         self._now = now
 
     async def handle(self, request: Request) -> Response:
@@ -77,6 +81,35 @@ class ControlPlaneApi:
             error = ApiError("An internal error occurred; see the server log.", code="InternalFailure", status=500)
             return error_response(error, request_id)
 
+    def quota_report(self) -> dict[str, Any]:
+        """Limits, use and what is left per instance type (types in use or configured), and the host."""
+        ctx = self._context(self._settings.region)
+        used = endpoints.instances_in_use(ctx)
+        strict = self._settings.strict_instance_types
+        rows = [
+            quota_for(t, self._inventory, self._quotas, used, strict=strict)
+            for t in sorted(set(used) | set(self._quotas))
+        ]
+        inv = self._inventory
+        return {
+            "host": {"gpus": inv.gpu_count, "cpus": inv.cpus, "memory_gib": round(inv.memory_bytes / 1024**3, 1)},
+            "strict_instance_types": strict,
+            "quotas": [
+                {"InstanceType": q.instance_type, "Limit": q.limit, "Used": q.used, "Left": q.left} for q in rows
+            ],
+        }
+
+    def _context(self, region: str) -> ApiContext:
+        return ApiContext(
+            store=self._store,
+            settings=self._settings,
+            region=region,
+            now=self._now,
+            wake_controller=self._wake,
+            inventory=self._inventory,
+            quotas=self._quotas,
+        )
+
     async def _dispatch(self, request: Request) -> dict[str, Any]:
         caller = authenticate(request.headers, self._settings.region)
         target = request.headers.get("x-amz-target", "")
@@ -90,15 +123,7 @@ class ControlPlaneApi:
             raise UnknownOperation(f"modelhost does not implement the operation {target} yet.")
         body = self._parse_body(await request.body())
         validation.validate_input(model, body)
-        ctx = ApiContext(
-            store=self._store,
-            settings=self._settings,
-            region=caller.region,
-            now=self._now,
-            wake_controller=self._wake,
-            host_gpu_count=self._host_gpu_count,
-        )
-        return handler(ctx, body)
+        return handler(self._context(caller.region), body)
 
     @staticmethod
     def _parse_body(raw: bytes) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from modelhost import ids
+from modelhost.scheduler.inventory import Inventory
 from modelhost.settings import ServerSettings
 from modelhost.store.sqlite import SqliteStore
 
@@ -17,7 +18,8 @@ class ApiContext:
     region: str  # from the request's SigV4 scope, else the configured region
     now: Callable[[], float]  # epoch seconds
     wake_controller: Callable[[], None]  # desired state changed: reconcile soon
-    host_gpu_count: int  # GPUs this host can give to instances
+    inventory: Inventory  # this host's GPUs, CPUs and memory
+    quotas: Mapping[str, int]  # configured instance limits per type (MODELHOST_QUOTAS)
 
     def arn(self, kind: str, name: str) -> str:
         return ids.arn(kind, name, region=self.region, account_id=self.settings.account_id)

@@ -62,9 +62,7 @@ def cli() -> None:
 @click.option("--home", envvar="MODELHOST_HOME", default=None, help="data directory (default ~/.modelhost)")
 @click.option("--strict-instance-types", is_flag=True, default=None, help="refuse GPU types this host lacks")
 @click.option("--log-level", default="info", show_default=True)
-def server(
-    host: str, port: int, home: str | None, strict_instance_types: bool | None, log_level: str
-) -> None:
+def server(host: str, port: int, home: str | None, strict_instance_types: bool | None, log_level: str) -> None:
     """Run the whole platform: API, runtime, controller, workers."""
     import uvicorn
 
@@ -90,9 +88,7 @@ def _model_data_url(source: str) -> str:
         return source
     path = Path(source).expanduser().resolve()
     if not path.exists():
-        fail(
-            f"{source} does not exist (give a model folder, a .tar.gz, or an s3:// / https:// / file:// URL)"
-        )
+        fail(f"{source} does not exist (give a model folder, a .tar.gz, or an s3:// / https:// / file:// URL)")
     return str(path)
 
 
@@ -124,9 +120,7 @@ def wait_in_service(sm: Any, name: str, timeout_s: float = 3600.0) -> dict[str, 
 @click.option("--name", help="endpoint name (model and config get the same name); default from SOURCE")
 @click.option("--instance-type", default="ml.m5.xlarge", show_default=True)
 @click.option("--instance-count", default=1, show_default=True, type=int)
-@click.option(
-    "--image", default=DEFAULT_IMAGE, show_default=True, help="container image URI (selects the runtime)"
-)
+@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="container image URI (selects the runtime)")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="model environment variable")
 @click.option("--startup-timeout", type=int, default=None, help="ContainerStartupHealthCheckTimeoutInSeconds")
 @click.option("--wait/--no-wait", default=True, show_default=True)
@@ -174,9 +168,7 @@ def deploy(
 @cli.command()
 @click.argument("endpoint")
 @click.argument("body", required=False)
-@click.option(
-    "--file", "body_file", type=click.Path(exists=True, dir_okay=False), help="read the body from a file"
-)
+@click.option("--file", "body_file", type=click.Path(exists=True, dir_okay=False), help="read the body from a file")
 @click.option("--content-type", default="application/json", show_default=True)
 @click.option("--accept", default=None)
 @click.option("--custom-attributes", default=None)
@@ -228,9 +220,7 @@ def list_resources(what: str | None, url: str | None) -> None:
         rows = [(c["EndpointConfigName"], "", c["CreationTime"]) for p in pages for c in p["EndpointConfigs"]]
     else:
         pages = sm.get_paginator("list_endpoints").paginate()
-        rows = [
-            (e["EndpointName"], e["EndpointStatus"], e["CreationTime"]) for p in pages for e in p["Endpoints"]
-        ]
+        rows = [(e["EndpointName"], e["EndpointStatus"], e["CreationTime"]) for p in pages for e in p["Endpoints"]]
     if not rows:
         click.echo("(none)")
         return
@@ -263,9 +253,7 @@ def logs(endpoint: str, lines: int, follow: bool, url: str | None) -> None:
     seen = ""
     while True:
         try:
-            response = httpx.get(
-                f"{base}/_modelhost/endpoints/{endpoint}/logs", params={"lines": lines}, timeout=10
-            )
+            response = httpx.get(f"{base}/_modelhost/endpoints/{endpoint}/logs", params={"lines": lines}, timeout=10)
         except httpx.HTTPError as exc:
             fail(f"cannot reach the modelhost server at {base} ({exc})", code=2)
         if response.status_code == 404:
@@ -277,6 +265,29 @@ def logs(endpoint: str, lines: int, follow: bool, url: str | None) -> None:
             return
         seen = text
         time.sleep(1.0)
+
+
+@cli.command()
+@url_option
+def quotas(url: str | None) -> None:
+    """Instance limits per type: limit, in use, left (set with MODELHOST_QUOTAS on the server)."""
+    import httpx
+
+    base = server_url(url)
+    try:
+        report = httpx.get(f"{base}/_modelhost/quotas", timeout=10).json()
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the modelhost server at {base} ({exc})", code=2)
+    host = report["host"]
+    mode = "strict" if report["strict_instance_types"] else "GPU types run on CPU where the host lacks GPUs"
+    click.echo(f"host: {host['gpus']} GPU(s), {host['cpus']} CPU(s), {host['memory_gib']} GiB ({mode})")
+    if not report["quotas"]:
+        click.echo("no instance type in use or configured")
+        return
+    width = max(len(q["InstanceType"]) for q in report["quotas"])
+    click.echo(f"{'instance type':<{width}}  limit  used  left")
+    for q in report["quotas"]:
+        click.echo(f"{q['InstanceType']:<{width}}  {q['Limit']:>5}  {q['Used']:>4}  {q['Left']:>4}")
 
 
 @cli.command()
@@ -304,8 +315,7 @@ def delete(endpoint: str, keep_config: bool, keep_model: bool, url: str | None) 
     models: list[str] = []
     try:
         models = [
-            v["ModelName"]
-            for v in sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+            v["ModelName"] for v in sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
         ]
         if not keep_config:
             sm.delete_endpoint_config(EndpointConfigName=config_name)
@@ -356,9 +366,7 @@ def models_ls(home: str | None) -> None:
         return
     width = max(len(e.model_id) for e in entries)
     for entry in entries:
-        click.echo(
-            f"{entry.model_id:<{width}}  {entry.kind:<9}  {entry.size_bytes / 1e6:8.1f} MB  {entry.source}"
-        )
+        click.echo(f"{entry.model_id:<{width}}  {entry.kind:<9}  {entry.size_bytes / 1e6:8.1f} MB  {entry.source}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ SPEC_VERSION = 1
 SPEC_ENV = "MODELHOST_WORKER_SPEC"  # the JSON of a WorkerSpec, set by the launcher
 
 # Phases named in a FailureReason, in the order an instance goes through them.
+PHASE_PLACEMENT = "placement"
 PHASE_DOWNLOAD = "download"
 PHASE_EXTRACT = "extract"
 PHASE_REQUIREMENTS = "requirements"

@@ -365,6 +365,7 @@ class EndpointController:
                 gone = handle.spec.instance_id
                 runtime.route.instances = [r for r in runtime.route.instances if r.instance_id != gone]
                 self._store.remove_instance(handle.spec.instance_id)
+                self._starter.release(handle.spec.instance_id)
                 runtime.failures += 1
                 runtime.retry_after = time.monotonic() + restart_delay_s(runtime.failures)
                 message = f"instance {handle.spec.instance_id} exited with status {code}; replacing it"
@@ -391,6 +392,7 @@ class EndpointController:
 
     def _stop_worker(self, handle: WorkerHandle) -> None:
         self._launcher.stop(handle)
+        self._starter.release(handle.spec.instance_id)
         self._store.remove_instance(handle.spec.instance_id)
 
     def _recover_stale_workers(self) -> None:

@@ -18,14 +18,17 @@ from modelhost.contracts.worker import (
     PHASE_DOWNLOAD,
     PHASE_HEALTH_CHECK,
     PHASE_LOAD,
+    PHASE_PLACEMENT,
     FailureRecord,
     WorkerSpec,
 )
 from modelhost.errors import DeploymentError
 from modelhost.registry import referenced_model_ids
 from modelhost.requirements import prepare_requirements
-from modelhost.scheduler.instance_types import decide_device
+from modelhost.scheduler.catalog import gpu_count
+from modelhost.scheduler.inventory import Inventory
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, free_port
+from modelhost.scheduler.placement import InsufficientCapacity, place
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
@@ -104,13 +107,14 @@ class InstanceStarter:
         launcher: LocalProcessLauncher,
         artifacts: ArtifactCache,
         worker_environment: Callable[..., dict[str, str]],
-        host_gpu_count: int,
+        inventory: Inventory,
     ) -> None:
         self._settings = settings
         self._launcher = launcher
         self._artifacts = artifacts
         self._worker_environment = worker_environment
-        self._host_gpu_count = host_gpu_count
+        self._inventory = inventory
+        self._gpus: dict[str, tuple[int, ...]] = {}  # instance id -> the GPUs it holds
 
     def log_dir(self, endpoint_name: str) -> Path:
         return self._settings.logs_dir / endpoint_name.lower()
@@ -147,7 +151,11 @@ class InstanceStarter:
         return model_dir, result.packages_dir
 
     def start_worker(self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int) -> WorkerHandle:
-        decision = decide_device(plan.instance_type, self._host_gpu_count)
+        in_use = [gpu for gpus in self._gpus.values() for gpu in gpus]
+        try:
+            placement = place(plan.instance_type, self._inventory, in_use, strict=self._settings.strict_instance_types)
+        except InsufficientCapacity as exc:
+            raise DeploymentError(PHASE_PLACEMENT, str(exc)) from exc
         instance_id = f"{plan.endpoint_name.lower()}-{plan.variant_name.lower()}-{index}-{ids.short_id()}"
         run_dir = self._settings.run_dir / instance_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +168,7 @@ class InstanceStarter:
             port=free_port(),
             instance_type=plan.instance_type,
             image=str(plan.container.get("Image", "")),
-            gpu_ids=list(range(decision.gpus_requested)) if decision.use_gpus else [],
+            gpu_ids=list(placement.gpu_ids),
             packages_dir=str(packages_dir) if packages_dir else None,
             failure_path=str(run_dir / "failure.json"),
             parent_pid=os.getpid(),
@@ -171,11 +179,24 @@ class InstanceStarter:
         env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
         if not spec.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU instance does not see the host's GPUs
+        env["MODELHOST_CPU_THREADS"] = str(placement.cpu_threads)
+        env["MODELHOST_MEMORY_BUDGET_BYTES"] = str(placement.memory_bytes)
         log_path = self.log_dir(plan.endpoint_name) / f"{plan.variant_name.lower()}-{index}.log"
-        if decision.note:
+        if placement.cpu_fallback:
+            wanted = len(self._inventory.gpus)
             with open(log_path, "a", encoding="utf-8") as f:
-                f.write(f"[modelhost] {decision.note}\n")
-        return self._launcher.start(spec, env, log_path)
+                f.write(
+                    f"[modelhost] {plan.instance_type} asks for {gpu_count(plan.instance_type)} GPU(s) and this host "
+                    f"has {wanted}: running the instance on CPU (set MODELHOST_STRICT_INSTANCE_TYPES=1 to refuse "
+                    "instead).\n"
+                )
+        handle = self._launcher.start(spec, env, log_path)
+        self._gpus[instance_id] = placement.gpu_ids
+        return handle
+
+    def release(self, instance_id: str) -> None:
+        """The instance's process is gone: its GPUs are free again."""
+        self._gpus.pop(instance_id, None)
 
     async def wait_healthy(self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]) -> None:
         """Every worker must answer /ping with 200 within the startup window, else DeploymentError."""

@@ -110,3 +110,13 @@ def parse_quotas(text: str | None) -> dict[str, int]:
             raise ValueError(f"MODELHOST_QUOTAS entries are INSTANCE_TYPE=COUNT, got {item.strip()!r}")
         quotas[name.strip()] = int(value)
     return quotas
+
+
+def quota_message(instance_type: str, limit: int, current: int, delta: int) -> str:
+    """SageMaker's ResourceLimitExceeded wording for an instance-type quota."""
+    return (
+        f"The account-level service limit '{instance_type} for endpoint usage' is {limit} Instances, "
+        f"with current utilization of {current} Instances and a request delta of {delta} Instances. "
+        "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
+        "available, contact AWS support to request an increase for this quota."
+    )

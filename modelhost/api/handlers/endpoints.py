@@ -9,7 +9,7 @@ from modelhost.api.handlers.endpoint_configs import get_endpoint_config
 from modelhost.api.handlers.models import get_model
 from modelhost.api.pagination import list_response
 from modelhost.errors import ResourceLimitExceeded, ValidationError
-from modelhost.scheduler.instance_types import decide_device, quota_message
+from modelhost.scheduler.placement import quota_for, quota_message
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "endpoint"
@@ -28,30 +28,34 @@ def get_endpoint(ctx: ApiContext, name: str) -> dict[str, Any]:
     return record
 
 
-def _instances_in_use(ctx: ApiContext, instance_type: str) -> int:
-    total = 0
+def instances_in_use(ctx: ApiContext) -> dict[str, int]:
+    """Instances desired per instance type by endpoints that hold (or are getting) instances."""
+    used: dict[str, int] = {}
     for endpoint in ctx.store.list(KIND):
-        if endpoint.get("EndpointStatus") in HOLDS_INSTANCES:
-            for variant in endpoint.get("_deployment", {}).get("variants", []):
-                if variant.get("InstanceType") == instance_type:
-                    total += _desired(endpoint, variant)
-    return total
+        if endpoint.get("EndpointStatus") not in HOLDS_INSTANCES:
+            continue
+        fleets = [(endpoint.get("_deployment", {}), endpoint["ProductionVariants"])]
+        if "_pending" in endpoint:  # a blue/green update runs both fleets for a while
+            fleets.append((endpoint["_pending"], endpoint["_pending"]["ProductionVariants"]))
+        for deployment, summaries in fleets:
+            for variant in deployment.get("variants", []):
+                instance_type = variant.get("InstanceType", "")
+                used[instance_type] = used.get(instance_type, 0) + _desired(summaries, variant)
+    return used
 
 
 def _check_capacity(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
-    """With strict instance types, GPU types the host cannot hold are refused as AWS refuses quotas."""
-    if not ctx.settings.strict_instance_types:
-        return
+    """Refuse what would exceed an instance-type quota, as AWS refuses it (ResourceLimitExceeded)."""
+    used = instances_in_use(ctx)
+    delta: dict[str, int] = {}
     for variant in variants:
-        instance_type = variant["InstanceType"]
-        decision = decide_device(instance_type, ctx.host_gpu_count)
-        if decision.gpus_requested == 0:
-            continue
-        limit = ctx.host_gpu_count // decision.gpus_requested
-        current = _instances_in_use(ctx, instance_type)
-        delta = int(variant.get("InitialInstanceCount", 1))
-        if current + delta > limit:
-            raise ResourceLimitExceeded(quota_message(instance_type, limit, current, delta))
+        delta[variant["InstanceType"]] = delta.get(variant["InstanceType"], 0) + int(
+            variant.get("InitialInstanceCount", 1)
+        )
+    for instance_type, wanted in delta.items():
+        quota = quota_for(instance_type, ctx.inventory, ctx.quotas, used, strict=ctx.settings.strict_instance_types)
+        if wanted > 0 and quota.used + wanted > quota.limit:
+            raise ResourceLimitExceeded(quota_message(instance_type, quota.limit, quota.used, wanted))
 
 
 def _variant_summary(variant: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +207,11 @@ def update_endpoint_weights_and_capacities(ctx: ApiContext, body: dict[str, Any]
             f'The variant(s) [{", ".join(unknown)}] are not present in endpoint "{record["EndpointArn"]}".'
         )
     growth = [
-        {**v, "InitialInstanceCount": int(changes[v["VariantName"]]["DesiredInstanceCount"]) - _desired(record, v)}
+        {
+            **v,
+            "InitialInstanceCount": int(changes[v["VariantName"]]["DesiredInstanceCount"])
+            - _desired(record["ProductionVariants"], v),
+        }
         for v in record["_deployment"]["variants"]
         if "DesiredInstanceCount" in changes.get(v["VariantName"], {})
     ]
@@ -243,8 +251,8 @@ def _weight_and_capacity_changes(entries: list[dict[str, Any]]) -> dict[str, dic
     return changes
 
 
-def _desired(record: dict[str, Any], variant: dict[str, Any]) -> int:
-    for summary in record["ProductionVariants"]:
+def _desired(summaries: list[dict[str, Any]], variant: dict[str, Any]) -> int:
+    for summary in summaries:
         if summary["VariantName"] == variant["VariantName"]:
             return int(summary["DesiredInstanceCount"])
     return 0

@@ -53,9 +53,7 @@ def test_deploy_invoke_and_delete_with_the_cli(server: ServerProcess, tmp_path: 
 def test_errors_are_one_line_not_tracebacks(server: ServerProcess, tmp_path: Path) -> None:
     missing = run(server, "describe", "no-such-endpoint")
     assert missing.returncode == 1
-    assert missing.stderr.startswith(
-        'error: ValidationException: Could not find endpoint "arn:aws:sagemaker:'
-    )
+    assert missing.stderr.startswith('error: ValidationException: Could not find endpoint "arn:aws:sagemaker:')
     assert "Traceback" not in missing.stderr
     failed = run(
         server,
@@ -85,3 +83,34 @@ def test_models_add_and_ls(tmp_path: Path, server: ServerProcess) -> None:
     assert "acme/tiny-model" in run(server, "models", "ls").stdout
     bad = run(server, "models", "add", "not a valid id!", str(hf))
     assert bad.returncode == 1 and bad.stderr.startswith("error: ")
+
+
+def test_quotas(tmp_path: Path) -> None:
+    inventory = '{"gpus": [{"memory_gib": 24}, {"memory_gib": 24}], "cpus": 8, "memory_gib": 32}'
+    home = tmp_path / "home"
+    proc = ServerProcess(home, env={"MODELHOST_INVENTORY": inventory, "MODELHOST_QUOTAS": "ml.m5.large=1"}).start()
+    try:
+        sm, _ = proc.clients()
+        folder = write_echo_model(tmp_path / "q")
+        sm.create_model(ModelName="q", PrimaryContainer={"Image": "djl-inference", "ModelDataUrl": str(folder)})
+        sm.create_endpoint_config(
+            EndpointConfigName="q",
+            ProductionVariants=[
+                {"VariantName": "A", "ModelName": "q", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+            ],
+        )
+        sm.create_endpoint(EndpointName="q1", EndpointConfigName="q")
+        try:
+            sm.create_endpoint(EndpointName="q2", EndpointConfigName="q")
+            raise AssertionError("the quota was not enforced")
+        except sm.exceptions.ResourceLimitExceeded as exc:
+            assert "'ml.m5.large for endpoint usage' is 1 Instances, with current utilization of 1 Instances" in str(
+                exc
+            )
+        shown = run(proc, "quotas")
+        assert shown.returncode == 0, shown.stderr
+        assert "host: 2 GPU(s), 8 CPU(s), 32.0 GiB" in shown.stdout
+        row = next(line for line in shown.stdout.splitlines() if line.startswith("ml.m5.large"))
+        assert row.split() == ["ml.m5.large", "1", "1", "0"]
+    finally:
+        proc.stop()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from modelhost.scheduler.catalog import gpu_count
-from modelhost.scheduler.instance_types import decide_device, quota_message
+from modelhost.scheduler.placement import quota_message
 
 
 @pytest.mark.parametrize(
@@ -23,14 +23,6 @@ from modelhost.scheduler.instance_types import decide_device, quota_message
 )
 def test_gpu_counts(instance_type: str, gpus: int) -> None:
     assert gpu_count(instance_type) == gpus
-
-
-def test_gpu_type_on_cpu_host_runs_on_cpu_and_says_so() -> None:
-    decision = decide_device("ml.g5.24xlarge", host_gpu_count=0)
-    assert not decision.use_gpus and decision.gpus_requested == 4
-    assert "running the instance on CPU" in decision.note
-    assert decide_device("ml.g5.24xlarge", host_gpu_count=8).use_gpus
-    assert decide_device("ml.m5.large", host_gpu_count=0).note == ""
 
 
 def test_quota_message_has_sagemaker_shape() -> None:
