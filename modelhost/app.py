@@ -1,6 +1,7 @@
 """Wires the server: store, controller, routing table and the one HTTP port that serves every API.
 
 `POST /` with an `X-Amz-Target` header is the control plane; `/endpoints/{name}/...` is the runtime;
+`/v1/...` is the OpenAI-compatible API (`model` = an endpoint name);
 `/_modelhost/...` are modelhost's own routes (health, logs) used by the CLI.
 """
 
@@ -8,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,24 +28,16 @@ from modelhost.controller.endpoints import EndpointController
 from modelhost.controller.instances import InstanceStarter
 from modelhost.registry import ModelRegistry
 from modelhost.router.app import RuntimeApi
+from modelhost.router.openai import OpenAiApi, ServedModel
 from modelhost.router.table import RoutingTable
+from modelhost.scheduler.inventory import discover_inventory
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
+from modelhost.scheduler.placement import parse_quotas
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
-
-
-def detect_gpu_count() -> int:
-    """GPUs visible through nvidia-smi; 0 where there is none."""
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
 @dataclass(slots=True)
@@ -54,6 +46,7 @@ class Services:
     controller: EndpointController
     control_plane: ControlPlaneApi
     runtime: RuntimeApi
+    openai: OpenAiApi
     client: httpx.AsyncClient
 
 
@@ -69,6 +62,15 @@ def tail_lines(path: Path, count: int) -> list[str]:
     return lines[-count:]
 
 
+def served_models(store: SqliteStore) -> list[ServedModel]:
+    """InService endpoints, which the OpenAI API lists as models."""
+    return [
+        ServedModel(str(r["EndpointName"]), int(float(r.get("CreationTime") or 0)))
+        for r in store.list("endpoint")
+        if r.get("EndpointStatus") == "InService"
+    ]
+
+
 def build_app(settings: ServerSettings) -> Starlette:
     holder: dict[str, Services] = {}
 
@@ -81,7 +83,8 @@ def build_app(settings: ServerSettings) -> Starlette:
         store = SqliteStore(settings.db_path)
         store.open()
         service_model("sagemaker")  # load botocore's model once, before the first request
-        gpus = detect_gpu_count()
+        inventory = discover_inventory(settings.inventory_json)
+        quotas = parse_quotas(settings.quotas)
         table = RoutingTable()
         registry = ModelRegistry(settings.registry_dir)
         launcher = LocalProcessLauncher()
@@ -90,7 +93,7 @@ def build_app(settings: ServerSettings) -> Starlette:
             launcher,
             ArtifactCache(settings.artifacts_dir, settings.max_extract_bytes),
             registry.worker_environment,
-            gpus,
+            inventory,
         )
         controller = EndpointController(store, settings, launcher, starter, table)
         client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
@@ -99,15 +102,23 @@ def build_app(settings: ServerSettings) -> Starlette:
             record = store.get("endpoint", name)
             return None if record is None else str(record["EndpointStatus"])
 
+        runtime = RuntimeApi(settings, table, endpoint_status, client)
         holder["services"] = Services(
             store=store,
             controller=controller,
-            control_plane=ControlPlaneApi(store, settings, controller.wake, gpus),
-            runtime=RuntimeApi(settings, table, endpoint_status, client),
+            control_plane=ControlPlaneApi(store, settings, controller.wake, inventory, quotas),
+            runtime=runtime,
+            openai=OpenAiApi(settings, runtime, endpoint_status, functools.partial(served_models, store)),
             client=client,
         )
         loop_task = asyncio.create_task(controller.run())
-        log.info("modelhost server ready (home %s, %d GPU(s))", settings.home, gpus)
+        log.info(
+            "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
+            settings.home,
+            inventory.gpu_count,
+            inventory.cpus,
+            inventory.memory_bytes / 1024**3,
+        )
         try:
             yield
         finally:
@@ -129,6 +140,9 @@ def build_app(settings: ServerSettings) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "home": str(settings.home)})
 
+    async def quotas(request: Request) -> Response:
+        return JSONResponse(holder["services"].control_plane.quota_report())
+
     async def endpoint_logs(request: Request) -> Response:
         name = request.path_params["name"]
         lines = int(request.query_params.get("lines", "200"))
@@ -141,9 +155,18 @@ def build_app(settings: ServerSettings) -> Starlette:
             parts.extend(tail_lines(path, lines))
         return PlainTextResponse("\n".join(parts) + "\n")
 
+    async def openai_api(request: Request) -> Response:
+        return await holder["services"].openai.handle(request)
+
     routes = [
         Route("/_modelhost/health", health, methods=["GET"]),
+        # OpenAI-compatible routes come before the catch-all POST (control plane / sagemaker-runtime)
+        Route("/v1/models", openai_api, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai_api, methods=["GET"]),
+        Route("/v1/chat/completions", openai_api, methods=["POST"]),
+        Route("/v1/completions", openai_api, methods=["POST"]),
         Route("/_modelhost/endpoints/{name}/logs", endpoint_logs, methods=["GET"]),
+        Route("/_modelhost/quotas", quotas, methods=["GET"]),
         Route("/{path:path}", aws, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -1,4 +1,5 @@
-"""The sagemaker-runtime edge: `POST /endpoints/{name}/invocations` forwarded to a worker.
+"""The sagemaker-runtime edge: `POST /endpoints/{name}/invocations` forwarded to a worker, and
+`.../invocations-response-stream` relayed as AWS event-stream PayloadParts.
 
 Errors use rest-json's form: the code in `X-Amzn-ErrorType`, the message (and ModelError's members) in the
 JSON body, as boto3 parses them.
@@ -9,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import unquote
 
+import anyio
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from modelhost import ids
 from modelhost.auth import authenticate
@@ -25,6 +27,7 @@ from modelhost.errors import (
     RuntimeValidationError,
     ServiceUnavailable,
 )
+from modelhost.router import eventstream
 from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
 from modelhost.settings import ServerSettings
 
@@ -41,6 +44,40 @@ FORWARDED_HEADERS = (
     "x-amzn-sagemaker-inference-id",
 )
 RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
+# InvokeEndpointWithResponseStream's request headers that reach the worker (X-Amzn-SageMaker-Accept → Accept).
+STREAM_FORWARDED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
+STREAM_HEADER = "x-modelhost-stream"  # asks an engine-mode worker to stream (the worker honours it)
+EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
+
+
+async def _relay_events(
+    upstream: httpx.Response, instance: InstanceRoute, endpoint_name: str, timeout_s: float
+) -> AsyncIterator[bytes]:
+    """The worker's body as PayloadPart events; a broken or stalled worker ends the stream with a
+    ModelStreamError event. The upstream response is closed however the relay ends (client gone included),
+    so the worker sees the disconnect and frees the request's slot."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            if chunk:
+                yield eventstream.payload_part(chunk)
+    except httpx.TimeoutException:
+        log.warning("stream from %s stalled for %g s", instance.instance_id, timeout_s)
+        yield eventstream.model_stream_error(
+            f"Your invocation timed out while waiting for the next part of the response from container primary "
+            f"(no data for {timeout_s:g} s).",
+            "ModelInvocationTimeExceeded",
+        )
+    except httpx.HTTPError as exc:
+        log.warning("stream from %s broke: %s", instance.instance_id, exc)
+        yield eventstream.model_stream_error(
+            f"The response stream from container primary broke before it was complete ({exc}). "
+            f"See the endpoint's log (modelhost logs {endpoint_name}) for more information.",
+            "StreamBroken",
+        )
+    finally:
+        instance.in_flight -= 1
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
 
 
 class InstanceGone(Exception):
@@ -98,10 +135,23 @@ class RuntimeApi:
             "only InService endpoints can be invoked."
         )
 
+    def select(self, name: str, region: str, target_variant: str | None) -> tuple[EndpointRoute, VariantRoute]:
+        """The endpoint's route and a variant (the caller's TargetVariant, else drawn by weight).
+        Raises RuntimeValidationError / ServiceUnavailable in SageMaker's words."""
+        route = self._route(name, region)
+        try:
+            variant = self._table.choose_variant(route, target_variant)
+        except NoVariant as exc:
+            raise RuntimeValidationError(
+                f"The TargetVariant '{exc}' does not exist on endpoint {name}; "
+                f"variants: {', '.join(v.name for v in route.variants)}."
+            ) from exc
+        return route, variant
+
     async def _invoke(self, request: Request, request_id: str) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
         match = RUNTIME_PATH.match(raw_path)
-        if match is None or match.group("op") != "invocations":
+        if match is None or match.group("op") not in ("invocations", "invocations-response-stream"):
             raise RuntimeValidationError(f"modelhost does not serve {request.method} {raw_path} yet.")
         name = unquote(match.group("name"))
         caller = authenticate(request.headers, self._settings.region)
@@ -111,25 +161,56 @@ class RuntimeApi:
                 f"Request body of {len(body)} bytes exceeds the {self._settings.max_payload_bytes}-byte limit "
                 "of InvokeEndpoint."
             )
-        route = self._route(name, caller.region)
-        try:
-            variant = self._table.choose_variant(route, request.headers.get("x-amzn-sagemaker-target-variant"))
-        except NoVariant as exc:
-            raise RuntimeValidationError(
-                f"The TargetVariant '{exc}' does not exist on endpoint {name}; "
-                f"variants: {', '.join(v.name for v in route.variants)}."
-            ) from exc
+        route, variant = self.select(name, caller.region, request.headers.get("x-amzn-sagemaker-target-variant"))
+        if match.group("op") == "invocations-response-stream":
+            return await self._invoke_stream(request, request_id, body, route, variant, caller.region)
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        upstream = await self._forward_with_retry(variant, body, headers, route, caller.region)
+        _, upstream = await self.forward_with_retry(variant, body, headers, route, caller.region)
         out_headers = {h: upstream.headers[h] for h in RETURNED_HEADERS if h in upstream.headers}
         out_headers["x-Amzn-Invoked-Production-Variant"] = variant.name
         out_headers["x-amzn-RequestId"] = request_id
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
 
-    async def _forward_with_retry(
-        self, variant: VariantRoute, body: bytes, headers: dict[str, str], route: EndpointRoute, region: str
-    ) -> httpx.Response:
-        """Forward to the least-busy instance; if it is gone before answering, drop it and try one other."""
+    async def _invoke_stream(
+        self, request: Request, request_id: str, body: bytes, route: EndpointRoute, variant: VariantRoute, region: str
+    ) -> Response:
+        """InvokeEndpointWithResponseStream: each piece of the worker's body becomes a PayloadPart as it
+        arrives; a failure before the first byte is a normal ModelError, after it a ModelStreamError event."""
+        headers = {h: request.headers[h] for h in STREAM_FORWARDED_HEADERS if h in request.headers}
+        if "x-amzn-sagemaker-accept" in request.headers:
+            headers["accept"] = request.headers["x-amzn-sagemaker-accept"]
+        headers[STREAM_HEADER] = "true"  # engine-mode workers stream whatever the body says, as LMI does
+        instance, upstream = await self.forward_with_retry(variant, body, headers, route, region, stream=True)
+        out_headers = {
+            "X-Amzn-SageMaker-Content-Type": upstream.headers.get("content-type", "application/octet-stream"),
+            "x-Amzn-Invoked-Production-Variant": variant.name,
+            "x-amzn-RequestId": request_id,
+        }
+        if "x-amzn-sagemaker-custom-attributes" in upstream.headers:
+            out_headers["X-Amzn-SageMaker-Custom-Attributes"] = upstream.headers["x-amzn-sagemaker-custom-attributes"]
+        return StreamingResponse(
+            _relay_events(upstream, instance, route.name, self._settings.invocation_timeout_s),
+            media_type=EVENT_STREAM_MEDIA_TYPE,
+            headers=out_headers,
+        )
+
+    async def forward_with_retry(
+        self,
+        variant: VariantRoute,
+        body: bytes,
+        headers: dict[str, str],
+        route: EndpointRoute,
+        region: str,
+        *,
+        path: str = "/invocations",
+        stream: bool = False,
+        model_errors: bool = True,
+    ) -> tuple[InstanceRoute, httpx.Response]:
+        """Forward to the least-busy instance; if it is gone before answering, drop it and try one other.
+
+        With `stream`, only the status and headers have been read; the instance stays counted in flight until
+        the caller closes the response and decrements `in_flight`. With `model_errors`, a non-2xx answer raises
+        ModelError; without, it is returned as is (the OpenAI routes relay the worker's own error)."""
         tried: set[str] = set()
         for attempt in range(2):
             instance = self._table.choose_instance(variant, exclude=tried)
@@ -139,7 +220,18 @@ class RuntimeApi:
                 )
             tried.add(instance.instance_id)
             try:
-                return await self._forward(instance, body, headers, route, region, last_attempt=attempt == 1)
+                response = await self._forward(
+                    instance,
+                    body,
+                    headers,
+                    route,
+                    region,
+                    last_attempt=attempt == 1,
+                    path=path,
+                    stream=stream,
+                    model_errors=model_errors,
+                )
+                return instance, response
             except InstanceGone:
                 log.warning("instance %s of %s went away; retrying elsewhere", instance.instance_id, route.name)
                 self._table.drop_instance(route.name, instance.instance_id)
@@ -154,16 +246,32 @@ class RuntimeApi:
         region: str,
         *,
         last_attempt: bool,
+        path: str = "/invocations",
+        stream: bool = False,
+        model_errors: bool = True,
     ) -> httpx.Response:
-        log_arn = f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"
         instance.in_flight += 1
+        keep_counted = False
         try:
-            response = await self._client.post(
-                f"{instance.url}/invocations",
+            upstream_request = self._client.build_request(
+                "POST",
+                f"{instance.url}{path}",
                 content=body,
                 headers=headers,
                 timeout=self._settings.invocation_timeout_s,
             )
+            response = await self._client.send(upstream_request, stream=stream)
+            if model_errors and response.status_code >= 300:
+                if stream:
+                    try:
+                        await response.aread()
+                    except httpx.HTTPError:
+                        pass
+                    finally:
+                        await response.aclose()
+                raise self._model_error(route, region, response.status_code, response.text)
+            keep_counted = stream  # a streamed answer keeps the instance busy until the relay ends
+            return response
         except httpx.TimeoutException as exc:
             raise ModelError(
                 'Received server error (0) from primary with message "Your invocation timed out while waiting for '
@@ -171,7 +279,7 @@ class RuntimeApi:
                 'issue, and try again."',
                 original_status=0,
                 original_message="invocation timed out",
-                log_stream_arn=log_arn,
+                log_stream_arn=self._log_arn(route, region),
             ) from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
             if not last_attempt:  # the worker died before answering: the request is safe to send again
@@ -181,7 +289,7 @@ class RuntimeApi:
                 f"See the endpoint's log (modelhost logs {route.name}) for more information.",
                 original_status=0,
                 original_message=repr(exc),
-                log_stream_arn=log_arn,
+                log_stream_arn=self._log_arn(route, region),
             ) from exc
         except httpx.HTTPError as exc:
             raise ModelError(
@@ -189,18 +297,21 @@ class RuntimeApi:
                 f"See the endpoint's log (modelhost logs {route.name}) for more information.",
                 original_status=0,
                 original_message=str(exc),
-                log_stream_arn=log_arn,
+                log_stream_arn=self._log_arn(route, region),
             ) from exc
         finally:
-            instance.in_flight -= 1
-        if response.status_code >= 300:
-            kind = "client" if response.status_code < 500 else "server"
-            text = response.text
-            raise ModelError(
-                f'Received {kind} error ({response.status_code}) from primary with message "{text}". '
-                f"See the endpoint's log (modelhost logs {route.name}) for more information.",
-                original_status=response.status_code,
-                original_message=text,
-                log_stream_arn=log_arn,
-            )
-        return response
+            if not keep_counted:
+                instance.in_flight -= 1
+
+    def _log_arn(self, route: EndpointRoute, region: str) -> str:
+        return f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"
+
+    def _model_error(self, route: EndpointRoute, region: str, status: int, text: str) -> ModelError:
+        kind = "client" if status < 500 else "server"
+        return ModelError(
+            f'Received {kind} error ({status}) from primary with message "{text}". '
+            f"See the endpoint's log (modelhost logs {route.name}) for more information.",
+            original_status=status,
+            original_message=text,
+            log_stream_arn=self._log_arn(route, region),
+        )

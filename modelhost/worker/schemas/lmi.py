@@ -1,0 +1,190 @@
+"""LMI's text-generation schema (rolling batch ≥ 0.26): `{"inputs", "parameters", "stream"}` in,
+`{"generated_text", "details"}` out, jsonlines `{"token": ...}` when streaming (PROTOCOL §6.7).
+
+The request parser is shared with TGI, whose `/invocations` body has the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from modelhost.worker.engine.types import InputTooLong, SamplingParams, TokenEvent
+from modelhost.worker.schemas.request import RequestError, TextRequest, note_unknown, read, read_stop, sampling_choice
+from modelhost.worker.schemas.result import GenerationResult
+
+JSONLINES = "application/jsonlines"
+LMI_DEFAULT_MAX_NEW_TOKENS = 30
+TGI_DEFAULT_MAX_NEW_TOKENS = 100
+LMI_ERROR_STATUS = 424  # LMI answers every validation failure with 424 {"error", "code": 424}
+
+KNOWN_PARAMETERS = {
+    "max_new_tokens",
+    "min_new_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "do_sample",
+    "repetition_penalty",
+    "seed",
+    "stop_sequences",
+    "stop",
+    "return_full_text",
+    "details",
+    "ignore_eos",
+    "truncate",
+    # accepted and ignored without a warning: they change nothing for one greedy or sampled sequence
+    "decoder_input_details",
+    "watermark",
+    "typical_p",
+    "best_of",
+    "n",
+    "num_beams",
+    "top_n_tokens",
+    "frequency_penalty",
+    "presence_penalty",
+}
+
+
+def _parameters(body: Mapping[str, Any], api: Literal["lmi", "tgi"]) -> dict[str, Any]:
+    parameters = body.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise RequestError("parameters must be an object", "parameters")
+    unknown = sorted(set(parameters) - KNOWN_PARAMETERS)
+    note_unknown(api, unknown)
+    for name in ("n", "best_of", "num_beams"):
+        if read(parameters, name, int, 1, where="parameters.") != 1:
+            raise RequestError(f"parameters.{name} must be 1: the engine returns one sequence per request")
+    return parameters
+
+
+def _prompt(body: Mapping[str, Any]) -> str:
+    inputs = body.get("inputs")
+    if isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], str):
+        return inputs[0]
+    if isinstance(inputs, list):
+        raise RequestError(
+            "inputs must be one string; send one request per prompt (they are batched together)", "inputs"
+        )
+    if not isinstance(inputs, str):
+        raise RequestError("inputs is required and must be a string", "inputs")
+    return inputs
+
+
+def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = False) -> TextRequest:
+    """An `{"inputs", "parameters", "stream"}` body → TextRequest. `stream_header`: the router asked for a
+    stream (InvokeEndpointWithResponseStream) whatever the body says."""
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object with inputs and parameters")
+    prompt = _prompt(body)
+    p = _parameters(body, api)
+    where = "parameters."
+    default_max = LMI_DEFAULT_MAX_NEW_TOKENS if api == "lmi" else TGI_DEFAULT_MAX_NEW_TOKENS
+    temperature = read(p, "temperature", float, where=where, minimum=0)
+    top_p = read(p, "top_p", float, where=where, minimum=0, maximum=1, exclusive_minimum=True)
+    top_k = read(p, "top_k", int, where=where, minimum=0)
+    do_sample = read(p, "do_sample", bool, where=where)
+    stop = read_stop(p, "stop_sequences", where=where) + read_stop(p, "stop", where=where)
+    params = SamplingParams(
+        max_new_tokens=read(p, "max_new_tokens", int, default_max, where=where, minimum=1),
+        min_new_tokens=read(p, "min_new_tokens", int, 0, where=where, minimum=0),
+        temperature=temperature if temperature else 1.0,
+        top_p=top_p if top_p is not None else 1.0,
+        top_k=top_k or 0,
+        repetition_penalty=read(p, "repetition_penalty", float, 1.0, where=where, minimum=0, exclusive_minimum=True),
+        do_sample=sampling_choice(do_sample, temperature, top_p, top_k),
+        seed=read(p, "seed", int, where=where, minimum=0),
+        stop=stop,
+        ignore_eos=read(p, "ignore_eos", bool, False, where=where),
+    )
+    return TextRequest(
+        api=api,
+        params=params,
+        prompt=prompt,
+        stream=bool(read(body, "stream", bool, False)) or stream_header,
+        details=read(p, "details", bool, False, where=where),
+        return_full_text=read(p, "return_full_text", bool, False, where=where),
+        truncate=read(p, "truncate", int, where=where, minimum=1),
+    )
+
+
+def error_body(message: str) -> tuple[int, dict[str, Any]]:
+    return LMI_ERROR_STATUS, {"error": message, "code": LMI_ERROR_STATUS}
+
+
+def request_error(exc: RequestError | InputTooLong) -> tuple[int, dict[str, Any]]:
+    return error_body(str(exc))
+
+
+def _token(event: TokenEvent) -> dict[str, Any]:
+    return {"id": event.token_id, "text": event.text, "log_prob": event.log_prob}
+
+
+def _details(result: GenerationResult, request: TextRequest, *, tokens: bool) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "finish_reason": result.finish_reason or "error",
+        "generated_tokens": result.generated_tokens,
+        "inputs": result.prompt,
+    }
+    if tokens:
+        details["tokens"] = [_token(t) for t in result.tokens]
+    if result.error:
+        details["error"] = result.error
+    return details
+
+
+def generated_text(result: GenerationResult, request: TextRequest) -> str:
+    return (result.prompt + result.text) if request.return_full_text else result.text
+
+
+def response(result: GenerationResult, request: TextRequest) -> tuple[int, dict[str, Any]]:
+    """The non-streaming answer: status and JSON object."""
+    if result.failed:
+        return error_body(f"generation failed: {result.error or 'unknown error'}")
+    body: dict[str, Any] = {"generated_text": generated_text(result, request)}
+    if request.details:
+        body["details"] = _details(result, request, tokens=True)
+    return 200, body
+
+
+class LmiStream:
+    """jsonlines: `{"token": {...}}` per token; the last line adds `generated_text` (and `details`)."""
+
+    media_type = JSONLINES
+
+    def __init__(self, request: TextRequest, result: GenerationResult) -> None:
+        self.request = request
+        self.result = result
+
+    def start(self) -> bytes:
+        return b""
+
+    def event(self, event: TokenEvent) -> bytes:
+        self.result.add(event)
+        if not event.finished:
+            return _line({"token": _token(event)}) if event.token_id is not None else b""
+        return self._last(event)
+
+    def _last(self, event: TokenEvent | None) -> bytes:
+        token = (
+            _token(event)
+            if event is not None and event.token_id is not None
+            else {"id": -1, "text": "", "log_prob": None}
+        )
+        line: dict[str, Any] = {"token": token, "generated_text": generated_text(self.result, self.request)}
+        if self.request.details or self.result.failed:
+            line["details"] = _details(self.result, self.request, tokens=False)
+        return _line(line)
+
+    def end(self) -> bytes:
+        if self.result.finished:
+            return b""
+        self.result.finish_reason, self.result.error = "error", "the generation ended without a final token"
+        return self._last(None)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n"

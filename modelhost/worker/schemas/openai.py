@@ -1,0 +1,341 @@
+"""OpenAI's chat completions and completions: requests, responses, SSE chunks and error objects.
+
+Also serves a body with `messages` posted to `/invocations` (either image schema): the answer is then
+chat-completion shaped. `ignore_eos` and `min_tokens` (vLLM's extensions) are accepted so benchmarks can
+force fixed lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from modelhost.worker.engine.types import FinishReason, InputTooLong, SamplingParams, TokenEvent
+from modelhost.worker.schemas.request import RequestError, TextRequest, note_unknown, read, read_stop
+from modelhost.worker.schemas.result import GenerationResult
+
+EVENT_STREAM = "text/event-stream"
+DONE = b"data: [DONE]\n\n"
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's legacy completions default
+
+_COMMON = {
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "seed",
+    "stream",
+    "stream_options",
+    "logprobs",
+    "top_logprobs",
+    "ignore_eos",
+    "min_tokens",
+    "top_k",
+    "repetition_penalty",
+    "user",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "metadata",
+    "store",
+    "service_tier",
+}
+CHAT_FIELDS = _COMMON | {"messages", "parallel_tool_calls", "response_format"}
+COMPLETION_FIELDS = _COMMON | {"prompt", "echo", "best_of", "suffix"}
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def error_object(
+    message: str,
+    status: int = 400,
+    param: str | None = None,
+    code: str | None = None,
+    error_type: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    kind = error_type or ("invalid_request_error" if status < 500 else "server_error")
+    return status, {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def request_error(exc: RequestError | InputTooLong) -> tuple[int, dict[str, Any]]:
+    if isinstance(exc, InputTooLong):
+        return error_object(str(exc), 400, "messages", "context_length_exceeded")
+    return error_object(exc.message, 400, exc.param, exc.code)
+
+
+def _content_text(content: Any, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise RequestError(f"messages[{index}].content: only text parts are supported", f"messages[{index}]")
+            parts.append(part["text"])
+        return "".join(parts)
+    if content is None:
+        return ""
+    raise RequestError(f"messages[{index}].content must be a string or a list of text parts", f"messages[{index}]")
+
+
+def parse_messages(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise RequestError("messages must be a non-empty list", "messages")
+    messages = []
+    for i, message in enumerate(raw):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise RequestError(
+                f"messages[{i}] must be an object with a role ({', '.join(sorted(_ROLES))})", f"messages[{i}]"
+            )
+        messages.append({"role": message["role"], "content": _content_text(message.get("content"), i)})
+    return messages
+
+
+def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | None) -> tuple[SamplingParams, bool]:
+    """SamplingParams and whether max tokens is left to the model's limit."""
+    if read(body, "n", int, 1, minimum=1) != 1:
+        raise RequestError("n must be 1: modelhost returns one choice per request", "n")
+    temperature = read(body, "temperature", float, 1.0, minimum=0, maximum=2)
+    top_p = read(body, "top_p", float, 1.0, minimum=0, maximum=1, exclusive_minimum=True)
+    fill = max_tokens is None and default_max is None
+    params = SamplingParams(
+        max_new_tokens=max_tokens or default_max or 1,
+        min_new_tokens=read(body, "min_tokens", int, 0, minimum=0),
+        temperature=temperature if temperature > 0 else 1.0,
+        top_p=top_p,
+        top_k=read(body, "top_k", int, 0, minimum=-1) if body.get("top_k") != -1 else 0,
+        repetition_penalty=read(body, "repetition_penalty", float, 1.0, minimum=0, exclusive_minimum=True),
+        do_sample=temperature > 0,
+        seed=read(body, "seed", int),
+        stop=read_stop(body, "stop", limit=16),
+        ignore_eos=read(body, "ignore_eos", bool, False),
+    )
+    return params, fill
+
+
+def _stream_options(body: dict[str, Any], stream: bool) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise RequestError("stream_options must be an object", "stream_options")
+    if not stream:
+        raise RequestError("stream_options is only allowed when stream is true", "stream_options")
+    return bool(read(options, "include_usage", bool, False, where="stream_options."))
+
+
+def parse_chat(body: Any, stream_header: bool = False) -> TextRequest:
+    """A chat-completions body → TextRequest (max tokens default: up to the model's length limit)."""
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    note_unknown("chat", sorted(set(body) - CHAT_FIELDS))
+    messages = parse_messages(body.get("messages"))
+    max_tokens = read(body, "max_completion_tokens", int, minimum=1)
+    if max_tokens is None:
+        max_tokens = read(body, "max_tokens", int, minimum=1)
+    params, fill = _sampling(body, max_tokens, None)
+    stream = bool(read(body, "stream", bool, False)) or stream_header
+    top_logprobs = read(body, "top_logprobs", int, 0, minimum=0, maximum=20)
+    return TextRequest(
+        api="chat",
+        params=params,
+        messages=messages,
+        stream=stream,
+        fill_to_limit=fill,
+        logprobs=bool(read(body, "logprobs", bool, False)) or top_logprobs > 0,
+        include_usage=_stream_options(body, stream),
+        model=read(body, "model", str, ""),
+    )
+
+
+def _completion_prompt(raw: Any) -> tuple[str | None, tuple[int, ...] | None]:
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
+    if isinstance(raw, str):
+        return raw, None
+    if isinstance(raw, list) and raw and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        return None, tuple(raw)
+    if isinstance(raw, list):
+        raise RequestError("prompt must be one string or one list of token ids; send one request per prompt", "prompt")
+    raise RequestError("prompt is required and must be a string", "prompt")
+
+
+def parse_completion(body: Any, stream_header: bool = False) -> TextRequest:
+    """A (legacy) completions body → TextRequest (max_tokens default 16, as OpenAI's)."""
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    note_unknown("completions", sorted(set(body) - COMPLETION_FIELDS))
+    prompt, token_ids = _completion_prompt(body.get("prompt"))
+    if read(body, "best_of", int, 1, minimum=1) != 1:
+        raise RequestError("best_of must be 1", "best_of")
+    max_tokens = read(body, "max_tokens", int, minimum=1)
+    params, fill = _sampling(body, max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS)
+    stream = bool(read(body, "stream", bool, False)) or stream_header
+    return TextRequest(
+        api="completions",
+        params=params,
+        prompt=prompt,
+        prompt_token_ids=token_ids,
+        stream=stream,
+        fill_to_limit=fill,
+        return_full_text=read(body, "echo", bool, False),
+        logprobs=read(body, "logprobs", int, 0, minimum=0, maximum=5) > 0,
+        include_usage=_stream_options(body, stream),
+        model=read(body, "model", str, ""),
+    )
+
+
+def finish_reason(reason: FinishReason | None) -> str | None:
+    """The engine's finish reason in OpenAI's words."""
+    if reason is None:
+        return None
+    return {"length": "length", "eos_token": "stop", "stop_sequence": "stop", "abort": "abort"}.get(reason, "stop")
+
+
+def _chat_logprobs(tokens: list[TokenEvent]) -> dict[str, Any]:
+    return {
+        "content": [
+            {
+                "token": t.text,
+                "logprob": t.log_prob if t.log_prob is not None else 0.0,
+                "bytes": list(t.text.encode("utf-8")),
+                "top_logprobs": [],
+            }
+            for t in tokens
+        ]
+    }
+
+
+def _completion_logprobs(tokens: list[TokenEvent], offset: int) -> dict[str, Any]:
+    offsets, position = [], offset
+    for t in tokens:
+        offsets.append(position)
+        position += len(t.text)
+    return {
+        "tokens": [t.text for t in tokens],
+        "token_logprobs": [t.log_prob for t in tokens],
+        "top_logprobs": [{} for _ in tokens],
+        "text_offset": offsets,
+    }
+
+
+class Ids:
+    """Response ids and timestamps; injectable so tests are deterministic."""
+
+    def __init__(self, new_id: Callable[[], str] | None = None, now: Callable[[], float] = time.time) -> None:
+        self.new_id = new_id or (lambda: uuid.uuid4().hex)
+        self.now = now
+
+
+def response(
+    result: GenerationResult, request: TextRequest, model: str, ids: Ids | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The non-streaming chat.completion or text_completion object, with usage."""
+    ids = ids or Ids()
+    if result.failed:
+        return error_object(f"generation failed: {result.error or 'unknown error'}", 500)
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason(result.finish_reason)}
+    if request.api == "chat":
+        choice["message"] = {"role": "assistant", "content": result.text, "refusal": None}
+        choice["logprobs"] = _chat_logprobs(result.tokens) if request.logprobs else None
+        kind, prefix = "chat.completion", "chatcmpl-"
+    else:
+        text = (result.prompt + result.text) if request.return_full_text else result.text
+        offset = len(result.prompt) if request.return_full_text else 0
+        choice["text"] = text
+        choice["logprobs"] = _completion_logprobs(result.tokens, offset) if request.logprobs else None
+        kind, prefix = "text_completion", "cmpl-"
+    body = {
+        "id": prefix + ids.new_id(),
+        "object": kind,
+        "created": int(ids.now()),
+        "model": model,
+        "choices": [choice],
+        "usage": result.usage(),
+        "system_fingerprint": None,
+    }
+    return 200, body
+
+
+class OpenAiStream:
+    """`data: {chunk}\\n\\n` events in OpenAI's shapes, then (with include_usage) a usage chunk whose
+    `choices` is empty, then `data: [DONE]`."""
+
+    media_type = EVENT_STREAM
+
+    def __init__(self, request: TextRequest, result: GenerationResult, model: str, ids: Ids | None = None):
+        ids = ids or Ids()
+        self.request = request
+        self.result = result
+        self.chat = request.api == "chat"
+        self.id = ("chatcmpl-" if self.chat else "cmpl-") + ids.new_id()
+        self.created = int(ids.now())
+        self.model = model
+        self.offset = 0
+
+    def _chunk(self, choice: dict[str, Any] | None, usage: dict[str, int] | None = None) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [choice] if choice is not None else [],
+        }
+        if self.request.include_usage:
+            chunk["usage"] = usage
+        return b"data: " + json.dumps(chunk, ensure_ascii=False).encode("utf-8") + b"\n\n"
+
+    def _choice(self, text: str, tokens: list[TokenEvent], reason: str | None, first: bool = False) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0}
+        if self.chat:
+            delta: dict[str, Any] = {"role": "assistant", "content": text} if first else {"content": text}
+            choice["delta"] = delta if (text or first) else {}
+            choice["logprobs"] = _chat_logprobs(tokens) if self.request.logprobs and tokens else None
+        else:
+            choice["text"] = text
+            choice["logprobs"] = _completion_logprobs(tokens, self.offset) if self.request.logprobs and tokens else None
+            self.offset += len(text)
+        choice["finish_reason"] = reason
+        return choice
+
+    def start(self) -> bytes:
+        if self.chat:
+            return self._chunk(self._choice("", [], None, first=True))
+        if self.request.return_full_text and self.result.prompt:
+            return self._chunk(self._choice(self.result.prompt, [], None))
+        return b""
+
+    def event(self, event: TokenEvent) -> bytes:
+        self.result.add(event)
+        if self.result.failed:
+            _, body = error_object(f"generation failed: {self.result.error or 'unknown error'}", 500)
+            return b"data: " + json.dumps(body).encode("utf-8") + b"\n\n"
+        tokens = [event] if event.token_id is not None else []
+        out = b""
+        if event.text or (tokens and self.request.logprobs):
+            out += self._chunk(self._choice(event.text, tokens, None))
+        if event.finished:
+            out += self._chunk(self._choice("", [], finish_reason(self.result.finish_reason)))
+        return out
+
+    def end(self) -> bytes:
+        out = b""
+        if not self.result.finished:
+            self.result.finish_reason = "length"
+            out += self._chunk(self._choice("", [], "length"))
+        if self.request.include_usage:
+            out += self._chunk(None, self.result.usage())
+        return out + DONE
+
+
+def models_list(model: str, created: int) -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": model, "object": "model", "created": created, "owned_by": "modelhost"}]}
+
+
+Api = Literal["chat", "completions"]

@@ -1,0 +1,83 @@
+"""Sampling on a batch of logits rows: greedy, temperature, top-k, top-p, repetition penalty, seeds."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from modelhost.worker.engine.sampling import RowSampling, make_generator, sample
+from modelhost.worker.engine.types import SamplingParams
+
+GREEDY = SamplingParams()
+
+
+def row(params: SamplingParams, seed: int | None = 0, **kwargs: object) -> RowSampling:
+    return RowSampling(params, make_generator(seed), **kwargs)  # type: ignore[arg-type]
+
+
+def test_greedy_rows_take_argmax_with_log_prob() -> None:
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+    tokens, log_probs = sample(logits, [RowSampling(GREEDY, None), RowSampling(GREEDY, None)])
+    assert tokens == [1, 0]
+    assert math.isclose(log_probs[0], torch.log_softmax(logits[0], -1)[1].item(), rel_tol=1e-6)
+
+
+def test_each_row_uses_its_own_params() -> None:
+    logits = torch.tensor([[0.0, 5.0, 4.9, 0.0]] * 2)
+    top_k1 = SamplingParams(do_sample=True, top_k=1)
+    tokens, _ = sample(logits, [row(top_k1), RowSampling(GREEDY, None)])
+    assert tokens == [1, 1]
+
+
+def test_top_k_never_picks_outside_the_k_best() -> None:
+    logits = torch.tensor([[1.0, 0.9, 0.8, 5.0, 4.0]])
+    params = SamplingParams(do_sample=True, top_k=2, temperature=5.0)
+    generator = make_generator(1)
+    picks = {sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(200)}
+    assert picks == {3, 4}
+
+
+def test_top_p_keeps_smallest_set_reaching_p() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    params = SamplingParams(do_sample=True, top_p=0.7)
+    generator = make_generator(2)
+    picks = {sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(300)}
+    assert picks == {0, 1}
+
+
+def test_low_temperature_is_nearly_greedy_high_temperature_spreads() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    cold = SamplingParams(do_sample=True, temperature=0.01)
+    hot = SamplingParams(do_sample=True, temperature=100.0)
+    g = make_generator(3)
+    assert {sample(logits, [RowSampling(cold, g)])[0][0] for _ in range(100)} == {0}
+    assert len({sample(logits, [RowSampling(hot, g)])[0][0] for _ in range(100)}) == 3
+
+
+def test_same_seed_reproduces_the_sample() -> None:
+    logits = torch.randn(1, 1000, generator=torch.Generator().manual_seed(0))
+    params = SamplingParams(do_sample=True, temperature=1.0, seed=42)
+
+    def draw(seed: int) -> list[int]:
+        generator = make_generator(seed)
+        return [sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(20)]
+
+    assert draw(42) == draw(42)
+    assert draw(42) != draw(43)
+
+
+def test_repetition_penalty_lowers_seen_tokens() -> None:
+    logits = torch.tensor([[2.0, 1.9, -1.0]])
+    params = SamplingParams(repetition_penalty=2.0)
+    tokens, _ = sample(logits, [RowSampling(params, None, seen_token_ids=[0])])
+    assert tokens == [1]
+    negative = torch.tensor([[-1.0, -1.5]])
+    tokens, _ = sample(negative, [RowSampling(params, None, seen_token_ids=[0])])
+    assert tokens == [1]  # -1.0 * 2 = -2.0 < -1.5
+
+
+def test_suppressed_tokens_are_never_chosen() -> None:
+    logits = torch.tensor([[5.0, 1.0]])
+    tokens, _ = sample(logits, [RowSampling(GREEDY, None, suppressed_token_ids=(0,))])
+    assert tokens == [1]
