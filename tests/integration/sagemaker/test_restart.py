@@ -69,3 +69,38 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
         )
     finally:
         second.stop()
+
+
+SLOW_MODEL = """
+import time
+from djl_python import Output
+
+def handle(inputs):
+    if inputs.is_empty():
+        return None
+    time.sleep(2)
+    return Output().add("finished")
+"""
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    import threading
+
+    server = ServerProcess(tmp_path / "home").start()
+    try:
+        sm, runtime = server.clients()
+        deploy(sm, "drain", str(write_echo_model(tmp_path / "slow", model_py=SLOW_MODEL)))
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="drain", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        answers: list[bytes] = []
+        caller = threading.Thread(
+            target=lambda: answers.append(runtime.invoke_endpoint(EndpointName="drain", Body=b"x")["Body"].read())
+        )
+        caller.start()
+        time.sleep(0.5)  # the request is in the handler now
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        caller.join(timeout=30)
+        assert answers == [b"finished"]
+        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    finally:
+        server.stop()
