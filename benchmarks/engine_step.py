@@ -18,11 +18,21 @@ from modelhost.worker.engine.factory import create_backend
 from modelhost.worker.engine.types import Backend, EngineConfig, GenerationRequest, SamplingParams
 
 QUESTIONS = [
-    "What is the capital of France?", "Explain photosynthesis in one paragraph.", "Write a haiku about the sea.",
-    "What is 17 times 23?", "Name three primary colors.", "How do airplanes fly?", "What is a black hole?",
-    "Give me a tip for learning Python.", "Why is the sky blue?", "What does DNA stand for?",
-    "Describe a cat to someone who has never seen one.", "What is the boiling point of water?",
-    "Who wrote Romeo and Juliet?", "What is machine learning?", "Suggest a name for a pet turtle.",
+    "What is the capital of France?",
+    "Explain photosynthesis in one paragraph.",
+    "Write a haiku about the sea.",
+    "What is 17 times 23?",
+    "Name three primary colors.",
+    "How do airplanes fly?",
+    "What is a black hole?",
+    "Give me a tip for learning Python.",
+    "Why is the sky blue?",
+    "What does DNA stand for?",
+    "Describe a cat to someone who has never seen one.",
+    "What is the boiling point of water?",
+    "Who wrote Romeo and Juliet?",
+    "What is machine learning?",
+    "Suggest a name for a pet turtle.",
     "How many continents are there?",
 ]
 

@@ -134,7 +134,13 @@ def summarize(results: Sequence[RequestResult], wall_s: float, rep: int | str) -
 
 
 MEDIAN_KEYS = (
-    "output_tok_s", "wall_s", "ttft_p50_s", "ttft_p99_s", "latency_p50_s", "latency_p99_s", "latency_mean_s",
+    "output_tok_s",
+    "wall_s",
+    "ttft_p50_s",
+    "ttft_p99_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "latency_mean_s",
 )
 
 
@@ -424,7 +430,6 @@ class SageMakerClient:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-
 # ---- runs ---------------------------------------------------------------------------------------------------
 
 
@@ -452,8 +457,9 @@ async def run_once(client: Client, workload: Workload, rep: int | str) -> dict[s
 async def warm_up(client: Client, workload: Workload, count: int) -> None:
     """Short requests before the timed runs; a failure here stops the benchmark with the server's words."""
     for i in range(count):
-        result = await client.send(workload.prompts[i % len(workload.prompts)], min(8, workload.max_tokens),
-                                   time.perf_counter())
+        result = await client.send(
+            workload.prompts[i % len(workload.prompts)], min(8, workload.max_tokens), time.perf_counter()
+        )
         if result.error is not None:
             raise LoadgenError(f"the warm-up request failed: {result.error}")
 
@@ -508,12 +514,31 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """A readable table of run summaries (per run and the median row)."""
-    head = ("run", "requests", "errors", "out tokens", "wall s", "out tok/s", "TTFT p50", "TTFT p99",
-            "lat p50", "lat p99")
+    head = (
+        "run",
+        "requests",
+        "errors",
+        "out tokens",
+        "wall s",
+        "out tok/s",
+        "TTFT p50",
+        "TTFT p99",
+        "lat p50",
+        "lat p99",
+    )
     body = [
-        (str(r["rep"]), str(r["requests"]), str(r["errors"]), str(r["output_tokens"]), _fmt(r["wall_s"]),
-         _fmt(r["output_tok_s"]), _fmt(r["ttft_p50_s"], ".3f"), _fmt(r["ttft_p99_s"], ".3f"),
-         _fmt(r["latency_p50_s"]), _fmt(r["latency_p99_s"]))
+        (
+            str(r["rep"]),
+            str(r["requests"]),
+            str(r["errors"]),
+            str(r["output_tokens"]),
+            _fmt(r["wall_s"]),
+            _fmt(r["output_tok_s"]),
+            _fmt(r["ttft_p50_s"], ".3f"),
+            _fmt(r["ttft_p99_s"], ".3f"),
+            _fmt(r["latency_p50_s"]),
+            _fmt(r["latency_p99_s"]),
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
@@ -539,8 +564,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--drop", default="", help="openai-chat: comma list of body fields to leave out")
     ap.add_argument("--api-key", default=None, help="openai-chat: sent as a Bearer token")
     ap.add_argument("--parameters-json", default="", help="sagemaker*: JSON merged into `parameters`")
-    ap.add_argument("--chat-template-from", default=None, metavar="TOKENIZER_DIR",
-                    help="sagemaker*: send each question through this tokenizer's chat template as `inputs`")
+    ap.add_argument(
+        "--chat-template-from",
+        default=None,
+        metavar="TOKENIZER_DIR",
+        help="sagemaker*: send each question through this tokenizer's chat template as `inputs`",
+    )
     ap.add_argument("--region", default="us-east-1", help="sagemaker*: region for request signing")
     ap.add_argument("--json-out", type=Path, default=None, help="also write all runs and the median here")
     return ap.parse_args(argv)

@@ -281,8 +281,8 @@ class RuntimeApi:
                 original_message="invocation timed out",
                 log_stream_arn=self._log_arn(route, region),
             ) from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-            if not last_attempt:  # the worker died before answering: the request is safe to send again
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if not last_attempt:  # the worker died (or reset a kept-alive connection) before answering: send again
                 raise InstanceGone(instance.instance_id) from exc
             raise ModelError(
                 f'Received server error (0) from primary with message "the instance went away: {exc!r}". '

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -160,3 +162,32 @@ def wait_status(sm: Any, name: str, timeout_s: float = 120) -> dict[str, Any]:
         if desc["EndpointStatus"] not in ("Creating", "Updating") or time.monotonic() > deadline:
             return desc
         time.sleep(0.3)
+
+
+class SteadyLoad:
+    """Invokes the endpoint in a loop from two threads and records every answer or error."""
+
+    def __init__(self, runtime: Any, name: str) -> None:
+        self.runtime, self.name = runtime, name
+        self.versions: list[str] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                body = self.runtime.invoke_endpoint(EndpointName=self.name, Body=b"x")["Body"].read()
+                self.versions.append(json.loads(body)["env"])
+            except Exception as exc:
+                self.errors.append(repr(exc))
+
+    def __enter__(self) -> SteadyLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)

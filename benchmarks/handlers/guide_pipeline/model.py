@@ -12,8 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from transformers.generation.streamers import BaseStreamer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-GENERATE_KEYS = ("max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_p", "top_k",
-                 "repetition_penalty")
+GENERATE_KEYS = ("max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
 
 
 class TokenCounter(BaseStreamer):

@@ -8,6 +8,7 @@ touches torch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import queue
@@ -250,7 +251,8 @@ class Engine:
         sampled: list[int] = []
         for chunk in plan.prefills:
             prompt = self._active[chunk.seq_id].output.request.prompt_token_ids
-            entries.append(RunnerEntry(chunk.slot, prompt[chunk.start : chunk.start + chunk.length], chunk.start, chunk.last))
+            tokens = prompt[chunk.start : chunk.start + chunk.length]
+            entries.append(RunnerEntry(chunk.slot, tokens, chunk.start, chunk.last))
             if chunk.last:
                 sampled.append(chunk.seq_id)
         for decode in plan.decodes:
@@ -279,10 +281,8 @@ class Engine:
 
 def _deliver(outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]]) -> None:
     for loop, items in outbox.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
             loop.call_soon_threadsafe(_put_all, items)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            pass
 
 
 def _put_all(items: list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelhost.worker.engine.backend import BuiltinBackend, Loaded
 from modelhost.worker.engine.types import Backend, EngineConfig
+
+if TYPE_CHECKING:
+    from modelhost.worker.engine.backend import Loaded
 
 _ALIASES = {
     "auto": "auto",
@@ -63,9 +66,13 @@ def create_backend(config: EngineConfig) -> Backend:
     if choice == "llama.cpp":
         if not _installed("llama_cpp"):
             raise MissingBackendPackage("backend llama.cpp needs llama-cpp-python: pip install llama-cpp-python")
+        from modelhost.worker.engine.backend import BuiltinBackend
+
         return BuiltinBackend(config, _load_llama_cpp, "llama.cpp")
     if not _installed("torch") or not _installed("transformers"):
         raise MissingBackendPackage("backend transformers needs torch and transformers: pip install 'modelhost[llm]'")
+    from modelhost.worker.engine.backend import BuiltinBackend
+
     return BuiltinBackend(config, _load_transformers, "transformers")
 
 

@@ -63,9 +63,18 @@ def falcon_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> P
     folder = tmp_path_factory.mktemp("falcon")
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
     config = FalconConfig(
-        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        new_decoder_architecture=False, multi_query=True, parallel_attn=True, bias=False, alibi=False,
-        max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        new_decoder_architecture=False,
+        multi_query=True,
+        parallel_attn=True,
+        bias=False,
+        alibi=False,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
     FalconForCausalLM(config).save_pretrained(folder)

@@ -13,8 +13,14 @@ from modelhost.worker.engine.runners.base import RunnerEntry
 from modelhost.worker.engine.runners.fast_llama import FastLlamaRunner
 from modelhost.worker.engine.types import Backend, GenerationRequest
 
-QUESTIONS = ["What is the capital of France?", "Write a haiku about the sea.", "What is 17 times 23?",
-             "Why is the sky blue?"]
+pytestmark = pytest.mark.slow  # loads SmolLM2 (session fixture, ~25 s once)
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "What is 17 times 23?",
+    "Why is the sky blue?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +55,10 @@ def test_batched_greedy_equals_unbatched(fp32_backend: Backend) -> None:
     params = greedy(20, ignore_eos=True)
 
     async def one_by_one() -> list[list[int]]:
-        return [[e.token_id for e in await collect(fp32_backend, GenerationRequest(f"s{i}", p, params))]
-                for i, p in enumerate(prompts)]
+        return [
+            [e.token_id for e in await collect(fp32_backend, GenerationRequest(f"s{i}", p, params))]
+            for i, p in enumerate(prompts)
+        ]
 
     async def together() -> list[list[int]]:
         async def staggered(i: int, p: tuple[int, ...]) -> list[int]:

@@ -10,6 +10,8 @@ from engine_calls import collect, generate, greedy, prompt_ids
 
 from modelhost.worker.engine.types import Backend, GenerationRequest, InputTooLong, SamplingParams
 
+pytestmark = pytest.mark.slow  # loads SmolLM2 (session fixture, ~25 s once)
+
 
 def test_max_new_tokens_ends_with_length(fp32_backend: Backend) -> None:
     ids = prompt_ids(fp32_backend, "Tell me a long story about a dragon.")
@@ -46,8 +48,9 @@ def test_seeded_sampling_reproduces(fp32_backend: Backend) -> None:
     ids = prompt_ids(fp32_backend, "Suggest a name for a pet turtle.")
 
     def draw(seed: int) -> list[int | None]:
-        params = SamplingParams(max_new_tokens=16, do_sample=True, temperature=1.0, top_p=0.95, seed=seed,
-                                ignore_eos=True)
+        params = SamplingParams(
+            max_new_tokens=16, do_sample=True, temperature=1.0, top_p=0.95, seed=seed, ignore_eos=True
+        )
         return [e.token_id for e in generate(fp32_backend, GenerationRequest(f"s{seed}", ids, params))]
 
     assert draw(7) == draw(7)

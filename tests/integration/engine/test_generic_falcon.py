@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import torch
 from engine_calls import collect
 
 from modelhost.worker.engine.factory import create_backend
 from modelhost.worker.engine.types import EngineConfig, GenerationRequest, SamplingParams
+
+pytestmark = pytest.mark.slow  # loads SmolLM2 (session fixture, ~25 s once)
 
 
 def test_falcon_generates_through_generic_path(falcon_dir: Path) -> None:

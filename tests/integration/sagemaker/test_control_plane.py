@@ -27,9 +27,7 @@ def make_model(sm: Any, name: str, tmp_path: Path) -> str:
     folder = tmp_path / name
     folder.mkdir(parents=True)
     (folder / "model.py").write_text("def handle(i):\n    return None\n")
-    return sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)})[
-        "ModelArn"
-    ]
+    return sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)})["ModelArn"]
 
 
 def test_model_lifecycle(sm: Any, tmp_path: Path) -> None:
@@ -66,9 +64,7 @@ def test_validation_errors_are_worded_as_aws(sm: Any, tmp_path: Path) -> None:
         sm.create_model(ModelName="x" * 64, PrimaryContainer={"Image": IMAGE})
     code, message = error_of(exc)
     assert code == "ValidationException"
-    assert message.startswith(
-        "1 validation error detected: Value '" + "x" * 64 + "' at 'modelName' failed to satisfy"
-    )
+    assert message.startswith("1 validation error detected: Value '" + "x" * 64 + "' at 'modelName' failed to satisfy")
     assert "Member must have length less than or equal to 63" in message
     with pytest.raises(ClientError) as exc:
         sm.create_model(ModelName="bad_name!", PrimaryContainer={"Image": IMAGE})
@@ -84,9 +80,7 @@ def test_validation_errors_are_worded_as_aws(sm: Any, tmp_path: Path) -> None:
         "Either PrimaryContainer or Containers must be specified.",
     )
     with pytest.raises(ClientError) as exc:
-        sm.create_model(
-            ModelName=unique("badurl"), PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "ftp://x/y"}
-        )
+        sm.create_model(ModelName=unique("badurl"), PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "ftp://x/y"})
     assert error_of(exc)[0] == "ValidationException"
 
 
@@ -100,9 +94,7 @@ def test_endpoint_config_lifecycle_and_errors(sm: Any, tmp_path: Path) -> None:
         "InstanceType": "ml.g5.12xlarge",
         "InitialInstanceCount": 1,
     }
-    arn = sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])[
-        "EndpointConfigArn"
-    ]
+    arn = sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])["EndpointConfigArn"]
     desc = sm.describe_endpoint_config(EndpointConfigName=name)
     assert desc["EndpointConfigArn"] == arn
     assert desc["ProductionVariants"][0]["InitialVariantWeight"] == 1.0
@@ -116,10 +108,7 @@ def test_endpoint_config_lifecycle_and_errors(sm: Any, tmp_path: Path) -> None:
         sm.create_endpoint_config(
             EndpointConfigName=unique("cfg"), ProductionVariants=[{**variant, "ModelName": "no-such-model"}]
         )
-    assert (
-        error_of(exc)[1]
-        == f'Could not find model "arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/no-such-model".'
-    )
+    assert error_of(exc)[1] == f'Could not find model "arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/no-such-model".'
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(
             EndpointConfigName=unique("cfg"),
@@ -166,9 +155,7 @@ def test_paginators_walk_every_page(sm: Any, tmp_path: Path) -> None:
     names = [f"{prefix}-{i}" for i in range(5)]
     for name in names:
         make_model(sm, name, tmp_path)
-    pages = list(
-        sm.get_paginator("list_models").paginate(NameContains=prefix, PaginationConfig={"PageSize": 2})
-    )
+    pages = list(sm.get_paginator("list_models").paginate(NameContains=prefix, PaginationConfig={"PageSize": 2}))
     assert [len(p["Models"]) for p in pages] == [2, 2, 1]
     seen = [m["ModelName"] for p in pages for m in p["Models"]]
     assert sorted(seen) == sorted(names)

@@ -48,9 +48,7 @@ def test_walkthrough_with_echo_handler(sm: Any, runtime: Any, echo_model: Path, 
     assert variant["VariantName"] == "AllTraffic"
     assert variant["CurrentInstanceCount"] == 2 and variant["DesiredInstanceCount"] == 2
     assert variant["CurrentWeight"] == 1.0
-    assert variant["DeployedImages"][0]["SpecifiedImage"].endswith(
-        "djl-inference:0.22.1-deepspeed0.8.3-cu118"
-    )
+    assert variant["DeployedImages"][0]["SpecifiedImage"].endswith("djl-inference:0.22.1-deepspeed0.8.3-cu118")
     listed = sm.list_endpoints(NameContains=name, StatusEquals="InService")["Endpoints"]
     assert [e["EndpointName"] for e in listed] == [name]
 

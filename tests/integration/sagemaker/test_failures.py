@@ -25,9 +25,7 @@ def test_handler_that_fails_to_import(sm: Any, tmp_path: Path) -> None:
     name = unique("badimport")
     deploy(sm, name, str(folder))
     with pytest.raises(WaiterError) as exc:
-        sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     assert "Failed" in str(exc.value)
     desc = sm.describe_endpoint(EndpointName=name)
     assert desc["EndpointStatus"] == "Failed"

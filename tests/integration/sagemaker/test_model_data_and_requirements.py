@@ -48,9 +48,7 @@ def targz(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def test_model_data_from_s3_tarball_and_prefix(
-    s3_server: ServerProcess, moto_endpoint: str, tmp_path: Path
-) -> None:
+def test_model_data_from_s3_tarball_and_prefix(s3_server: ServerProcess, moto_endpoint: str, tmp_path: Path) -> None:
     s3 = boto3.client(
         "s3",
         endpoint_url=moto_endpoint,

@@ -41,12 +41,8 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
         sm, runtime = first.clients()
         folder = write_echo_model(tmp_path / "echo")
         deploy(sm, "survivor", str(folder))
-        sm.get_waiter("endpoint_in_service").wait(
-            EndpointName="survivor", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
-        old_pid = json.loads(runtime.invoke_endpoint(EndpointName="survivor", Body=b"x")["Body"].read())[
-            "pid"
-        ]
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="survivor", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        old_pid = json.loads(runtime.invoke_endpoint(EndpointName="survivor", Body=b"x")["Body"].read())["pid"]
     finally:
         first.stop(sig=signal.SIGKILL)
 
@@ -64,9 +60,7 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert not pid_alive(old_pid), "the old worker outlived its server"
         sm.delete_endpoint(EndpointName="survivor")
-        sm.get_waiter("endpoint_deleted").wait(
-            EndpointName="survivor", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="survivor", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     finally:
         second.stop()
 

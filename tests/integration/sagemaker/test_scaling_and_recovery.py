@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.server import deploy, wait_status
+from tests.integration.server import SteadyLoad, deploy, wait_status
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 
@@ -72,7 +72,12 @@ def test_a_worker_that_dies_is_replaced(sm: Any, runtime: Any, echo_model: Path)
     before = pids_serving(runtime, name)
     assert len(before) == 2
     victim = sorted(before)[0]
-    os.kill(victim, signal.SIGKILL)
+    with SteadyLoad(runtime, name) as load:
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(2)
+    assert load.errors == [], load.errors[:3]  # no non-streaming request is lost
+    assert len(load.versions) > 20
     deadline = time.monotonic() + 60
     while True:
         desc = wait_status(sm, name)

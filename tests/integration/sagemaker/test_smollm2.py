@@ -49,9 +49,7 @@ def test_guide_walkthrough_with_smollm2(server: ServerProcess, registered: str, 
         for path in MODEL_FOLDER.iterdir():
             tar.add(path, arcname=path.name)
     deploy(sm, "smollm2", archive.as_uri(), instance_type="ml.g5.24xlarge")
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName="smollm2", WaiterConfig={"Delay": 1, "MaxAttempts": 300}
-    )
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="smollm2", WaiterConfig={"Delay": 1, "MaxAttempts": 300})
     response = runtime.invoke_endpoint(
         EndpointName="smollm2",
         ContentType="application/json",
@@ -64,6 +62,4 @@ def test_guide_walkthrough_with_smollm2(server: ServerProcess, registered: str, 
     assert "asks for 4 GPU(s) and this host has 0: running the instance on CPU" in logs
     assert "accelerate is already installed" in logs
     sm.delete_endpoint(EndpointName="smollm2")
-    sm.get_waiter("endpoint_deleted").wait(
-        EndpointName="smollm2", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="smollm2", WaiterConfig={"Delay": 1, "MaxAttempts": 60})

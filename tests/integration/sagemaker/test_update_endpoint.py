@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.integration.server import write_echo_model
+from tests.integration.server import SteadyLoad, write_echo_model
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22.1-deepspeed0.8.3-cu118"
@@ -34,35 +32,6 @@ def model_and_config(sm: Any, name: str, folder: Path, version: str, count: int 
             }
         ],
     )
-
-
-class SteadyLoad:
-    """Invokes the endpoint in a loop from two threads and records every answer or error."""
-
-    def __init__(self, runtime: Any, name: str) -> None:
-        self.runtime, self.name = runtime, name
-        self.versions: list[str] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                body = self.runtime.invoke_endpoint(EndpointName=self.name, Body=b"x")["Body"].read()
-                self.versions.append(json.loads(body)["env"])
-            except Exception as exc:
-                self.errors.append(repr(exc))
-
-    def __enter__(self) -> SteadyLoad:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
 
 
 def test_update_under_load_loses_nothing(sm: Any, runtime: Any, tmp_path: Path) -> None:

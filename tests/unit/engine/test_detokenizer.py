@@ -7,8 +7,17 @@ from collections.abc import Sequence
 from modelhost.worker.engine.detokenizer import IncrementalDetokenizer
 
 # token id -> bytes; "é" is two bytes, "😀" four, split over several tokens as byte-level BPE does.
-VOCAB = {1: b"Hello", 2: b" world", 3: "é".encode()[:1], 4: "é".encode()[1:], 5: "😀".encode()[:2],
-         6: "😀".encode()[2:3], 7: "😀".encode()[3:], 8: b"!", 9: b""}
+VOCAB = {
+    1: b"Hello",
+    2: b" world",
+    3: "é".encode()[:1],
+    4: "é".encode()[1:],
+    5: "😀".encode()[:2],
+    6: "😀".encode()[2:3],
+    7: "😀".encode()[3:],
+    8: b"!",
+    9: b"",
+}
 
 
 def decode(ids: Sequence[int]) -> str:

@@ -33,9 +33,9 @@ def fast_path_blocker(model: torch.nn.Module, max_model_len: int) -> str | None:
     if rope.get("rope_type", "default") not in _SIMPLE_ROPE_TYPES:
         return f"rope_type {rope.get('rope_type')!r}"
     window = getattr(config, "sliding_window", None)
-    if window is not None and (config.model_type != "qwen2" or getattr(config, "use_sliding_window", False)):
-        if window < max_model_len:
-            return f"sliding_window {window} < max_model_len {max_model_len}"
+    windowed = window is not None and (config.model_type != "qwen2" or getattr(config, "use_sliding_window", False))
+    if windowed and window < max_model_len:
+        return f"sliding_window {window} < max_model_len {max_model_len}"
     if not hasattr(getattr(model, "model", None), "rotary_emb"):
         return "no rotary embedding module"
     return None
@@ -61,8 +61,12 @@ def _cat_bias(*modules: torch.nn.Module) -> torch.Tensor | None:
     biases = [m.bias for m in modules]
     if all(b is None for b in biases):
         return None
-    return torch.cat([b if b is not None else torch.zeros(m.out_features, dtype=m.weight.dtype)
-                      for b, m in zip(biases, modules, strict=True)])
+    return torch.cat(
+        [
+            b if b is not None else torch.zeros(m.out_features, dtype=m.weight.dtype)
+            for b, m in zip(biases, modules, strict=True)
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +210,8 @@ class FastLlamaRunner:
     def _index(self, entries: Sequence[RunnerEntry]) -> _StepIndex:
         for entry in entries:
             if not 0 <= entry.slot < self.max_slots or entry.start + len(entry.token_ids) > self.max_model_len:
-                raise ValueError(f"entry outside the cache: slot {entry.slot}, end {entry.start + len(entry.token_ids)}")
+                end = entry.start + len(entry.token_ids)
+                raise ValueError(f"entry outside the cache: slot {entry.slot}, end {end}")
         decodes = [e for e in entries if len(e.token_ids) == 1 and e.start > 0]
         prefills = [e for e in entries if not (len(e.token_ids) == 1 and e.start > 0)]
         ordered = decodes + prefills

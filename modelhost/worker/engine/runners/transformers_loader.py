@@ -41,8 +41,14 @@ def bf16_supported() -> bool:
 
 def resolve_dtype(name: str) -> torch.dtype:
     """`auto`: bf16 on a CPU with bf16 matmul support, else fp32. fp16 on CPU is refused (slow and lossy)."""
-    choices = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-               "fp16": torch.float16, "float16": torch.float16}
+    choices = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
     if name == "auto":
         return torch.bfloat16 if bf16_supported() else torch.float32
     if name not in choices:
