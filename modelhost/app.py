@@ -27,6 +27,7 @@ from modelhost.api.validation import service_model
 from modelhost.controller.endpoints import EndpointController
 from modelhost.controller.instances import InstanceStarter
 from modelhost.registry import ModelRegistry
+from modelhost.router.admission import Admission
 from modelhost.router.app import RuntimeApi
 from modelhost.router.openai import OpenAiApi, ServedModel
 from modelhost.router.table import RoutingTable
@@ -102,7 +103,8 @@ def build_app(settings: ServerSettings) -> Starlette:
             record = store.get("endpoint", name)
             return None if record is None else str(record["EndpointStatus"])
 
-        runtime = RuntimeApi(settings, table, endpoint_status, client)
+        admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
+        runtime = RuntimeApi(settings, table, endpoint_status, client, admission)
         holder["services"] = Services(
             store=store,
             controller=controller,

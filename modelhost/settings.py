@@ -21,8 +21,14 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_STARTUP_TIMEOUT_S": "health-check window when a variant sets none; default 900",
     "MODELHOST_DOWNLOAD_TIMEOUT_S": "model data download limit when a variant sets none; default 3600",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
-    "MODELHOST_INVENTORY": 'the host\'s resources instead of discovering them: {"gpus": [{"memory_gib": 24}], "cpus": 16, "memory_gib": 128}',
+    "MODELHOST_INVENTORY": (
+        "the host's resources instead of discovering them, as JSON: "
+        '{"gpus": [{"memory_gib": 24}], "cpus": 16, "memory_gib": 128}'
+    ),
     "MODELHOST_QUOTAS": "instance limits per type, e.g. ml.g5.2xlarge=2,ml.m5.large=10; default: what the host holds",
+    "MODELHOST_MAX_CONCURRENCY_PER_INSTANCE": "requests in flight per instance before new ones queue; default 64",
+    "MODELHOST_MAX_QUEUE_PER_VARIANT": "queued requests per variant before ThrottlingException; default 256",
+    "MODELHOST_RESULT_CACHE_MAX_BYTES": "size of the invocation result cache endpoints opt into; default 256 MiB",
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
     "MODELHOST_ENGINE_FACTORY": "module:function that builds engine mode's Backend (read by the worker; tests "
     "use tests.fake_backend:create_backend); default the built-in engine's create_backend",
@@ -36,14 +42,15 @@ class ServerSettings:
     port: int = 8080
     region: str = "us-east-1"
     account_id: str = "123456789012"
-    strict_instance_types: bool = (
-        False  # refuse (ResourceLimitExceeded) GPU types the host lacks, vs run on CPU
-    )
+    strict_instance_types: bool = False  # refuse (ResourceLimitExceeded) GPU types the host lacks, vs run on CPU
     max_extract_bytes: int = 64 * 1024**3
     default_startup_timeout_s: float = 900.0
     default_download_timeout_s: float = 3600.0
     invocation_timeout_s: float = 300.0
     max_payload_bytes: int = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint limit
+    max_concurrency_per_instance: int = 64  # requests in flight per instance before new ones queue
+    max_queue_per_variant: int = 256  # queued requests per variant before new ones are throttled (429)
+    result_cache_max_bytes: int = 256 * 1024**2  # the invocation result cache's size (endpoints opt in)
     inventory_json: str | None = None  # MODELHOST_INVENTORY; None: discover the host
     quotas: str | None = None  # MODELHOST_QUOTAS
     ping_interval_s: float = 0.5  # how often the controller polls a starting instance's /ping
@@ -95,13 +102,16 @@ class ServerSettings:
                 "yes",
             )
         for name, key in (
+            ("MODELHOST_MAX_CONCURRENCY_PER_INSTANCE", "max_concurrency_per_instance"),
+            ("MODELHOST_MAX_QUEUE_PER_VARIANT", "max_queue_per_variant"),
+            ("MODELHOST_RESULT_CACHE_MAX_BYTES", "result_cache_max_bytes"),
             ("MODELHOST_MAX_EXTRACT_BYTES", "max_extract_bytes"),
             ("MODELHOST_STARTUP_TIMEOUT_S", "default_startup_timeout_s"),
             ("MODELHOST_DOWNLOAD_TIMEOUT_S", "default_download_timeout_s"),
             ("MODELHOST_INVOCATION_TIMEOUT_S", "invocation_timeout_s"),
         ):
             if env.get(name):
-                kind = int if key == "max_extract_bytes" else float
+                kind = float if key.endswith("_s") else int
                 values[key] = kind(env[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:

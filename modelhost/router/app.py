@@ -28,6 +28,7 @@ from modelhost.errors import (
     ServiceUnavailable,
 )
 from modelhost.router import eventstream
+from modelhost.router.admission import Admission, Lease
 from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
 from modelhost.settings import ServerSettings
 
@@ -51,7 +52,7 @@ EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
 
 
 async def _relay_events(
-    upstream: httpx.Response, instance: InstanceRoute, endpoint_name: str, timeout_s: float
+    upstream: httpx.Response, lease: Lease, endpoint_name: str, timeout_s: float
 ) -> AsyncIterator[bytes]:
     """The worker's body as PayloadPart events; a broken or stalled worker ends the stream with a
     ModelStreamError event. The upstream response is closed however the relay ends (client gone included),
@@ -61,21 +62,21 @@ async def _relay_events(
             if chunk:
                 yield eventstream.payload_part(chunk)
     except httpx.TimeoutException:
-        log.warning("stream from %s stalled for %g s", instance.instance_id, timeout_s)
+        log.warning("stream from %s stalled for %g s", lease.instance.instance_id, timeout_s)
         yield eventstream.model_stream_error(
             f"Your invocation timed out while waiting for the next part of the response from container primary "
             f"(no data for {timeout_s:g} s).",
             "ModelInvocationTimeExceeded",
         )
     except httpx.HTTPError as exc:
-        log.warning("stream from %s broke: %s", instance.instance_id, exc)
+        log.warning("stream from %s broke: %s", lease.instance.instance_id, exc)
         yield eventstream.model_stream_error(
             f"The response stream from container primary broke before it was complete ({exc}). "
             f"See the endpoint's log (modelhost logs {endpoint_name}) for more information.",
             "StreamBroken",
         )
     finally:
-        instance.in_flight -= 1
+        lease.release()
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
 
@@ -101,9 +102,11 @@ class RuntimeApi:
         table: RoutingTable,
         endpoint_status: Callable[[str], str | None],
         client: httpx.AsyncClient,
+        admission: Admission,
     ) -> None:
         self._settings = settings
         self._table = table
+        self._admission = admission
         self._endpoint_status = endpoint_status  # store lookup: name -> EndpointStatus or None
         self._client = client
 
@@ -180,7 +183,7 @@ class RuntimeApi:
         if "x-amzn-sagemaker-accept" in request.headers:
             headers["accept"] = request.headers["x-amzn-sagemaker-accept"]
         headers[STREAM_HEADER] = "true"  # engine-mode workers stream whatever the body says, as LMI does
-        instance, upstream = await self.forward_with_retry(variant, body, headers, route, region, stream=True)
+        lease, upstream = await self.forward_with_retry(variant, body, headers, route, region, stream=True)
         out_headers = {
             "X-Amzn-SageMaker-Content-Type": upstream.headers.get("content-type", "application/octet-stream"),
             "x-Amzn-Invoked-Production-Variant": variant.name,
@@ -189,7 +192,7 @@ class RuntimeApi:
         if "x-amzn-sagemaker-custom-attributes" in upstream.headers:
             out_headers["X-Amzn-SageMaker-Custom-Attributes"] = upstream.headers["x-amzn-sagemaker-custom-attributes"]
         return StreamingResponse(
-            _relay_events(upstream, instance, route.name, self._settings.invocation_timeout_s),
+            _relay_events(upstream, lease, route.name, self._settings.invocation_timeout_s),
             media_type=EVENT_STREAM_MEDIA_TYPE,
             headers=out_headers,
         )
@@ -205,19 +208,21 @@ class RuntimeApi:
         path: str = "/invocations",
         stream: bool = False,
         model_errors: bool = True,
-    ) -> tuple[InstanceRoute, httpx.Response]:
-        """Forward to the least-busy instance; if it is gone before answering, drop it and try one other.
+    ) -> tuple[Lease, httpx.Response]:
+        """Forward to the least-busy instance under its concurrency limit (waiting in the bounded queue when all
+        are full); if the instance is gone before answering, drop it and try one other.
 
-        With `stream`, only the status and headers have been read; the instance stays counted in flight until
-        the caller closes the response and decrements `in_flight`. With `model_errors`, a non-2xx answer raises
-        ModelError; without, it is returned as is (the OpenAI routes relay the worker's own error)."""
+        With `stream`, only the status and headers have been read and the caller holds the lease (the instance's
+        slot) until it closes the response. With `model_errors`, a non-2xx answer raises ModelError; without, it
+        is returned as is (the OpenAI routes relay the worker's own error)."""
         tried: set[str] = set()
         for attempt in range(2):
-            instance = self._table.choose_instance(variant, exclude=tried)
-            if instance is None:
+            lease = await self._admission.acquire(route.name, variant, tried, self._settings.invocation_timeout_s)
+            if lease is None:
                 raise ServiceUnavailable(
                     f"Variant {variant.name} of endpoint {route.name} has no instance ready; retry shortly."
                 )
+            instance = lease.instance
             tried.add(instance.instance_id)
             try:
                 response = await self._forward(
@@ -231,10 +236,17 @@ class RuntimeApi:
                     stream=stream,
                     model_errors=model_errors,
                 )
-                return instance, response
             except InstanceGone:
+                lease.release()
                 log.warning("instance %s of %s went away; retrying elsewhere", instance.instance_id, route.name)
                 self._table.drop_instance(route.name, instance.instance_id)
+                continue
+            except BaseException:
+                lease.release()
+                raise
+            if not stream:
+                lease.release()
+            return lease, response
         raise AssertionError("unreachable")
 
     async def _forward(
@@ -250,8 +262,6 @@ class RuntimeApi:
         stream: bool = False,
         model_errors: bool = True,
     ) -> httpx.Response:
-        instance.in_flight += 1
-        keep_counted = False
         try:
             upstream_request = self._client.build_request(
                 "POST",
@@ -270,7 +280,6 @@ class RuntimeApi:
                     finally:
                         await response.aclose()
                 raise self._model_error(route, region, response.status_code, response.text)
-            keep_counted = stream  # a streamed answer keeps the instance busy until the relay ends
             return response
         except httpx.TimeoutException as exc:
             raise ModelError(
@@ -299,9 +308,6 @@ class RuntimeApi:
                 original_message=str(exc),
                 log_stream_arn=self._log_arn(route, region),
             ) from exc
-        finally:
-            if not keep_counted:
-                instance.in_flight -= 1
 
     def _log_arn(self, route: EndpointRoute, region: str) -> str:
         return f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelhost.errors import ApiError, ModelError, ServiceUnavailable
+from modelhost.router.admission import Lease, Throttled
 from modelhost.router.app import RuntimeApi
-from modelhost.router.table import InstanceRoute
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,15 @@ def openai_error(status: int, message: str, *, param: str | None = None, code: s
 def _error_for(exc: ApiError) -> Response:
     if isinstance(exc, ServiceUnavailable):
         return openai_error(503, exc.message, code="service_unavailable")
+    if isinstance(exc, Throttled):
+        return openai_error(429, exc.message, code="rate_limit_exceeded")
     if isinstance(exc, ModelError):
         status = 504 if exc.original_status == 0 and "timed out" in exc.message else 502
         return openai_error(status, exc.message, code="upstream_error")
     return openai_error(exc.status if exc.status < 500 else 500, exc.message, code=exc.code)
 
 
-async def _relay(upstream: httpx.Response, instance: InstanceRoute, endpoint: str) -> AsyncIterator[bytes]:
+async def _relay(upstream: httpx.Response, lease: Lease, endpoint: str) -> AsyncIterator[bytes]:
     """The worker's body as it arrives; closing (client gone) closes the upstream so the worker aborts."""
     sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
     try:
@@ -59,7 +61,7 @@ async def _relay(upstream: httpx.Response, instance: InstanceRoute, endpoint: st
             if chunk:
                 yield chunk
     except httpx.HTTPError as exc:
-        log.warning("OpenAI stream from %s broke: %s", instance.instance_id, exc)
+        log.warning("OpenAI stream from %s broke: %s", lease.instance.instance_id, exc)
         if sse:
             error = {
                 "error": {
@@ -71,7 +73,7 @@ async def _relay(upstream: httpx.Response, instance: InstanceRoute, endpoint: st
             }
             yield b"data: " + json.dumps(error).encode() + b"\n\n"
     finally:
-        instance.in_flight -= 1
+        lease.release()
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
 
@@ -141,7 +143,7 @@ class OpenAiApi:
         try:
             route, variant = self._runtime.select(model, self._settings.region, None)
             headers = {"content-type": "application/json", "accept": request.headers.get("accept", "*/*")}
-            instance, upstream = await self._runtime.forward_with_retry(
+            lease, upstream = await self._runtime.forward_with_retry(
                 variant,
                 body,
                 headers,
@@ -155,7 +157,7 @@ class OpenAiApi:
             return _error_for(exc)
         out_headers = {h: upstream.headers[h] for h in RELAYED_HEADERS if h in upstream.headers}
         return StreamingResponse(
-            _relay(upstream, instance, route.name), status_code=upstream.status_code, headers=out_headers
+            _relay(upstream, lease, route.name), status_code=upstream.status_code, headers=out_headers
         )
 
 
