@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from modelhost.controller.instances import InstanceStarter
 from modelhost.registry import ModelRegistry
 from modelhost.router.admission import Admission
 from modelhost.router.app import RuntimeApi
+from modelhost.router.cache import ResultCache
 from modelhost.router.openai import OpenAiApi, ServedModel
 from modelhost.router.table import RoutingTable
 from modelhost.scheduler.inventory import discover_inventory
@@ -104,7 +106,8 @@ def build_app(settings: ServerSettings) -> Starlette:
             return None if record is None else str(record["EndpointStatus"])
 
         admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
-        runtime = RuntimeApi(settings, table, endpoint_status, client, admission)
+        cache = ResultCache(settings.result_cache_max_bytes, time.monotonic)
+        runtime = RuntimeApi(settings, table, endpoint_status, client, admission, cache)
         holder["services"] = Services(
             store=store,
             controller=controller,

@@ -86,9 +86,7 @@ class ModelError(RuntimeApiError):
     code = "ModelError"
     status = 424
 
-    def __init__(
-        self, message: str, *, original_status: int, original_message: str, log_stream_arn: str
-    ) -> None:
+    def __init__(self, message: str, *, original_status: int, original_message: str, log_stream_arn: str) -> None:
         super().__init__(message)
         self.original_status = original_status
         self.original_message = original_message

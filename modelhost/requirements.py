@@ -54,9 +54,7 @@ class RequirementsResult:
 
     packages_dir: Path | None  # the site dir to put first on sys.path; None when nothing was installed
     skipped: list[str] = field(default_factory=list)  # requirement names already satisfied
-    conflicting: list[str] = field(
-        default_factory=list
-    )  # requirement names whose pin conflicts (not installed)
+    conflicting: list[str] = field(default_factory=list)  # requirement names whose pin conflicts (not installed)
     installed: list[str] = field(default_factory=list)  # "name==version" installed into packages_dir
 
 
@@ -150,9 +148,7 @@ def _pip_args(missing: Sequence[RequirementLine]) -> tuple[list[str], list[str]]
 def _run_pip(args: list[str], cwd: Path, timeout_s: float, log: Callable[[str], None]) -> str:
     command = [sys.executable, "-m", "pip", *args]
     try:
-        done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise DeploymentError(PHASE_REQUIREMENTS, f"pip did not finish within {timeout_s:g} s") from None
     output = (done.stdout or "") + (done.stderr or "")

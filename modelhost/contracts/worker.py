@@ -33,9 +33,7 @@ class WorkerSpec:
     instance_type: str = "ml.m5.large"
     image: str = ""  # the model's container image URI; selects the request schema (LMI/DJL vs TGI)
     gpu_ids: list[int] = field(default_factory=list)  # CUDA ordinals assigned; empty means CPU
-    packages_dir: str | None = (
-        None  # per-model site dir holding requirements.txt installs (prepended to sys.path)
-    )
+    packages_dir: str | None = None  # per-model site dir holding requirements.txt installs (prepended to sys.path)
     failure_path: str | None = None  # where the worker writes a FailureRecord before exiting on a fatal error
     parent_pid: int | None = None  # the worker exits when this process is gone (no orphans after kill -9)
     version: int = SPEC_VERSION

@@ -21,6 +21,7 @@ from typing import Any
 from modelhost.controller.instances import EndpointLog, InstanceStarter, VariantPlan
 from modelhost.controller.scaling import CRASH_LOOP_FAILURES, decide_scale, restart_delay_s
 from modelhost.errors import DeploymentError
+from modelhost.router.cache import CACHE_ENV, CACHE_TTL_ENV, DEFAULT_CACHE_TTL_S, cache_mode
 from modelhost.router.table import EndpointRoute, InstanceRoute, RoutingTable, VariantRoute
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, kill_stale_worker
 from modelhost.settings import ServerSettings
@@ -46,6 +47,20 @@ class VariantRuntime:
     next_index: int = 0  # numbers instance logs: <variant>-<n>.log
     failures: int = 0  # consecutive instance failures (exits, failed starts)
     retry_after: float = 0.0  # monotonic time before which no replacement starts
+
+
+def endpoint_route(name: str, fleet: dict[str, VariantRuntime]) -> EndpointRoute:
+    """The router's view of a fleet; the result cache follows the models' MODELHOST_RESULT_CACHE settings."""
+    environment: dict[str, str] = {}
+    for runtime in fleet.values():
+        environment.update(runtime.plan.container.get("Environment") or {})
+    return EndpointRoute(
+        name=name,
+        variants=[v.route for v in fleet.values()],
+        log_group=f"/aws/sagemaker/Endpoints/{name}",
+        cache_mode=cache_mode(environment.get(CACHE_ENV)),
+        cache_ttl_s=float(environment.get(CACHE_TTL_ENV, DEFAULT_CACHE_TTL_S)),
+    )
 
 
 class EndpointController:
@@ -157,13 +172,7 @@ class EndpointController:
             await self._stop_endpoint_workers(key)
             self._set_failed(name, f"internal error while deploying: {exc!r}")
             return
-        self._table.set(
-            EndpointRoute(
-                name=name,
-                variants=[v.route for v in variants.values()],
-                log_group=f"/aws/sagemaker/Endpoints/{name}",
-            )
-        )
+        self._table.set(endpoint_route(name, variants))
         self._publish(name, variants, in_service=True)
         endlog.write(f"endpoint {name} is InService")
 
@@ -240,11 +249,7 @@ class EndpointController:
             return
         old = self._live.get(key, {})
         self._live[key] = fleet
-        self._table.set(
-            EndpointRoute(
-                name=name, variants=[v.route for v in fleet.values()], log_group=f"/aws/sagemaker/Endpoints/{name}"
-            )
-        )
+        self._table.set(endpoint_route(name, fleet))
         self._finish_update(name, committed=True, reason=None)
         self._publish(name, fleet, in_service=True)
         endlog.write(f"traffic moved to {pending['EndpointConfigName']}; draining the old instances")

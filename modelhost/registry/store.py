@@ -157,9 +157,7 @@ class ModelRegistry:
             if overlay_link.is_symlink():
                 overlay_link.unlink()
 
-    def worker_environment(
-        self, base_env: Mapping[str, str], *, model_ids: Iterable[str] = ()
-    ) -> dict[str, str]:
+    def worker_environment(self, base_env: Mapping[str, str], *, model_ids: Iterable[str] = ()) -> dict[str, str]:
         """The environment for a worker process: `base_env` with the hub cache pointed at the overlay.
 
         Rebuilds the overlay first (every registered id, over links to every entry of the hub cache that

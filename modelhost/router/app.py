@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import unquote
 
@@ -29,6 +30,7 @@ from modelhost.errors import (
 )
 from modelhost.router import eventstream
 from modelhost.router.admission import Admission, Lease
+from modelhost.router.cache import CachedResponse, RequestKey, ResultCache, is_deterministic
 from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
 from modelhost.settings import ServerSettings
 
@@ -49,6 +51,7 @@ RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
 STREAM_FORWARDED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
 STREAM_HEADER = "x-modelhost-stream"  # asks an engine-mode worker to stream (the worker honours it)
 EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
+CACHE_HEADER = "X-Modelhost-Cache"  # hit | miss | bypass, on endpoints that opted into the result cache
 
 
 async def _relay_events(
@@ -103,7 +106,9 @@ class RuntimeApi:
         endpoint_status: Callable[[str], str | None],
         client: httpx.AsyncClient,
         admission: Admission,
+        cache: ResultCache,
     ) -> None:
+        self._cache = cache
         self._settings = settings
         self._table = table
         self._admission = admission
@@ -167,12 +172,42 @@ class RuntimeApi:
         route, variant = self.select(name, caller.region, request.headers.get("x-amzn-sagemaker-target-variant"))
         if match.group("op") == "invocations-response-stream":
             return await self._invoke_stream(request, request_id, body, route, variant, caller.region)
+        key = self._cache_key(request, route, body)
+        cached = self._cache.get(key) if key is not None else None
+        if cached is not None:
+            headers = {**dict(cached.headers), "x-Amzn-Invoked-Production-Variant": cached.variant}
+            headers.update({CACHE_HEADER: "hit", "x-amzn-RequestId": request_id})
+            return Response(cached.body, status_code=cached.status, headers=headers)
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         _, upstream = await self.forward_with_retry(variant, body, headers, route, caller.region)
-        out_headers = {h: upstream.headers[h] for h in RETURNED_HEADERS if h in upstream.headers}
-        out_headers["x-Amzn-Invoked-Production-Variant"] = variant.name
-        out_headers["x-amzn-RequestId"] = request_id
+        returned = tuple((h, upstream.headers[h]) for h in RETURNED_HEADERS if h in upstream.headers)
+        out_headers = {
+            **dict(returned),
+            "x-Amzn-Invoked-Production-Variant": variant.name,
+            "x-amzn-RequestId": request_id,
+        }
+        if key is not None:
+            out_headers[CACHE_HEADER] = "miss"
+            answer = CachedResponse(upstream.status_code, upstream.content, returned, variant.name, time.monotonic())
+            self._cache.put(key, answer, route.cache_ttl_s)
+        elif route.cache_mode != "off":
+            out_headers[CACHE_HEADER] = "bypass"  # not deterministic, and the endpoint caches only what is
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+    def _cache_key(self, request: Request, route: EndpointRoute, body: bytes) -> RequestKey | None:
+        """The request's cache key when the endpoint caches it; None when it must reach a worker."""
+        if route.cache_mode == "off" or (route.cache_mode == "deterministic" and not is_deterministic(body)):
+            return None
+        h = request.headers
+        return RequestKey(
+            endpoint=route.name,
+            generation=route.generation,
+            body=body,
+            content_type=h.get("content-type", ""),
+            accept=h.get("accept", ""),
+            custom_attributes=h.get("x-amzn-sagemaker-custom-attributes", ""),
+            target_variant=h.get("x-amzn-sagemaker-target-variant", ""),
+        )
 
     async def _invoke_stream(
         self, request: Request, request_id: str, body: bytes, route: EndpointRoute, variant: VariantRoute, region: str

@@ -18,6 +18,19 @@ from typing import Any, Literal
 CacheMode = Literal["off", "deterministic", "all"]
 CACHE_ENV = "MODELHOST_RESULT_CACHE"  # model Environment: off | deterministic | all
 CACHE_TTL_ENV = "MODELHOST_RESULT_CACHE_TTL_S"  # model Environment: seconds an entry lives
+DEFAULT_CACHE_TTL_S = 300.0
+
+
+def check_cache_environment(environment: dict[str, str]) -> None:
+    """Raise ValueError naming the variable when a model's cache settings are malformed."""
+    cache_mode(environment.get(CACHE_ENV))
+    ttl = environment.get(CACHE_TTL_ENV)
+    if ttl is not None:
+        try:
+            if float(ttl) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{CACHE_TTL_ENV} must be a positive number of seconds, not {ttl!r}") from None
 
 
 def cache_mode(value: str | None) -> CacheMode:

@@ -29,6 +29,9 @@ class EndpointRoute:
     name: str
     variants: list[VariantRoute]
     log_group: str  # shown in ModelError messages, as SageMaker points at CloudWatch
+    cache_mode: str = "off"  # result cache: off | deterministic | all (the model's MODELHOST_RESULT_CACHE)
+    cache_ttl_s: float = 300.0
+    generation: int = 0  # set by the table: changes whenever the endpoint's route is replaced
 
 
 class NoVariant(Exception):
@@ -39,8 +42,12 @@ class RoutingTable:
     def __init__(self, rng: random.Random | None = None) -> None:
         self._endpoints: dict[str, EndpointRoute] = {}
         self._rng = rng or random.Random()
+        self._generations = 0
 
     def set(self, route: EndpointRoute) -> None:
+        """Install (or replace) an endpoint's route; a new generation invalidates its cached results."""
+        self._generations += 1
+        route.generation = self._generations
         self._endpoints[route.name.lower()] = route
 
     def remove(self, endpoint_name: str) -> None:

@@ -150,15 +150,11 @@ class ArtifactCache:
             raise DeploymentError(PHASE_DOWNLOAD, f"cannot read {named}: {exc.strerror}") from exc
         if stat.S_ISDIR(st.st_mode):
             if source.layout is Layout.OBJECT:
-                raise DeploymentError(
-                    PHASE_DOWNLOAD, f"{source.uri} is a folder; S3DataType S3Object needs a file"
-                )
+                raise DeploymentError(PHASE_DOWNLOAD, f"{source.uri} is a folder; S3DataType S3Object needs a file")
             transfer.report(f"using the local folder {path} in place")
             return path
         if source.layout is Layout.PREFIX:
-            raise DeploymentError(
-                PHASE_DOWNLOAD, f"{source.uri} is a file; S3DataType S3Prefix needs a folder"
-            )
+            raise DeploymentError(PHASE_DOWNLOAD, f"{source.uri} is a file; S3DataType S3Prefix needs a folder")
         identity = f"file|{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
         chunks = partial(self._local_chunks, path)
         if source.layout is Layout.OBJECT:
@@ -313,9 +309,7 @@ class ArtifactCache:
         seconds = max(0.001, min(READ_TIMEOUT_CAP_S, transfer.remaining_s()))
         try:
             with (
-                httpx.Client(
-                    transport=self._http_transport, timeout=seconds, follow_redirects=True
-                ) as client,
+                httpx.Client(transport=self._http_transport, timeout=seconds, follow_redirects=True) as client,
                 client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
             ):
                 if not response.is_success:
@@ -330,18 +324,14 @@ class ArtifactCache:
                 raise transfer.timeout_error() from exc
             raise DeploymentError(PHASE_DOWNLOAD, f"{url} sent nothing for {seconds:g} s") from exc
         except httpx.HTTPError as exc:
-            raise DeploymentError(
-                PHASE_DOWNLOAD, f"could not download {url}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: {type(exc).__name__}: {exc}") from exc
 
     # -- s3 ---------------------------------------------------------------------------------------------
 
     def _s3_blob(self, client: Any, location: S3Location, transfer: Transfer) -> _Blob:
         size, etag = _s3_head(client, location, transfer)
         identity = f"s3|{client.meta.endpoint_url}|{location.bucket}|{location.key}|{etag}|{size}"
-        return _Blob(
-            identity, size, partial(self._s3_chunks, client, location.bucket, location.key, etag, transfer)
-        )
+        return _Blob(identity, size, partial(self._s3_chunks, client, location.bucket, location.key, etag, transfer))
 
     def _s3_files(self, client: Any, location: S3Location, layout: Layout, transfer: Transfer) -> list[_File]:
         if layout is Layout.OBJECT:
@@ -394,9 +384,7 @@ def _s3_head(client: Any, location: S3Location, transfer: Transfer) -> tuple[int
         head = client.head_object(Bucket=location.bucket, Key=location.key)
     except ClientError as exc:
         if _error_code(exc) in _MISSING_CODES and not _bucket_exists(client, location.bucket):
-            raise DeploymentError(
-                PHASE_DOWNLOAD, f"the bucket of {location} does not exist (NoSuchBucket)"
-            ) from exc
+            raise DeploymentError(PHASE_DOWNLOAD, f"the bucket of {location} does not exist (NoSuchBucket)") from exc
         raise _s3_error(exc, str(location), transfer) from exc
     except BotoCoreError as exc:
         raise _s3_error(exc, str(location), transfer) from exc
@@ -416,9 +404,7 @@ def _bucket_exists(client: Any, bucket: str) -> bool:
 def _s3_list(client: Any, location: S3Location, transfer: Transfer) -> list[tuple[str, int, str]]:
     objects: list[tuple[str, int, str]] = []
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=location.bucket, Prefix=location.key
-        ):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key):
             transfer.check_deadline()
             for obj in page.get("Contents", []):
                 key, size = obj["Key"], int(obj["Size"])
@@ -447,16 +433,13 @@ def _s3_error(exc: ClientError | BotoCoreError, uri: str, transfer: Transfer) ->
                 f"access denied to {uri} ({code}); check the credentials and the bucket policy",
             )
         if code in ("PreconditionFailed", "412"):
-            return DeploymentError(
-                PHASE_DOWNLOAD, f"{uri} changed while it was being downloaded; deploy again"
-            )
+            return DeploymentError(PHASE_DOWNLOAD, f"{uri} changed while it was being downloaded; deploy again")
         message = exc.response.get("Error", {}).get("Message", "")
         return DeploymentError(PHASE_DOWNLOAD, f"S3 refused to read {uri}: {code} {message}".strip())
     if isinstance(exc, NoCredentialsError):
         return DeploymentError(
             PHASE_DOWNLOAD,
-            f"no AWS credentials to read {uri}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-            "or AWS_PROFILE",
+            f"no AWS credentials to read {uri}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
         )
     if isinstance(exc, EndpointConnectionError):
         return DeploymentError(PHASE_DOWNLOAD, f"could not connect to S3 to read {uri}: {exc}")

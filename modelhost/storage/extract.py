@@ -108,9 +108,7 @@ def _open_mode(archive: Path) -> _StreamMode:
         with open(archive, "rb") as f:
             head = f.read(512)
     except OSError as exc:
-        raise DeploymentError(
-            PHASE_EXTRACT, f"cannot read the model archive {archive}: {exc.strerror}"
-        ) from exc
+        raise DeploymentError(PHASE_EXTRACT, f"cannot read the model archive {archive}: {exc.strerror}") from exc
     if not head:
         raise DeploymentError(PHASE_EXTRACT, f"model data is empty (0 bytes); {_POINT_TO_TAR_GZ}")
     if head.startswith(_GZIP_MAGIC):
@@ -152,9 +150,7 @@ def _extract_members(
                     check_deadline()
                 count += 1
                 if count > max_members:
-                    raise DeploymentError(
-                        PHASE_EXTRACT, f"model archive has more than {max_members:,} members"
-                    )
+                    raise DeploymentError(PHASE_EXTRACT, f"model archive has more than {max_members:,} members")
                 refusal = member_refusal(member)
                 if refusal:
                     raise DeploymentError(PHASE_EXTRACT, f"refused to extract the model archive: {refusal}")
@@ -164,9 +160,7 @@ def _extract_members(
                 tar.extract(member, into, filter="data")
     except tarfile.FilterError as exc:
         name = exc.tarinfo.name if exc.tarinfo is not None else "?"
-        raise DeploymentError(
-            PHASE_EXTRACT, f"refused to extract the model archive: member {name!r}: {exc}"
-        ) from exc
+        raise DeploymentError(PHASE_EXTRACT, f"refused to extract the model archive: member {name!r}: {exc}") from exc
     except (tarfile.TarError, EOFError) as exc:
         raise DeploymentError(PHASE_EXTRACT, _corrupt(mode, member, exc)) from exc
     except OSError as exc:
@@ -203,6 +197,5 @@ def _verify_symlinks(root: Path) -> None:
                 name = os.path.relpath(path, root)
                 raise DeploymentError(
                     PHASE_EXTRACT,
-                    f"refused to extract the model archive: symlink {name!r} resolves outside "
-                    "the model folder",
+                    f"refused to extract the model archive: symlink {name!r} resolves outside the model folder",
                 )

@@ -56,9 +56,7 @@ class Transfer:
         """Begin counting (again) toward `total_bytes` (None when unknown)."""
         self.total_bytes = total_bytes
         self.done_bytes = 0
-        self.report(
-            f"downloading {self.uri}" + (f" ({_size(total_bytes)})" if total_bytes is not None else "")
-        )
+        self.report(f"downloading {self.uri}" + (f" ({_size(total_bytes)})" if total_bytes is not None else ""))
 
     def advance(self, n_bytes: int) -> None:
         """Count `n_bytes` more; raise past the deadline; report when 5% more or 1 s has passed."""

@@ -84,21 +84,16 @@ def parse_s3_data_source(s3_data_source: Mapping[str, Any]) -> ModelDataSource:
     if not isinstance(uri, str) or not uri:
         raise ValueError("S3DataSource.S3Uri is required")
     if data_type not in _S3_DATA_TYPES:
-        raise ValueError(
-            f"S3DataSource.S3DataType must be one of {', '.join(_S3_DATA_TYPES)}, not {data_type!r}"
-        )
+        raise ValueError(f"S3DataSource.S3DataType must be one of {', '.join(_S3_DATA_TYPES)}, not {data_type!r}")
     if compression not in _COMPRESSION_TYPES:
         raise ValueError(
-            f"S3DataSource.CompressionType must be one of {', '.join(_COMPRESSION_TYPES)}, "
-            f"not {compression!r}"
+            f"S3DataSource.CompressionType must be one of {', '.join(_COMPRESSION_TYPES)}, not {compression!r}"
         )
     for name in _UNSUPPORTED_S3_DATA_SOURCE_FIELDS:
         if s3_data_source.get(name):
             raise ValueError(f"S3DataSource.{name} is not supported by modelhost")
     if data_type == "S3Prefix" and compression == "Gzip":
-        raise ValueError(
-            "S3DataSource with CompressionType Gzip needs S3DataType S3Object (one .tar.gz object)"
-        )
+        raise ValueError("S3DataSource with CompressionType Gzip needs S3DataType S3Object (one .tar.gz object)")
     location = parse_location(uri, what="S3DataSource.S3Uri")
     if isinstance(location, HttpLocation):
         raise ValueError(f"S3DataSource.S3Uri {uri!r} must be an s3:// URI, a file:// URL or a local path")
@@ -140,14 +135,10 @@ def _parse_s3(text: str, uri: str, what: str) -> S3Location:
 def _parse_file_url(text: str, uri: str, what: str) -> LocalLocation:
     parts = urlsplit(text)
     if parts.netloc not in ("", "localhost"):
-        raise ValueError(
-            _not_a_location(what, uri, f"file:// URLs must be local, not on host {parts.netloc!r}")
-        )
+        raise ValueError(_not_a_location(what, uri, f"file:// URLs must be local, not on host {parts.netloc!r}"))
     path = unquote(parts.path)
     if not path.startswith("/"):
-        raise ValueError(
-            _not_a_location(what, uri, "a file:// URL needs an absolute path (file:///abs/path)")
-        )
+        raise ValueError(_not_a_location(what, uri, "a file:// URL needs an absolute path (file:///abs/path)"))
     return LocalLocation(path=Path(path))
 
 
@@ -165,9 +156,7 @@ def _check_s3_layout(location: S3Location, layout: Layout, uri: str) -> None:
         if location.key and not location.key.endswith("/"):
             raise ValueError(f"S3DataSource.S3Uri {uri!r} with S3DataType S3Prefix must end with '/'")
     elif not location.key or location.key.endswith("/"):
-        raise ValueError(
-            f"S3DataSource.S3Uri {uri!r} with S3DataType S3Object must name an object, not a prefix"
-        )
+        raise ValueError(f"S3DataSource.S3Uri {uri!r} with S3DataType S3Object must name an object, not a prefix")
 
 
 def _not_a_location(what: str, uri: str, why: str) -> str:

@@ -100,9 +100,7 @@ class SqliteStore:
         Returns the stored record after the change, or None when there is no such record.
         """
         with self._db() as db:
-            row = db.execute(
-                "SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())
-            ).fetchone()
+            row = db.execute("SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())).fetchone()
             if row is None:
                 return None
             record = json.loads(row[0])
@@ -117,9 +115,7 @@ class SqliteStore:
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         with self._db() as db:
-            row = db.execute(
-                "SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())
-            ).fetchone()
+            row = db.execute("SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())).fetchone()
         return None if row is None else json.loads(row[0])
 
     def delete(self, kind: str, name: str) -> bool:

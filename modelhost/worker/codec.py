@@ -39,9 +39,7 @@ def _multipart_fields(content_type: str, body: bytes) -> list[tuple[str, bytes]]
     return fields
 
 
-def request_to_input(
-    headers: Iterable[tuple[str, str]], query: Iterable[tuple[str, str]], body: bytes
-) -> Input:
+def request_to_input(headers: Iterable[tuple[str, str]], query: Iterable[tuple[str, str]], body: bytes) -> Input:
     """DJL's RequestParser: headers become properties (custom attributes split on `;`), query parameters
     become content, a form body one entry per field, any other body the entry `data`."""
     inputs = Input()

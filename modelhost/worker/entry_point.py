@@ -33,9 +33,7 @@ class EntryPoint:
 def _from_value(value: str, model_dir: Path, source: str, is_file: Callable[[Path], bool]) -> EntryPoint:
     value = value.strip()
     if value.startswith(("http://", "https://")):
-        raise EntryPointError(
-            f"{source}={value}: an entry point URL is not supported; put the file in the model data"
-        )
+        raise EntryPointError(f"{source}={value}: an entry point URL is not supported; put the file in the model data")
     if value.endswith(".py") or "/" in value:
         path = Path(value) if Path(value).is_absolute() else model_dir / value
         if not is_file(path):
@@ -65,10 +63,7 @@ def resolve_entry_point(
 def import_entry_point(entry: EntryPoint) -> ModuleType:
     """Import the module; its own exceptions (ImportError, SyntaxError, ...) propagate unchanged."""
     if entry.path is None:
-        if (
-            entry.module_name.startswith("djl_python.")
-            and importlib.util.find_spec(entry.module_name) is None
-        ):
+        if entry.module_name.startswith("djl_python.") and importlib.util.find_spec(entry.module_name) is None:
             raise EntryPointError(
                 f"{entry.source}={entry.module_name} is a DJL built-in handler, which modelhost's "
                 "worker does not include; remove option.entryPoint to have modelhost's built-in engine "

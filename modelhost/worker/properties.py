@@ -133,9 +133,7 @@ class ServingProperties:
     """A model folder's serving configuration after the environment forms are applied."""
 
     options: dict[str, str] = field(default_factory=dict)  # `option.*` keys with the prefix stripped
-    model_properties: dict[str, str] = field(
-        default_factory=dict
-    )  # every other key (engine, batch_size, ...)
+    model_properties: dict[str, str] = field(default_factory=dict)  # every other key (engine, batch_size, ...)
 
     @classmethod
     def from_mapping(cls, merged: Mapping[str, str]) -> ServingProperties:
@@ -206,9 +204,7 @@ class ServingProperties:
 
     @property
     def model_loading_timeout_s(self) -> float:
-        return _positive_seconds(
-            "option.model_loading_timeout", self.options.get("model_loading_timeout"), 240.0
-        )
+        return _positive_seconds("option.model_loading_timeout", self.options.get("model_loading_timeout"), 240.0)
 
     @property
     def predict_timeout_s(self) -> float:

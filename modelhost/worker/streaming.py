@@ -33,9 +33,7 @@ async def stream_chunks(output: Output, thread: HandlerThread, timeout_s: float)
             if chunk:
                 yield chunk
     except HandlerTimeout as exc:
-        message = (
-            f"streaming did not produce the next item within {exc.timeout_s:g} s (option.predict_timeout)"
-        )
+        message = f"streaming did not produce the next item within {exc.timeout_s:g} s (option.predict_timeout)"
         log.error("%s", message)
         yield message.encode("utf-8")
     except (asyncio.CancelledError, GeneratorExit):

@@ -7,6 +7,7 @@ from typing import Any
 from modelhost.api.context import ApiContext, public
 from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
+from modelhost.router.cache import check_cache_environment
 from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
 from modelhost.store.sqlite import AlreadyExists
 
@@ -39,6 +40,10 @@ def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
             "modelhost serves one container per model; inference pipelines (several Containers) are not supported."
         )
     _check_model_data(containers[0], "PrimaryContainer" if body.get("PrimaryContainer") else "Containers.1")
+    try:
+        check_cache_environment(containers[0].get("Environment") or {})
+    except ValueError as exc:
+        raise ValidationError(f"Environment: {exc}") from exc
     model_arn = ctx.arn(KIND, name)
     record = {**body, "ModelArn": model_arn, "CreationTime": ctx.now()}
     try:

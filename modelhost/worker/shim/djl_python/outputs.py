@@ -91,9 +91,7 @@ class Output:
         self.code = code
         self.message = message
         self.add_property("content-type", "application/json")
-        return self.add_as_json(
-            {"code": code, "message": message, "error": error}, key=key, batch_index=batch_index
-        )
+        return self.add_as_json({"code": code, "message": message, "error": error}, key=key, batch_index=batch_index)
 
     def add_property(self, key: str, val: Any) -> Output:
         self.properties[key] = val
