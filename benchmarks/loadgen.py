@@ -42,7 +42,7 @@ import httpx
 
 PROMPTS_PATH = Path(__file__).resolve().parent / "prompts.json"
 PROTOCOLS = ("openai-chat", "sagemaker-stream", "sagemaker")
-VERIFIED_COUNTS = ("usage", "details", "tokens")  # counts that come from the server, not from guessing
+VERIFIED_COUNTS = ("usage", "details", "tokens", "chunks")  # counted from what the server sent
 
 
 class LoadgenError(RuntimeError):

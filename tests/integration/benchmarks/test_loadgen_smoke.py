@@ -142,8 +142,10 @@ def test_percentile_interpolates_like_numpy() -> None:
 
 def test_json_lines_split_anywhere_are_counted() -> None:
     counter = loadgen.JsonLinesCounter()
-    stream = b'{"token": {"id": 1, "text": "a"}}\n{"token": {"id": 2, "text": "b"}}\n' + \
-        b'{"token": {"id": 3, "text": "c"}, "generated_text": "abc", "details": {"generated_tokens": 3}}'
+    stream = (
+        b'{"token": {"id": 1, "text": "a"}}\n{"token": {"id": 2, "text": "b"}}\n'
+        + b'{"token": {"id": 3, "text": "c"}, "generated_text": "abc", "details": {"generated_tokens": 3}}'
+    )
     fed = sum(counter.feed(stream[i : i + 7]) for i in range(0, len(stream), 7)) + counter.finish()
     assert (fed, counter.tokens, counter.final_count, counter.error) == (3, 3, 3, None)
     sse = loadgen.JsonLinesCounter()
