@@ -241,8 +241,6 @@ def build_engine_config(
         extra.setdefault("quantize", env["HF_MODEL_QUANTIZE"])
     if env.get("MODELHOST_CPU_THREADS"):  # the instance's share of the host's CPUs (placement)
         extra.setdefault("threads", env["MODELHOST_CPU_THREADS"])
-    if env.get("MODELHOST_MEMORY_BUDGET_BYTES"):
-        extra.setdefault("memory_budget_bytes", env["MODELHOST_MEMORY_BUDGET_BYTES"])
     return EngineConfig(
         model_id_or_path=model_id_or_path,
         backend=_backend(options.get("rolling_batch")),
