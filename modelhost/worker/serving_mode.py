@@ -55,6 +55,7 @@ _DTYPES = {
 # Options EngineConfig has fields for; every other option travels in EngineConfig.extra.
 _CONSUMED_OPTIONS = {
     "model_id",
+    "kv_cache_budget_mb",
     "s3url",
     "rolling_batch",
     "dtype",
@@ -251,5 +252,12 @@ def build_engine_config(
         tensor_parallel_degree=tensor_parallel_degree,
         trust_remote_code=trust_remote_code,
         gguf_file=gguf_file,
+        kv_cache_budget_bytes=_kv_budget_bytes(options.get("kv_cache_budget_mb")),
         extra=extra,
     )
+
+
+def _kv_budget_bytes(raw: str | None) -> int | None:
+    """option.kv_cache_budget_mb: the KV cache's memory budget; unset, it is sized from the request limits."""
+    value = _int("option.kv_cache_budget_mb", raw, 0)
+    return value * 1024 * 1024 if value else None

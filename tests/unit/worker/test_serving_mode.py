@@ -128,3 +128,14 @@ def test_rolling_batch_mapping_and_tp_max() -> None:
 def test_bad_values_name_their_key(text: str, env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_engine_config(props(text, env), env, MODEL_DIR, [])
+
+
+def test_kv_cache_budget_option() -> None:
+    from modelhost.worker.serving_mode import _kv_budget_bytes
+
+    assert _kv_budget_bytes(None) is None
+    assert _kv_budget_bytes("512") == 512 * 1024 * 1024
+    import pytest
+
+    with pytest.raises(ValueError, match="option.kv_cache_budget_mb must be an integer"):
+        _kv_budget_bytes("lots")
