@@ -29,6 +29,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_MAX_CONCURRENCY_PER_INSTANCE": "requests in flight per instance before new ones queue; default 64",
     "MODELHOST_MAX_QUEUE_PER_VARIANT": "queued requests per variant before ThrottlingException; default 256",
     "MODELHOST_RESULT_CACHE_MAX_BYTES": "size of the invocation result cache endpoints opt into; default 256 MiB",
+    "MODELHOST_HEALTH_INTERVAL_S": "how often serving instances are pinged; 3 failures in a row replace one; default 5",
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
     "MODELHOST_ENGINE_FACTORY": "module:function that builds engine mode's Backend (read by the worker; tests "
     "use tests.fake_backend:create_backend); default the built-in engine's create_backend",
@@ -55,6 +56,8 @@ class ServerSettings:
     quotas: str | None = None  # MODELHOST_QUOTAS
     ping_interval_s: float = 0.5  # how often the controller polls a starting instance's /ping
     control_interval_s: float = 0.5  # how often the control loop runs when nothing wakes it
+    health_interval_s: float = 5.0  # how often serving instances are pinged
+    health_failures: int = 3  # consecutive failed pings after which an instance is replaced
 
     @property
     def db_path(self) -> Path:
@@ -109,6 +112,7 @@ class ServerSettings:
             ("MODELHOST_STARTUP_TIMEOUT_S", "default_startup_timeout_s"),
             ("MODELHOST_DOWNLOAD_TIMEOUT_S", "default_download_timeout_s"),
             ("MODELHOST_INVOCATION_TIMEOUT_S", "invocation_timeout_s"),
+            ("MODELHOST_HEALTH_INTERVAL_S", "health_interval_s"),
         ):
             if env.get(name):
                 kind = float if key.endswith("_s") else int

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelhost.controller.instances import EndpointLog, InstanceStarter, VariantPlan
+import httpx
+
+from modelhost.controller.instances import PING_TIMEOUT_S, EndpointLog, InstanceStarter, VariantPlan, ping
 from modelhost.controller.scaling import CRASH_LOOP_FAILURES, decide_scale, restart_delay_s
 from modelhost.errors import DeploymentError
 from modelhost.router.cache import CACHE_ENV, CACHE_TTL_ENV, DEFAULT_CACHE_TTL_S, cache_mode
@@ -91,6 +93,13 @@ class EndpointController:
     async def run(self) -> None:
         """The control loop: reconcile every endpoint, then sleep until woken or the interval passes."""
         self._recover_stale_workers()
+        health = asyncio.get_running_loop().create_task(self._watch_health())
+        try:
+            await self._control_loop()
+        finally:
+            health.cancel()
+
+    async def _control_loop(self) -> None:
         while not self._stopping:
             try:
                 self.reconcile_once()
@@ -380,6 +389,27 @@ class EndpointController:
                     self._set_variant_message(
                         name, runtime.plan.variant_name, f"crash loop: {runtime.failures} instance failures in a row"
                     )
+
+    async def _watch_health(self) -> None:
+        """Ping every serving instance; one that fails `health_failures` pings in a row is killed, and the
+        control loop replaces it like any instance that exits."""
+        failures: dict[str, int] = {}
+        async with httpx.AsyncClient(timeout=PING_TIMEOUT_S) as client:
+            while not self._stopping:
+                await asyncio.sleep(self._settings.health_interval_s)
+                handles = [h for fleet in self._live.values() for rt in fleet.values() for h in rt.serving]
+                results = await asyncio.gather(*(ping(client, h) for h in handles))
+                for handle, healthy in zip(handles, results, strict=True):
+                    key = handle.spec.instance_id
+                    failures[key] = 0 if healthy else failures.get(key, 0) + 1
+                    if failures[key] >= self._settings.health_failures and handle.exit_code() is None:
+                        log.warning("instance %s failed %d health checks; replacing it", key, failures[key])
+                        self._endlog(handle.spec.endpoint_name).write(
+                            f"instance {key} stopped answering /ping; replacing it"
+                        )
+                        self._launcher.kill(handle)
+                        failures.pop(key, None)
+                self.wake()
 
     # delete ----------------------------------------------------------------------------------
     async def _delete(self, record: dict[str, Any]) -> None:

@@ -206,7 +206,7 @@ class InstanceStarter:
             while pending:
                 for handle in list(pending):
                     self._raise_if_exited(handle, plan)
-                    if await _ping(client, handle):
+                    if await ping(client, handle):
                         pending.remove(handle)
                         log.info("instance %s is healthy", handle.spec.instance_id)
                 if not pending:
@@ -256,7 +256,8 @@ def _model_ids(model_dir: Path, model_env: dict[str, str]) -> list[str]:
     return found
 
 
-async def _ping(client: httpx.AsyncClient, handle: WorkerHandle) -> bool:
+async def ping(client: httpx.AsyncClient, handle: WorkerHandle) -> bool:
+    """Whether the worker answers GET /ping with 200 (within the client's timeout)."""
     try:
         response = await client.get(f"{handle.url}/ping")
     except httpx.HTTPError:

@@ -63,6 +63,11 @@ class LocalProcessLauncher:
         log.info("started worker %s (pid %d, port %d)", spec.instance_id, process.pid, spec.port)
         return WorkerHandle(spec=spec, process=process, log_path=log_path)
 
+    def kill(self, handle: WorkerHandle) -> None:
+        """SIGKILL at once: the worker is hung (it stopped answering /ping)."""
+        with contextlib.suppress(ProcessLookupError):
+            handle.process.kill()
+
     def stop(self, handle: WorkerHandle, grace_s: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after `grace_s` (SageMaker's container stop semantics). Blocking."""
         process = handle.process

@@ -90,3 +90,27 @@ def test_a_worker_that_dies_is_replaced(sm: Any, runtime: Any, echo_model: Path)
     assert desc["ProductionVariants"][0]["DesiredInstanceCount"] == 2
     sm.delete_endpoint(EndpointName=name)
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig=FAST)
+
+
+def test_an_instance_that_stops_answering_ping_is_replaced(tmp_path: Path, echo_model: Path) -> None:
+    from tests.integration.server import ServerProcess
+
+    server = ServerProcess(tmp_path / "home", env={"MODELHOST_HEALTH_INTERVAL_S": "0.5"}).start()
+    try:
+        sm, runtime = server.clients()
+        deploy(sm, "hung", str(echo_model))
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="hung", WaiterConfig=FAST)
+        (victim,) = pids_serving(runtime, "hung", 3)
+        os.kill(victim, signal.SIGSTOP)  # alive, but answers nothing
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if pids_serving(runtime, "hung", 1) != {victim}:
+                    break
+            except ClientError:
+                pass  # requests may fail while the only instance is hung
+            assert time.monotonic() < deadline, "the hung instance was not replaced"
+            time.sleep(0.5)
+        assert "stopped answering /ping" in (server.home / "logs" / "hung" / "endpoint.log").read_text()
+    finally:
+        server.stop()
