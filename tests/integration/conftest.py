@@ -64,3 +64,20 @@ def moto_endpoint() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def smollm2_registered(server: ServerProcess) -> str:
+    """SmolLM2-135M-Instruct registered (once per run, ~20 s) in the session server's home; returns its id."""
+    import os
+
+    from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf
+
+    subprocess.run(
+        [sys.executable, "-m", "modelhost", "models", "add", SMOLLM2_ID, str(bundled_smollm2_gguf())],
+        check=True,
+        env={**os.environ, "MODELHOST_HOME": str(server.home)},
+        capture_output=True,
+        timeout=300,
+    )
+    return SMOLLM2_ID

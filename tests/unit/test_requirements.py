@@ -58,9 +58,7 @@ def test_classify_satisfied_conflicting_missing() -> None:
 
 
 def test_names_are_compared_canonically() -> None:
-    result = classify(
-        parse_requirements("Some_Package==1.0\nunpinned\n"), {"some-package": "1.0", "unpinned": "0.1"}
-    )
+    result = classify(parse_requirements("Some_Package==1.0\nunpinned\n"), {"some-package": "1.0", "unpinned": "0.1"})
     assert result.satisfied == ["Some_Package", "unpinned"]
     assert result.missing == []
 

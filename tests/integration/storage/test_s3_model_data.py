@@ -36,9 +36,7 @@ def cache(tmp_path: Path) -> ArtifactCache:
     return ArtifactCache(tmp_path / "artifacts", max_extract_bytes=1 << 30)
 
 
-def test_archive_is_downloaded_through_the_environment_endpoint(
-    cache: ArtifactCache, s3: Any, bucket: str
-) -> None:
+def test_archive_is_downloaded_through_the_environment_endpoint(cache: ArtifactCache, s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="llama/model.tar.gz", Body=tar_gz(MODEL))
     url = f"s3://{bucket}/llama/model.tar.gz"
     lines: list[str] = []
@@ -148,9 +146,7 @@ def test_unreachable_endpoint_is_a_clear_download_error(
     assert caught.value.reason.startswith("could not connect to S3 to read s3://models/m.tar.gz")
 
 
-def test_missing_credentials_are_explained(
-    monkeypatch: pytest.MonkeyPatch, cache: ArtifactCache, s3_env: str
-) -> None:
+def test_missing_credentials_are_explained(monkeypatch: pytest.MonkeyPatch, cache: ArtifactCache, s3_env: str) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(DeploymentError, match="no AWS credentials to read s3://models/m.tar.gz"):

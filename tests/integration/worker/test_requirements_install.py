@@ -24,9 +24,7 @@ def test_installs_a_missing_package_into_a_packages_dir(tmp_path: Path) -> None:
     assert (result.packages_dir / COMPLETE_MARKER).is_file()
     assert [name.split("==")[0] for name in result.installed] == ["tabulate"]
     assert result.skipped == ["packaging"]
-    assert [p.name for p in (tmp_path / "packages").iterdir()] == [
-        result.packages_dir.name
-    ]  # no temp dirs left
+    assert [p.name for p in (tmp_path / "packages").iterdir()] == [result.packages_dir.name]  # no temp dirs left
     check = subprocess.run(
         [sys.executable, "-c", "import tabulate; print(tabulate.tabulate([[1, 2]]))"],
         env={"PYTHONPATH": str(result.packages_dir)},

@@ -164,10 +164,7 @@ def test_dynamic_batch_of_four(start_worker: StartWorker) -> None:
     async def send_four() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=worker.url, timeout=10) as client:
             return await asyncio.gather(
-                *(
-                    client.post("/invocations", content=f"r{i}".encode(), headers={"X-Tag": f"t{i}"})
-                    for i in range(4)
-                )
+                *(client.post("/invocations", content=f"r{i}".encode(), headers={"X-Tag": f"t{i}"}) for i in range(4))
             )
 
     responses = asyncio.run(send_four())
@@ -268,9 +265,7 @@ def test_sigterm_finishes_the_request_in_flight(start_worker: StartWorker) -> No
     worker.wait_ready()
     result: dict[str, httpx.Response] = {}
     thread = threading.Thread(
-        target=lambda: result.setdefault(
-            "r", httpx.post(worker.url + "/invocations", content=b"x", timeout=10)
-        )
+        target=lambda: result.setdefault("r", httpx.post(worker.url + "/invocations", content=b"x", timeout=10))
     )
     thread.start()
     time.sleep(0.3)

@@ -5,10 +5,7 @@ import pytest
 from modelhost.api.pagination import epoch_seconds, page
 from modelhost.errors import ValidationError
 
-ITEMS = [
-    {"Name": f"n{i}", "CreationTime": 100.0 + i, "Status": "InService" if i % 2 else "Failed"}
-    for i in range(5)
-]
+ITEMS = [{"Name": f"n{i}", "CreationTime": 100.0 + i, "Status": "InService" if i % 2 else "Failed"} for i in range(5)]
 SORT = {"Name": "Name", "CreationTime": "CreationTime", "Status": "Status"}
 
 
@@ -45,9 +42,7 @@ def test_filters() -> None:
 def test_token_from_another_query_or_garbage_is_rejected() -> None:
     _, token = page(ITEMS, {"MaxResults": 1}, name_key="Name", sort_keys=SORT)
     with pytest.raises(ValidationError):
-        page(
-            ITEMS, {"MaxResults": 1, "NextToken": token, "NameContains": "x"}, name_key="Name", sort_keys=SORT
-        )
+        page(ITEMS, {"MaxResults": 1, "NextToken": token, "NameContains": "x"}, name_key="Name", sort_keys=SORT)
     with pytest.raises(ValidationError):
         page(ITEMS, {"NextToken": "garbage!"}, name_key="Name", sort_keys=SORT)
 

@@ -46,9 +46,7 @@ def test_length_pattern_and_enum_messages() -> None:
         "CreateEndpointConfig",
         {
             "EndpointConfigName": "c",
-            "ProductionVariants": [
-                {"VariantName": "v", "InstanceType": "ml.nope", "InitialInstanceCount": 0}
-            ],
+            "ProductionVariants": [{"VariantName": "v", "InstanceType": "ml.nope", "InitialInstanceCount": 0}],
         },
     )
     assert message.startswith("2 validation errors detected: ")
@@ -69,9 +67,7 @@ def test_required_members_and_types() -> None:
 
 def test_model_data_url_pattern_is_relaxed_for_local_paths() -> None:
     model = operation_model("sagemaker", "CreateModel")
-    validate_input(
-        model, {"ModelName": "m", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "/tmp/model.tar.gz"}}
-    )
+    validate_input(model, {"ModelName": "m", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "/tmp/model.tar.gz"}})
 
 
 def test_unknown_operation_is_none() -> None:

@@ -49,9 +49,7 @@ def test_snapshot_has_a_bare_ref_and_relative_links(tmp_path: Path) -> None:
     assert link.is_symlink() and not Path(link.readlink()).is_absolute()
     moved = tmp_path / "moved"
     (tmp_path / "entry").rename(moved)
-    assert (
-        json.loads((moved / "hub" / "snapshots" / revision / "config.json").read_text())["marker"] == "mine"
-    )
+    assert json.loads((moved / "hub" / "snapshots" / revision / "config.json").read_text())["marker"] == "mine"
 
 
 @pytest.mark.parametrize(
@@ -87,9 +85,7 @@ def test_overlay_links_the_user_cache_and_registered_ids_win(tmp_path: Path) -> 
     assert marker_through_overlay(overlay, "tiiuae/falcon-40b") == "registered"
     assert marker_through_overlay(overlay, "acme/private") == "private"
     assert marker_through_overlay(overlay, "meta-llama/Llama-2-7b-hf") == "user"
-    assert (
-        overlay / "models--meta-llama--Llama-2-7b-hf"
-    ).resolve() == user_cache / "models--meta-llama--Llama-2-7b-hf"
+    assert (overlay / "models--meta-llama--Llama-2-7b-hf").resolve() == user_cache / "models--meta-llama--Llama-2-7b-hf"
 
 
 def test_overlay_follows_removal_and_re_registration(tmp_path: Path) -> None:
@@ -172,7 +168,5 @@ def test_worker_goes_offline_only_when_it_names_a_registered_id(tmp_path: Path) 
     assert "HF_HUB_OFFLINE" not in registry.worker_environment(
         {"HOME": str(tmp_path)}, model_ids=["gpt2", "/opt/ml/model"]
     )
-    assert (
-        registry.worker_environment({"HOME": str(tmp_path)}, model_ids=["org/model"])["HF_HUB_OFFLINE"] == "1"
-    )
+    assert registry.worker_environment({"HOME": str(tmp_path)}, model_ids=["org/model"])["HF_HUB_OFFLINE"] == "1"
     assert overlay_environment({"HF_HUB_OFFLINE": "1"}, tmp_path, offline=False)["HF_HUB_OFFLINE"] == "1"

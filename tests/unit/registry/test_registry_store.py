@@ -88,14 +88,10 @@ def test_re_adding_replaces_the_entry_and_deletes_the_old_version(tmp_path: Path
     assert json.loads((second.path / "config.json").read_text())["marker"] == "v2"
     assert not old_version.exists()
     assert registry.list() == [second]
-    assert sorted(p.name for p in (tmp_path / "registry" / "versions").iterdir()) == [
-        f"org--model@{second.revision}"
-    ]
+    assert sorted(p.name for p in (tmp_path / "registry" / "versions").iterdir()) == [f"org--model@{second.revision}"]
 
 
-def test_a_failed_add_leaves_the_previous_entry_untouched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_add_leaves_the_previous_entry_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     registry = ModelRegistry(tmp_path / "registry")
     first = registry.add("org/model", fake_hf_folder(tmp_path / "one", "v1"))
 
@@ -167,9 +163,7 @@ def test_add_rejects_files_that_are_not_gguf(tmp_path: Path) -> None:
 def test_progress_reports_phases(tmp_path: Path) -> None:
     phases: list[str] = []
 
-    ModelRegistry(tmp_path / "registry").add(
-        "org/model", fake_hf_folder(tmp_path / "src"), progress=phases.append
-    )
+    ModelRegistry(tmp_path / "registry").add("org/model", fake_hf_folder(tmp_path / "src"), progress=phases.append)
 
     assert phases[0].startswith("linking files of")
     assert phases[-1] == "registered org/model"

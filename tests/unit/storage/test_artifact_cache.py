@@ -101,9 +101,7 @@ def test_uncompressed_local_object_is_placed_under_its_name(tmp_path: Path) -> N
     weights = tmp_path / "model.gguf"
     weights.write_bytes(b"GGUF" + b"\x00" * 100)
     cache = ArtifactCache(tmp_path / "cache", max_extract_bytes=1 << 20)
-    source = parse_s3_data_source(
-        {"S3Uri": str(weights), "S3DataType": "S3Object", "CompressionType": "None"}
-    )
+    source = parse_s3_data_source({"S3Uri": str(weights), "S3DataType": "S3Object", "CompressionType": "None"})
     folder = cache.prepare(source, timeout_s=60)
     assert os.listdir(folder) == ["model.gguf"]
     assert (folder / "model.gguf").read_bytes() == weights.read_bytes()
@@ -147,9 +145,7 @@ def test_bomb_is_refused_with_the_setting_name(tmp_path: Path) -> None:
 def test_slow_source_times_out_with_the_setting_name(tmp_path: Path) -> None:
     archive = tmp_path / "model.tar.gz"
     archive.write_bytes(os.urandom(10 * 1024))
-    cache = ArtifactCache(
-        tmp_path / "cache", max_extract_bytes=1 << 20, clock=FakeClock(1.0), chunk_bytes=1024
-    )
+    cache = ArtifactCache(tmp_path / "cache", max_extract_bytes=1 << 20, clock=FakeClock(1.0), chunk_bytes=1024)
     with pytest.raises(DeploymentError) as caught:
         cache.prepare(parse_model_data_url(str(archive)), timeout_s=4)
     assert caught.value.phase == "download"
@@ -163,17 +159,13 @@ def test_slow_source_times_out_with_the_setting_name(tmp_path: Path) -> None:
 
 def test_same_source_within_the_timeout_succeeds(tmp_path: Path) -> None:
     archive = make_tar_gz(tmp_path / "model.tar.gz", MODEL)
-    cache = ArtifactCache(
-        tmp_path / "cache", max_extract_bytes=1 << 20, clock=FakeClock(1.0), chunk_bytes=1 << 20
-    )
+    cache = ArtifactCache(tmp_path / "cache", max_extract_bytes=1 << 20, clock=FakeClock(1.0), chunk_bytes=1 << 20)
     assert (cache.prepare(parse_model_data_url(str(archive)), timeout_s=20) / "serving.properties").is_file()
 
 
 def test_progress_is_throttled_to_every_five_percent(tmp_path: Path) -> None:
     archive = make_tar_gz(tmp_path / "m.tar.gz", {"w.bin": os.urandom(100 * 1024)})
-    cache = ArtifactCache(
-        tmp_path / "cache", max_extract_bytes=1 << 20, clock=FakeClock(0.0), chunk_bytes=1024
-    )
+    cache = ArtifactCache(tmp_path / "cache", max_extract_bytes=1 << 20, clock=FakeClock(0.0), chunk_bytes=1024)
     lines: list[str] = []
     cache.prepare(parse_model_data_url(str(archive)), timeout_s=60, progress=lines.append)
     downloading = [line for line in lines if line.startswith(f"downloading {archive}:")]
@@ -207,9 +199,7 @@ def test_concurrent_prepares_share_one_folder(tmp_path: Path) -> None:
 
 
 def _http_cache(tmp_path: Path, handler) -> ArtifactCache:  # type: ignore[no-untyped-def]
-    return ArtifactCache(
-        tmp_path / "cache", max_extract_bytes=1 << 20, http_transport=httpx.MockTransport(handler)
-    )
+    return ArtifactCache(tmp_path / "cache", max_extract_bytes=1 << 20, http_transport=httpx.MockTransport(handler))
 
 
 def test_http_archive_is_downloaded_and_extracted(tmp_path: Path) -> None:
@@ -220,9 +210,7 @@ def test_http_archive_is_downloaded_and_extracted(tmp_path: Path) -> None:
         seen.append(str(request.url))
         return httpx.Response(200, stream=httpx.ByteStream(body), headers={"Content-Length": str(len(body))})
 
-    folder = _http_cache(tmp_path, handler).prepare(
-        parse_model_data_url("https://models.example/m.tar.gz"), 60
-    )
+    folder = _http_cache(tmp_path, handler).prepare(parse_model_data_url("https://models.example/m.tar.gz"), 60)
     assert (folder / "serving.properties").read_bytes() == MODEL["serving.properties"]
     assert seen == ["https://models.example/m.tar.gz"]
 
@@ -242,6 +230,4 @@ def test_http_connection_failure_is_a_download_error(tmp_path: Path) -> None:
     with pytest.raises(DeploymentError) as caught:
         _http_cache(tmp_path, handler).prepare(parse_model_data_url("http://10.0.0.1/m.tar.gz"), 60)
     assert caught.value.phase == "download"
-    assert (
-        caught.value.reason == "could not download http://10.0.0.1/m.tar.gz: ConnectError: Connection refused"
-    )
+    assert caught.value.reason == "could not download http://10.0.0.1/m.tar.gz: ConnectError: Connection refused"

@@ -25,9 +25,7 @@ def test_decide_batch(arrivals: list[float], now: float, expected: BatchDecision
 
 
 def test_batch_size_one_never_waits() -> None:
-    assert decide_batch(BatchPolicy(batch_size=1, max_batch_delay_ms=100), [5.0], 5.0) == BatchDecision(
-        take=1
-    )
+    assert decide_batch(BatchPolicy(batch_size=1, max_batch_delay_ms=100), [5.0], 5.0) == BatchDecision(take=1)
 
 
 @pytest.mark.parametrize(

@@ -96,9 +96,7 @@ def test_output_add_encodes_and_keys_batches() -> None:
 
 def test_add_as_json_pretty_prints_like_djl() -> None:
     np = pytest.importorskip("numpy")
-    out = Output().add_as_json(
-        {"t": "é", "n": np.int64(3), "a": np.array([1.5]), "d": datetime.date(2024, 1, 2)}
-    )
+    out = Output().add_as_json({"t": "é", "n": np.int64(3), "a": np.array([1.5]), "d": datetime.date(2024, 1, 2)})
     text = bytes(out.content.value_at(0)).decode("utf-8")
     assert text == '{\n  "t":"é",\n  "n":3,\n  "a":[\n    1.5\n  ],\n  "d":"2024-01-02"\n}'
     with pytest.raises(ValueError):

@@ -29,9 +29,7 @@ def test_query_parameters_become_content() -> None:
 
 
 def test_urlencoded_form_gives_one_entry_per_field() -> None:
-    inputs = request_to_input(
-        [("Content-Type", "application/x-www-form-urlencoded")], [], b"a=1&b=hello+world"
-    )
+    inputs = request_to_input([("Content-Type", "application/x-www-form-urlencoded")], [], b"a=1&b=hello+world")
     assert inputs.content.get_keys() == ["a", "b"]
     assert inputs.get_as_string("b") == "hello world"
 
