@@ -7,11 +7,14 @@ JSON body, as boto3 parses them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import unquote
 
 import anyio
@@ -35,6 +38,7 @@ from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, Rout
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RUNTIME_PATH = re.compile(
     r"^(?P<prefix>.*)/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream|async-invocations)$"
@@ -82,6 +86,35 @@ async def _relay_events(
         lease.release()
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
+
+
+class ClientGone(ApiError):
+    """The caller went away before the answer; its work upstream was cancelled (nobody reads this)."""
+
+    code = "ClientClosedRequest"
+    status = 499
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work` unless the client disconnects first; then cancel it, closing the connection to the worker,
+    which aborts the request's generation there."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientGone("the client disconnected before the answer")
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 class InstanceGone(Exception):
@@ -179,7 +212,8 @@ class RuntimeApi:
             headers.update({CACHE_HEADER: "hit", "x-amzn-RequestId": request_id})
             return Response(cached.body, status_code=cached.status, headers=headers)
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        _, upstream = await self.forward_with_retry(variant, body, headers, route, caller.region)
+        forward = self.forward_with_retry(variant, body, headers, route, caller.region)
+        _, upstream = await until_disconnected(request, forward)
         returned = tuple((h, upstream.headers[h]) for h in RETURNED_HEADERS if h in upstream.headers)
         out_headers = {
             **dict(returned),

@@ -232,3 +232,21 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot(server: ServerProcess, f
         f"{server.url}/v1/completions", json={"model": name, "prompt": "Hi", "max_tokens": 2}, timeout=30
     )
     assert quick.status_code == 200 and time.monotonic() - started < 10
+
+
+def test_a_client_that_leaves_a_plain_invocation_frees_its_slot(
+    server: ServerProcess, fake_engine: dict[str, str]
+) -> None:
+    """InvokeEndpoint (not streaming) abandoned by its client: the generation stops and the slot frees."""
+    name = fake_engine["slot"]
+    url = f"{server.url}/endpoints/{name}/invocations"
+    body = {"inputs": "Hi", "parameters": {"max_new_tokens": 2000}}  # 100 s at 50 ms a token
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, json=body, timeout=1.0)
+    _, runtime = server.clients()
+    started = time.monotonic()
+    answer = runtime.invoke_endpoint(
+        EndpointName=name, Body=json.dumps({"inputs": "Hi", "parameters": {"max_new_tokens": 3}})
+    )
+    assert json.loads(answer["Body"].read())["generated_text"] == " Deep learning is"
+    assert time.monotonic() - started < 10
