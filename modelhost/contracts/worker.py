@@ -23,7 +23,7 @@ PHASE_HEALTH_CHECK = "health check"
 class WorkerSpec:
     """Everything a worker needs to serve one instance. The model's Environment arrives as process env."""
 
-    instance_id: str  # unique per started process, e.g. "my-ep-AllTraffic-1a2b3c"
+    instance_id: str  # unique per started process, e.g. "my-ep-alltraffic-0-1a2b3c-c0"
     endpoint_name: str
     variant_name: str
     model_name: str
@@ -36,6 +36,8 @@ class WorkerSpec:
     packages_dir: str | None = None  # per-model site dir holding requirements.txt installs (prepended to sys.path)
     failure_path: str | None = None  # where the worker writes a FailureRecord before exiting on a fatal error
     parent_pid: int | None = None  # the worker exits when this process is gone (no orphans after kill -9)
+    group_id: str = ""  # the SageMaker instance this worker is a model copy of (several copies when the
+    # instance has more GPUs than option.tensor_parallel_degree; DJL's semantics)
     version: int = SPEC_VERSION
 
     def to_json(self) -> str:

@@ -51,6 +51,16 @@ class VariantRuntime:
     retry_after: float = 0.0  # monotonic time before which no replacement starts
 
 
+def group_of(handle: WorkerHandle) -> str:
+    """The SageMaker instance a worker belongs to (workers are model copies of one instance)."""
+    return handle.spec.group_id or handle.spec.instance_id
+
+
+def groups(handles: list[WorkerHandle]) -> list[str]:
+    """The instances `handles` make up, in the order they were started."""
+    return list(dict.fromkeys(group_of(h) for h in handles))
+
+
 def endpoint_route(name: str, fleet: dict[str, VariantRuntime]) -> EndpointRoute:
     """The router's view of a fleet; the result cache follows the models' MODELHOST_RESULT_CACHE settings."""
     environment: dict[str, str] = {}
@@ -207,13 +217,14 @@ class EndpointController:
         runtime.starting += count
         try:
             for _ in range(count):
-                handle = self._starter.start_worker(plan, runtime.model_dir, runtime.packages_dir, runtime.next_index)
+                copies = self._starter.start_instance(plan, runtime.model_dir, runtime.packages_dir, runtime.next_index)
                 runtime.next_index += 1
-                handles.append(handle)
-                self._store.add_instance(
-                    InstanceRow(handle.spec.instance_id, name.lower(), handle.pid, handle.spec.port, self._now())
-                )
-                endlog.write(f"started instance {handle.spec.instance_id} (pid {handle.pid}), log {handle.log_path}")
+                handles.extend(copies)
+                for handle in copies:
+                    self._store.add_instance(
+                        InstanceRow(handle.spec.instance_id, name.lower(), handle.pid, handle.spec.port, self._now())
+                    )
+                    endlog.write(f"started {handle.spec.instance_id} (pid {handle.pid}), log {handle.log_path}")
             await self._starter.wait_healthy(handles, plan, status)
         except BaseException:
             await asyncio.gather(*(asyncio.to_thread(self._stop_worker, h) for h in handles))
@@ -263,7 +274,7 @@ class EndpointController:
         self._publish(name, fleet, in_service=True)
         endlog.write(f"traffic moved to {pending['EndpointConfigName']}; draining the old instances")
         for runtime in old.values():
-            await self._drain_and_stop(name, runtime, [h.spec.instance_id for h in runtime.serving])
+            await self._drain_and_stop(name, runtime, groups(runtime.serving))
         endlog.write(f"endpoint {name} is InService on {pending['EndpointConfigName']}")
 
     async def _stop_fleet(self, fleet: dict[str, VariantRuntime]) -> None:
@@ -319,8 +330,7 @@ class EndpointController:
             if summary is None:
                 continue
             runtime.route.weight = float(summary["DesiredWeight"])
-            serving_ids = [h.spec.instance_id for h in runtime.serving]
-            decision = decide_scale(int(summary["DesiredInstanceCount"]), serving_ids, runtime.starting)
+            decision = decide_scale(int(summary["DesiredInstanceCount"]), groups(runtime.serving), runtime.starting)
             if decision.stop:
                 self._spawn(key, self._drain_and_stop(name, runtime, list(decision.stop)))
                 return
@@ -332,7 +342,7 @@ class EndpointController:
     def _converged(self, record: dict[str, Any]) -> bool:
         variants = self._live.get(record["EndpointName"].lower(), {})
         return all(
-            len(variants[s["VariantName"]].serving) == int(s["DesiredInstanceCount"])
+            len(groups(variants[s["VariantName"]].serving)) == int(s["DesiredInstanceCount"])
             for s in record["ProductionVariants"]
             if s["VariantName"] in variants
         )
@@ -355,9 +365,10 @@ class EndpointController:
                 )
         self.wake()
 
-    async def _drain_and_stop(self, name: str, runtime: VariantRuntime, instance_ids: list[str]) -> None:
+    async def _drain_and_stop(self, name: str, runtime: VariantRuntime, group_ids: list[str]) -> None:
         """Take instances out of the route, let their in-flight requests finish, then stop them."""
-        leaving = [h for h in runtime.serving if h.spec.instance_id in instance_ids]
+        leaving = [h for h in runtime.serving if group_of(h) in group_ids]
+        instance_ids = {h.spec.instance_id for h in leaving}
         routes = [r for r in runtime.route.instances if r.instance_id in instance_ids]
         runtime.route.instances = [r for r in runtime.route.instances if r.instance_id not in instance_ids]
         runtime.serving = [h for h in runtime.serving if h.spec.instance_id not in instance_ids]
@@ -373,13 +384,18 @@ class EndpointController:
         for runtime in variants.values():
             for handle in list(runtime.serving):
                 code = handle.exit_code()
-                if code is None:
+                if code is None or handle not in runtime.serving:
                     continue
-                runtime.serving.remove(handle)
-                gone = handle.spec.instance_id
-                runtime.route.instances = [r for r in runtime.route.instances if r.instance_id != gone]
-                self._store.remove_instance(handle.spec.instance_id)
-                self._starter.release(handle.spec.instance_id)
+                # the whole instance goes: a model copy alone cannot stand in for it
+                group = [h for h in runtime.serving if group_of(h) == group_of(handle)]
+                gone = {h.spec.instance_id for h in group}
+                runtime.serving = [h for h in runtime.serving if h.spec.instance_id not in gone]
+                runtime.route.instances = [r for r in runtime.route.instances if r.instance_id not in gone]
+                for other in group:
+                    if other is not handle:
+                        self._launcher.kill(other)
+                    self._store.remove_instance(other.spec.instance_id)
+                self._starter.release(group_of(handle))
                 runtime.failures += 1
                 runtime.retry_after = time.monotonic() + restart_delay_s(runtime.failures)
                 message = f"instance {handle.spec.instance_id} exited with status {code}; replacing it"
@@ -427,7 +443,7 @@ class EndpointController:
 
     def _stop_worker(self, handle: WorkerHandle) -> None:
         self._launcher.stop(handle)
-        self._starter.release(handle.spec.instance_id)
+        self._starter.release(group_of(handle))
         self._store.remove_instance(handle.spec.instance_id)
 
     def _recover_stale_workers(self) -> None:
@@ -469,7 +485,7 @@ class EndpointController:
                 runtime = variants.get(summary["VariantName"])
                 if runtime is None:
                     continue
-                summary["CurrentInstanceCount"] = len(runtime.serving)
+                summary["CurrentInstanceCount"] = len(groups(runtime.serving))
                 summary["CurrentWeight"] = runtime.route.weight
                 image = runtime.plan.container.get("Image", "")
                 if image and "DeployedImages" not in summary:

@@ -28,11 +28,11 @@ from modelhost.requirements import prepare_requirements
 from modelhost.scheduler.catalog import gpu_count
 from modelhost.scheduler.inventory import Inventory
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher, WorkerHandle, free_port
-from modelhost.scheduler.placement import InsufficientCapacity, place
+from modelhost.scheduler.placement import InsufficientCapacity, model_copies, place
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
-from modelhost.worker.properties import build_serving_properties
+from modelhost.worker.properties import ServingProperties, build_serving_properties
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,48 @@ class InstanceStarter:
         result = await asyncio.to_thread(prepare_requirements, model_dir, self._settings.packages_dir, endlog.write)
         return model_dir, result.packages_dir
 
-    def start_worker(self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int) -> WorkerHandle:
+    def start_instance(
+        self, plan: VariantPlan, model_dir: Path, packages_dir: Path | None, index: int
+    ) -> list[WorkerHandle]:
+        """Place one instance and start its workers: one per model copy (several when the instance has more
+        GPUs than option.tensor_parallel_degree). Raises DeploymentError (placement) when it cannot run."""
         in_use = [gpu for gpus in self._gpus.values() for gpu in gpus]
+        model_env = {str(k): str(v) for k, v in (plan.container.get("Environment") or {}).items()}
+        properties = _serving_properties(model_dir, model_env)
         try:
             placement = place(plan.instance_type, self._inventory, in_use, strict=self._settings.strict_instance_types)
+            tp = properties.tensor_parallel_degree if properties else None
+            blocks = model_copies(plan.instance_type, placement.gpu_ids, tp)
         except InsufficientCapacity as exc:
             raise DeploymentError(PHASE_PLACEMENT, str(exc)) from exc
-        instance_id = f"{plan.endpoint_name.lower()}-{plan.variant_name.lower()}-{index}-{ids.short_id()}"
+        group_id = f"{plan.endpoint_name.lower()}-{plan.variant_name.lower()}-{index}-{ids.short_id()}"
+        env = self._worker_environment(dict(os.environ), model_ids=_model_ids(model_dir, model_env, properties))
+        env.update(model_env)
+        env["MODELHOST_CPU_THREADS"] = str(max(1, placement.cpu_threads // len(blocks)))
+        env["MODELHOST_MEMORY_BUDGET_BYTES"] = str(placement.memory_bytes // len(blocks))
+        handles = []
+        for copy, gpus in enumerate(blocks):
+            suffix = f"-{copy}" if len(blocks) > 1 else ""
+            log_path = self.log_dir(plan.endpoint_name) / f"{plan.variant_name.lower()}-{index}{suffix}.log"
+            if placement.cpu_fallback:
+                self._note_cpu_fallback(plan, log_path)
+            handles.append(
+                self._start_copy(plan, model_dir, packages_dir, f"{group_id}-c{copy}", group_id, gpus, env, log_path)
+            )
+        self._gpus[group_id] = placement.gpu_ids
+        return handles
+
+    def _start_copy(
+        self,
+        plan: VariantPlan,
+        model_dir: Path,
+        packages_dir: Path | None,
+        instance_id: str,
+        group_id: str,
+        gpu_ids: tuple[int, ...],
+        env: dict[str, str],
+        log_path: Path,
+    ) -> WorkerHandle:
         run_dir = self._settings.run_dir / instance_id
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = WorkerSpec(
@@ -168,35 +203,29 @@ class InstanceStarter:
             port=free_port(),
             instance_type=plan.instance_type,
             image=str(plan.container.get("Image", "")),
-            gpu_ids=list(placement.gpu_ids),
+            gpu_ids=list(gpu_ids),
             packages_dir=str(packages_dir) if packages_dir else None,
             failure_path=str(run_dir / "failure.json"),
             parent_pid=os.getpid(),
+            group_id=group_id,
         )
-        model_env = {str(k): str(v) for k, v in (plan.container.get("Environment") or {}).items()}
-        env = self._worker_environment(dict(os.environ), model_ids=_model_ids(model_dir, model_env))
-        env.update(model_env)
-        env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
+        copy_env = {**env, "SAGEMAKER_BIND_TO_PORT": str(spec.port)}
         if not spec.gpu_ids:
-            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU instance does not see the host's GPUs
-        env["MODELHOST_CPU_THREADS"] = str(placement.cpu_threads)
-        env["MODELHOST_MEMORY_BUDGET_BYTES"] = str(placement.memory_bytes)
-        log_path = self.log_dir(plan.endpoint_name) / f"{plan.variant_name.lower()}-{index}.log"
-        if placement.cpu_fallback:
-            wanted = len(self._inventory.gpus)
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(
-                    f"[modelhost] {plan.instance_type} asks for {gpu_count(plan.instance_type)} GPU(s) and this host "
-                    f"has {wanted}: running the instance on CPU (set MODELHOST_STRICT_INSTANCE_TYPES=1 to refuse "
-                    "instead).\n"
-                )
-        handle = self._launcher.start(spec, env, log_path)
-        self._gpus[instance_id] = placement.gpu_ids
-        return handle
+            copy_env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU instance does not see the host's GPUs
+        return self._launcher.start(spec, copy_env, log_path)
 
-    def release(self, instance_id: str) -> None:
-        """The instance's process is gone: its GPUs are free again."""
-        self._gpus.pop(instance_id, None)
+    def _note_cpu_fallback(self, plan: VariantPlan, log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(
+                f"[modelhost] {plan.instance_type} asks for {gpu_count(plan.instance_type)} GPU(s) and this host "
+                f"has {len(self._inventory.gpus)}: running the instance on CPU (set MODELHOST_STRICT_INSTANCE_TYPES=1 "
+                "to refuse instead).\n"
+            )
+
+    def release(self, group_id: str) -> None:
+        """The instance's workers are gone: its GPUs are free again."""
+        self._gpus.pop(group_id, None)
 
     async def wait_healthy(self, handles: list[WorkerHandle], plan: VariantPlan, status: Callable[[str], None]) -> None:
         """Every worker must answer /ping with 200 within the startup window, else DeploymentError."""
@@ -239,17 +268,20 @@ class InstanceStarter:
         )
 
 
-def _model_ids(model_dir: Path, model_env: dict[str, str]) -> list[str]:
-    """The model ids a deployment names: option.model_id (or its env forms) and from_pretrained("…") in model.py."""
+def _serving_properties(model_dir: Path, model_env: dict[str, str]) -> ServingProperties | None:
+    """The model folder's serving.properties with its environment forms; None when they are malformed
+    (the worker reports that as a load failure)."""
     path = model_dir / "serving.properties"
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-    found: list[str] = []
     try:
-        model_id = build_serving_properties(text, model_env).model_id
-        if model_id:
-            found.append(model_id)
+        return build_serving_properties(text, model_env)
     except ValueError:
-        pass  # the worker reports bad properties as a load failure
+        return None
+
+
+def _model_ids(model_dir: Path, model_env: dict[str, str], properties: ServingProperties | None) -> list[str]:
+    """The model ids a deployment names: option.model_id (or its env forms) and from_pretrained("…") in model.py."""
+    found = [properties.model_id] if properties and properties.model_id else []
     handler = model_dir / "model.py"
     if handler.is_file():
         found.extend(referenced_model_ids(handler.read_text(encoding="utf-8", errors="replace")))

@@ -64,6 +64,25 @@ def place(instance_type: str, inventory: Inventory, gpus_in_use: Iterable[int], 
     )
 
 
+def model_copies(
+    instance_type: str, gpu_ids: tuple[int, ...], tensor_parallel_degree: int | str | None
+) -> list[tuple[int, ...]]:
+    """The GPU blocks of an instance's model copies: ⌊GPUs / degree⌋ copies of `degree` GPUs each (DJL).
+
+    No degree (or `max`) is one copy over all the instance's GPUs; an instance on CPU runs one copy.
+    Raises InsufficientCapacity when the degree asks for more GPUs than the instance type has.
+    """
+    if not gpu_ids or tensor_parallel_degree in (None, "max"):
+        return [gpu_ids]
+    degree = int(tensor_parallel_degree)
+    if degree > len(gpu_ids):
+        raise InsufficientCapacity(
+            f"option.tensor_parallel_degree={degree} needs {degree} GPUs per model copy; "
+            f"{instance_type} has {len(gpu_ids)}."
+        )
+    return [gpu_ids[i : i + degree] for i in range(0, len(gpu_ids) - degree + 1, degree)]
+
+
 @dataclass(frozen=True, slots=True)
 class Quota:
     instance_type: str

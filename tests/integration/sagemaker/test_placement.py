@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.server import ServerProcess, deploy, write_echo_model
+from tests.integration.server import ServerProcess, deploy, wait_status, write_echo_model
 
 GPU_MODEL = """
 import os
@@ -42,5 +42,35 @@ def test_gpus_are_assigned_whole_and_never_twice(tmp_path: Path) -> None:
         assert "is 3 Instances, with current utilization of 2 Instances and a request delta of 2" in str(exc.value)
         with pytest.raises(ClientError):
             sm.describe_endpoint(EndpointName="more")  # the refused endpoint left nothing behind
+    finally:
+        proc.stop()
+
+
+def test_tensor_parallel_degree_runs_several_copies_per_instance(tmp_path: Path) -> None:
+    inventory = json.dumps({"gpus": [{"memory_gib": 24}] * 4, "cpus": 8, "memory_gib": 64})
+    proc = ServerProcess(tmp_path / "home", env={"MODELHOST_INVENTORY": inventory}).start()
+    try:
+        sm, runtime = proc.clients()
+        folder = write_echo_model(
+            tmp_path / "tp", properties="engine=Python\noption.tensor_parallel_degree=2\n", model_py=GPU_MODEL
+        )
+        deploy(sm, "tp2", str(folder), instance_type="ml.g5.12xlarge")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="tp2", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        assert sm.describe_endpoint(EndpointName="tp2")["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+        seen = {}
+        for _ in range(30):
+            body = json.loads(runtime.invoke_endpoint(EndpointName="tp2", Body=b"x")["Body"].read())
+            seen[body["pid"]] = body["gpus"]
+        assert sorted(seen.values()) == ["0,1", "2,3"]  # two copies, and the router uses both
+        sm.delete_endpoint(EndpointName="tp2")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="tp2", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+        too_wide = write_echo_model(tmp_path / "tp8", properties="engine=Python\noption.tensor_parallel_degree=8\n")
+        deploy(sm, "tp8", str(too_wide), instance_type="ml.g5.12xlarge")
+        desc = wait_status(sm, "tp8")
+        assert desc["EndpointStatus"] == "Failed"
+        assert desc["FailureReason"] == (
+            "placement failed: option.tensor_parallel_degree=8 needs 8 GPUs per model copy; ml.g5.12xlarge has 4."
+        )
     finally:
         proc.stop()

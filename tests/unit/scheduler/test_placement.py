@@ -47,3 +47,17 @@ def test_parsing_configuration() -> None:
     assert inventory.gpu_count == 2 and inventory.gpus[1].index == 1 and inventory.cpus == 16
     with pytest.raises(ValueError, match="MODELHOST_INVENTORY"):
         parse_inventory("{}")
+
+
+def test_model_copies_follow_the_tensor_parallel_degree() -> None:
+    from modelhost.scheduler.placement import model_copies
+
+    four = (0, 1, 2, 3)
+    assert model_copies("ml.g5.12xlarge", four, 2) == [(0, 1), (2, 3)]
+    assert model_copies("ml.g5.12xlarge", four, 1) == [(0,), (1,), (2,), (3,)]
+    assert model_copies("ml.g5.12xlarge", four, "max") == [four]
+    assert model_copies("ml.g5.12xlarge", four, None) == [four]
+    assert model_copies("ml.g5.12xlarge", four, 3) == [(0, 1, 2)]
+    assert model_copies("ml.g5.24xlarge", (), 4) == [()]  # on CPU: one copy
+    with pytest.raises(InsufficientCapacity, match="tensor_parallel_degree=8 needs 8 GPUs per model copy"):
+        model_copies("ml.g5.12xlarge", four, 8)
