@@ -18,7 +18,7 @@ from starlette.responses import Response
 from modelhost import ids
 from modelhost.api import validation
 from modelhost.api.context import ApiContext
-from modelhost.api.handlers import endpoint_configs, endpoints, models
+from modelhost.api.handlers import endpoint_configs, endpoints, models, tags
 from modelhost.auth import authenticate
 from modelhost.errors import ApiError, UnknownOperation, ValidationError
 from modelhost.scheduler.inventory import Inventory
@@ -32,7 +32,12 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 SERVICES = {"SageMaker": "sagemaker"}  # X-Amz-Target prefix -> botocore service name
 
 Handler = Callable[[ApiContext, dict[str, Any]], dict[str, Any]]
-OPERATIONS: dict[str, Handler] = {**models.OPERATIONS, **endpoint_configs.OPERATIONS, **endpoints.OPERATIONS}
+OPERATIONS: dict[str, Handler] = {
+    **models.OPERATIONS,
+    **endpoint_configs.OPERATIONS,
+    **endpoints.OPERATIONS,
+    **tags.OPERATIONS,
+}
 
 
 def json_response(body: dict[str, Any], status: int = 200, request_id: str | None = None) -> Response:
@@ -73,8 +78,11 @@ class ControlPlaneApi:
         try:
             return json_response(await self._dispatch(request), request_id=request_id)
         except ApiError as exc:
+            target = request.headers.get("x-amz-target")
             if exc.status >= 500:
-                log.error("%s failed: %s", request.headers.get("x-amz-target"), exc.message)
+                log.error("%s failed: %s", target, exc.message)
+            else:
+                log.info("%s refused: %s: %s", target, exc.code, exc.message)
             return error_response(exc, request_id)
         except Exception:
             log.exception("internal error on %s", request.headers.get("x-amz-target"))

@@ -167,3 +167,31 @@ def test_paginators_walk_every_page(sm: Any, tmp_path: Path) -> None:
     with pytest.raises(ClientError) as exc:
         sm.list_models(NameContains="other", NextToken=pages[0]["NextToken"])
     assert error_of(exc)[0] == "ValidationException"
+
+
+def test_tags_on_models_configs_and_endpoints(sm: Any, tmp_path: Path) -> None:
+    name = unique("tagged")
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "model.py").write_text("def handle(i):\n    return None\n")
+    model_arn = sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)},
+        Tags=[{"Key": "team", "Value": "ml"}],
+    )["ModelArn"]
+    assert sm.list_tags(ResourceArn=model_arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+    sm.add_tags(ResourceArn=model_arn, Tags=[{"Key": "team", "Value": "llm"}, {"Key": "cost", "Value": "7"}])
+    assert sorted((t["Key"], t["Value"]) for t in sm.list_tags(ResourceArn=model_arn)["Tags"]) == [
+        ("cost", "7"),
+        ("team", "llm"),
+    ]
+    sm.delete_tags(ResourceArn=model_arn, TagKeys=["team"])
+    assert sm.list_tags(ResourceArn=model_arn)["Tags"] == [{"Key": "cost", "Value": "7"}]
+    config_arn = sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large"}],
+    )["EndpointConfigArn"]
+    assert sm.list_tags(ResourceArn=config_arn)["Tags"] == []  # the SageMaker SDK reads these on update
+    with pytest.raises(ClientError) as exc:
+        sm.list_tags(ResourceArn=model_arn.replace(name.lower(), "nope"))
+    assert error_of(exc)[0] == "ValidationException"
