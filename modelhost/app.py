@@ -132,6 +132,7 @@ def build_app(settings: ServerSettings) -> Starlette:
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
+            runtime.close()
             await client.aclose()
             store.close()
 

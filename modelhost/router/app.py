@@ -14,8 +14,8 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
-from urllib.parse import unquote
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import httpx
@@ -35,6 +35,7 @@ from modelhost.router import eventstream
 from modelhost.router.admission import Admission, Lease
 from modelhost.router.cache import CachedResponse, RequestKey, ResultCache, is_deterministic
 from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
+from modelhost.router.upstream import UpstreamBroken, UpstreamGone, UpstreamPool, UpstreamResponse
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -142,11 +143,15 @@ class RuntimeApi:
         cache: ResultCache,
     ) -> None:
         self._cache = cache
+        self._pool = UpstreamPool()
         self._settings = settings
         self._table = table
         self._admission = admission
         self._endpoint_status = endpoint_status  # store lookup: name -> EndpointStatus or None
         self._client = client
+
+    def close(self) -> None:
+        self._pool.close()
 
     async def handle(self, request: Request) -> Response:
         request_id = ids.request_id()
@@ -277,7 +282,7 @@ class RuntimeApi:
         path: str = "/invocations",
         stream: bool = False,
         model_errors: bool = True,
-    ) -> tuple[Lease, httpx.Response]:
+    ) -> tuple[Lease, Any]:
         """Forward to the least-busy instance under its concurrency limit (waiting in the bounded queue when all
         are full); if the instance is gone before answering, drop it and try one other.
 
@@ -330,7 +335,9 @@ class RuntimeApi:
         path: str = "/invocations",
         stream: bool = False,
         model_errors: bool = True,
-    ) -> httpx.Response:
+    ) -> httpx.Response | UpstreamResponse:
+        if not stream:
+            return await self._post(instance, body, headers, route, region, last_attempt=last_attempt, path=path)
         try:
             upstream_request = self._client.build_request(
                 "POST",
@@ -351,24 +358,11 @@ class RuntimeApi:
                 raise self._model_error(route, region, response.status_code, response.text)
             return response
         except httpx.TimeoutException as exc:
-            raise ModelError(
-                'Received server error (0) from primary with message "Your invocation timed out while waiting for '
-                "a response from container primary. Review the latency metrics for each container, resolve the "
-                'issue, and try again."',
-                original_status=0,
-                original_message="invocation timed out",
-                log_stream_arn=self._log_arn(route, region),
-            ) from exc
+            raise self._timeout_error(route, region) from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if not last_attempt:  # the worker died (or reset a kept-alive connection) before answering: send again
                 raise InstanceGone(instance.instance_id) from exc
-            raise ModelError(
-                f'Received server error (0) from primary with message "the instance went away: {exc!r}". '
-                f"See the endpoint's log (modelhost logs {route.name}) for more information.",
-                original_status=0,
-                original_message=repr(exc),
-                log_stream_arn=self._log_arn(route, region),
-            ) from exc
+            raise self._gone_error(route, region, exc) from exc
         except httpx.HTTPError as exc:
             raise ModelError(
                 f'Received server error (0) from primary with message "the instance did not answer: {exc}". '
@@ -377,6 +371,59 @@ class RuntimeApi:
                 original_message=str(exc),
                 log_stream_arn=self._log_arn(route, region),
             ) from exc
+
+    async def _post(
+        self,
+        instance: InstanceRoute,
+        body: bytes,
+        headers: dict[str, str],
+        route: EndpointRoute,
+        region: str,
+        *,
+        last_attempt: bool,
+        path: str,
+    ) -> UpstreamResponse:
+        """A whole (non-streaming) answer through the keep-alive pool; the same errors as the httpx path."""
+        target = urlsplit(instance.url)
+        try:
+            response = await self._pool.post(
+                target.hostname or "127.0.0.1",
+                target.port or 80,
+                path,
+                headers,
+                body,
+                self._settings.invocation_timeout_s,
+            )
+        except TimeoutError as exc:
+            raise self._timeout_error(route, region) from exc
+        except UpstreamGone as exc:
+            if not last_attempt:  # nothing was answered: the request is safe to send again elsewhere
+                raise InstanceGone(instance.instance_id) from exc
+            raise self._gone_error(route, region, exc) from exc
+        except UpstreamBroken as exc:
+            raise self._gone_error(route, region, exc) from exc
+        if response.status_code >= 300:
+            raise self._model_error(route, region, response.status_code, response.text)
+        return response
+
+    def _timeout_error(self, route: EndpointRoute, region: str) -> ModelError:
+        return ModelError(
+            'Received server error (0) from primary with message "Your invocation timed out while waiting for '
+            "a response from container primary. Review the latency metrics for each container, resolve the "
+            'issue, and try again."',
+            original_status=0,
+            original_message="invocation timed out",
+            log_stream_arn=self._log_arn(route, region),
+        )
+
+    def _gone_error(self, route: EndpointRoute, region: str, exc: Exception) -> ModelError:
+        return ModelError(
+            f'Received server error (0) from primary with message "the instance went away: {exc!r}". '
+            f"See the endpoint's log (modelhost logs {route.name}) for more information.",
+            original_status=0,
+            original_message=repr(exc),
+            log_stream_arn=self._log_arn(route, region),
+        )
 
     def _log_arn(self, route: EndpointRoute, region: str) -> str:
         return f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"
