@@ -337,7 +337,9 @@ class RuntimeApi:
         model_errors: bool = True,
     ) -> httpx.Response | UpstreamResponse:
         if not stream:
-            return await self._post(instance, body, headers, route, region, last_attempt=last_attempt, path=path)
+            return await self._post(
+                instance, body, headers, route, region, last_attempt=last_attempt, path=path, model_errors=model_errors
+            )
         try:
             upstream_request = self._client.build_request(
                 "POST",
@@ -382,6 +384,7 @@ class RuntimeApi:
         *,
         last_attempt: bool,
         path: str,
+        model_errors: bool,
     ) -> UpstreamResponse:
         """A whole (non-streaming) answer through the keep-alive pool; the same errors as the httpx path."""
         target = urlsplit(instance.url)
@@ -402,7 +405,7 @@ class RuntimeApi:
             raise self._gone_error(route, region, exc) from exc
         except UpstreamBroken as exc:
             raise self._gone_error(route, region, exc) from exc
-        if response.status_code >= 300:
+        if model_errors and response.status_code >= 300:
             raise self._model_error(route, region, response.status_code, response.text)
         return response
 
