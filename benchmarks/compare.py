@@ -35,7 +35,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,9 @@ from typing import Any
 
 import httpx
 
-from modelhost.testing import bundled_smollm2_gguf
+from modelhost.registry import ModelRegistry
+from modelhost.scheduler.launchers.local_process import free_port
+from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -56,7 +57,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import loadgen
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MODEL_ID = SMOLLM2_ID
 GUIDE_HANDLER = ROOT / "benchmarks" / "handlers" / "guide_pipeline"
 LMI_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.29.0-lmi11.0.0-cu124"
 INSTANCE_TYPE = "ml.m5.xlarge"  # a CPU type: the worker runs on this host's CPU
@@ -67,12 +68,6 @@ STACKS = ("guide", "engine", "llamacpp")
 
 def step(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, alive: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -276,7 +271,10 @@ class ModelhostServer:
 
     def registered_weights(self) -> Path:
         """The Hugging Face folder `models add` made (tokenizer and chat template included)."""
-        return self.home / "registry" / "models" / MODEL_ID.replace("/", "--") / "weights"
+        folder = ModelRegistry(self.home / "registry").resolve(MODEL_ID)
+        if folder is None:
+            raise RuntimeError(f"{MODEL_ID} is not registered in {self.home}")
+        return folder
 
     def sagemaker(self) -> Any:
         import boto3

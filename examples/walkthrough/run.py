@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import boto3
 import httpx
 
+from modelhost.scheduler.launchers.local_process import free_port
 from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf
 
 HERE = Path(__file__).resolve().parent
@@ -29,12 +29,6 @@ MODEL_ID = SMOLLM2_ID
 
 def step(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,11 +16,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from modelhost.scheduler.launchers.local_process import free_port
 
 
 class ServerProcess:

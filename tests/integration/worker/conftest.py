@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,14 +16,9 @@ import httpx
 import pytest
 
 from modelhost.contracts.worker import SPEC_ENV, FailureRecord, WorkerSpec
+from modelhost.scheduler.launchers.local_process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
