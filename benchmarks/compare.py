@@ -48,8 +48,7 @@ from typing import Any
 import httpx
 
 from modelhost.registry import ModelRegistry
-from modelhost.scheduler.launchers.local_process import free_port
-from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf
+from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf, free_port
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

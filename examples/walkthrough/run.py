@@ -20,8 +20,7 @@ from pathlib import Path
 import boto3
 import httpx
 
-from modelhost.scheduler.launchers.local_process import free_port
-from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf
+from modelhost.testing import SMOLLM2_ID, bundled_smollm2_gguf, free_port
 
 HERE = Path(__file__).resolve().parent
 MODEL_ID = SMOLLM2_ID

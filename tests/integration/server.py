@@ -16,7 +16,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from modelhost.scheduler.launchers.local_process import free_port
+from modelhost.testing import free_port
 
 
 class ServerProcess:

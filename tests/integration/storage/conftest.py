@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from modelhost.scheduler.launchers.local_process import free_port
+from modelhost.testing import free_port
 
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

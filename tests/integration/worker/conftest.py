@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from modelhost.contracts.worker import SPEC_ENV, FailureRecord, WorkerSpec
-from modelhost.scheduler.launchers.local_process import free_port
+from modelhost.testing import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
