@@ -1,9 +1,11 @@
-"""Model data: where it lives (uris), fetching and caching it (artifacts), safe extraction (extract)."""
+"""Model data: where it lives (uris), fetching and caching it (artifacts), safe extraction (extract), and the
+folder its files start in (model_root)."""
 
 from __future__ import annotations
 
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.extract import extract_archive
+from modelhost.storage.model_root import model_root
 from modelhost.storage.uris import (
     HttpLocation,
     Layout,
@@ -23,6 +25,7 @@ __all__ = [
     "ModelDataSource",
     "S3Location",
     "extract_archive",
+    "model_root",
     "parse_location",
     "parse_model_data_url",
     "parse_s3_data_source",

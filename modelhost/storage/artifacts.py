@@ -6,12 +6,14 @@ Public API (blocking; call it from a worker thread, never on the event loop):
     cache = ArtifactCache(settings.artifacts_dir, settings.max_extract_bytes)
     model_dir = cache.prepare(source, timeout_s=3600.0, progress=logger.info)
 
-`prepare` returns the folder SageMaker would mount at /opt/ml/model; every instance of every model with the
-same data shares it and must treat it as read-only. It raises DeploymentError with phase "download" (no such
-object, bucket, file or URL, access denied, no credentials, an HTTP error, a cut connection, or
-ModelDataDownloadTimeoutInSeconds passed) or phase "extract" (unsafe, too large, not an archive, corrupt; see
-extract.py). The timeout covers listing, downloading and extracting, as SageMaker's does. `progress` gets one
-line at the start, then every 5% or 1 s, then at the end.
+`prepare` returns the folder the model's files start in: the one SageMaker would mount at /opt/ml/model, or,
+when that holds only one folder (names starting with '.' aside), that inner folder, as DJL Serving descends
+into it (model_root.py); so an archive packed as `tar.add(folder, arcname=folder.name)` serves unchanged.
+Every instance of every model with the same data shares it and must treat it as read-only. It raises
+DeploymentError with phase "download" (no such object, bucket, file or URL, access denied, no credentials,
+an HTTP error, a cut connection, or ModelDataDownloadTimeoutInSeconds passed) or phase "extract" (unsafe,
+too large, not an archive, corrupt; see extract.py). The timeout covers listing, downloading and extracting,
+as SageMaker's does. `progress` gets one line at the start, then every 5% or 1 s, then at the end.
 
 Sources:
 * s3:// through boto3: a fresh `boto3.session.Session().client("s3")`, so credentials, region, ~/.aws/config
@@ -67,6 +69,7 @@ from botocore.exceptions import (
 from modelhost.contracts.worker import PHASE_DOWNLOAD
 from modelhost.errors import DeploymentError
 from modelhost.storage.extract import MAX_MEMBERS, extract_archive, publish_folder
+from modelhost.storage.model_root import model_root
 from modelhost.storage.transfer import Clock, Progress, Transfer
 from modelhost.storage.uris import HttpLocation, Layout, LocalLocation, ModelDataSource, S3Location
 
@@ -124,9 +127,23 @@ class ArtifactCache:
     def prepare(self, source: ModelDataSource, timeout_s: float, progress: Progress | None = None) -> Path:
         """The local folder holding `source`'s model data; fetched and extracted unless already cached.
 
-        Raises DeploymentError("download" | "extract", reason) naming the URI and what to fix.
+        When that folder holds only one folder (dot-names aside), the inner folder is returned, as DJL Serving
+        does (model_root.py). Raises DeploymentError("download" | "extract", reason) naming the URI and what
+        to fix.
         """
         transfer = Transfer(source.uri, timeout_s, self._clock, progress)
+        folder = self._prepare_source(source, transfer)
+        try:
+            root = model_root(folder)
+        except OSError as exc:
+            raise DeploymentError(
+                PHASE_DOWNLOAD, f"cannot list the model folder {folder} ({source.uri}): {exc.strerror or exc}"
+            ) from exc
+        if root != folder:
+            transfer.report(f"the model data holds only the folder {root.name}/; serving from it, as DJL Serving does")
+        return root
+
+    def _prepare_source(self, source: ModelDataSource, transfer: Transfer) -> Path:
         location = source.location
         if isinstance(location, LocalLocation):
             return self._prepare_local(source, location.path, transfer)

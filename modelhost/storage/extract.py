@@ -4,8 +4,8 @@
 writing it (absolute paths, `..` escapes, links pointing outside, devices/FIFOs, the size and member caps),
 extracts with tarfile's "data" filter as a second line of defence, verifies every symlink once more, then
 renames the finished folder into place. On any failure nothing is left at `dest`, and
-DeploymentError("extract") names the member and the cause. Archives are not unwrapped: a single top
-folder stays, as on SageMaker.
+DeploymentError("extract") names the member and the cause. Archives are extracted as they are: a single
+top folder stays (as SageMaker mounts it); choosing the folder to serve from is model_root.py's job.
 """
 
 from __future__ import annotations
