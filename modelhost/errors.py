@@ -7,15 +7,17 @@
     │   ├── ResourceInUse               (400)
     │   ├── ResourceNotFound            (400)
     │   ├── UnknownOperation            an X-Amz-Target we do not implement (400)
-    │   └── RuntimeApiError             sagemaker-runtime errors (rest-json; code travels in X-Amzn-ErrorType)
-    │       ├── RuntimeValidationError  `ValidationError` (400): unknown endpoint, endpoint not InService, bad headers
-    │       ├── ModelError              (424): the container answered non-2xx, timed out or died
-    │       ├── ServiceUnavailable      (503): no healthy instance, overload
-    │       └── PayloadTooLarge         (413): the body exceeds the 6 MiB limit
+    │   ├── RuntimeApiError             sagemaker-runtime errors (rest-json; code travels in X-Amzn-ErrorType)
+    │   │   ├── RuntimeValidationError  `ValidationError` (400): unknown endpoint, endpoint not InService, bad headers
+    │   │   ├── ModelError              (424): the container answered non-2xx, timed out or died
+    │   │   ├── ServiceUnavailable      (503): no healthy instance, overload
+    │   │   ├── Throttled               `ThrottlingException` (429): every instance busy and the queue full
+    │   │   └── PayloadTooLarge         (413): the body exceeds the 6 MiB limit
+    │   └── ClientGone                  `ClientClosedRequest` (499): the caller left before the answer
     └── DeploymentError                 a phase of bringing up an instance failed (download, extract, requirements,
                                         load, health check); becomes the endpoint's FailureReason
 
-The core raises these; each edge (api/app.py, router/app.py, cli/main.py) maps them in one place.
+The core raises these; each edge (api/app.py, router/app.py, router/openai.py, cli/main.py) maps them in one place.
 """
 
 from __future__ import annotations
@@ -105,9 +107,23 @@ class ServiceUnavailable(RuntimeApiError):
     status = 503
 
 
+class Throttled(RuntimeApiError):
+    """Too many requests for the endpoint right now; 429 so every AWS SDK retries it with backoff."""
+
+    code = "ThrottlingException"
+    status = 429
+
+
 class PayloadTooLarge(RuntimeApiError):
     code = "ValidationError"
     status = 413
+
+
+class ClientGone(ApiError):
+    """The caller went away before the answer; its work upstream was cancelled (nobody reads this)."""
+
+    code = "ClientClosedRequest"
+    status = 499
 
 
 class DeploymentError(ModelhostError):

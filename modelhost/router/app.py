@@ -13,29 +13,28 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+from urllib.parse import unquote
 
-import anyio
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from modelhost import ids
 from modelhost.auth import authenticate
-from modelhost.errors import (
-    ApiError,
-    ModelError,
-    PayloadTooLarge,
-    RuntimeValidationError,
-    ServiceUnavailable,
-)
+from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError
 from modelhost.router import eventstream
-from modelhost.router.admission import Admission, Lease
 from modelhost.router.cache import CachedResponse, RequestKey, ResultCache, is_deterministic
-from modelhost.router.table import EndpointRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
-from modelhost.router.upstream import UpstreamBroken, UpstreamGone, UpstreamPool, UpstreamResponse
+from modelhost.router.forward import (
+    InvocationRouter,
+    LeasedStream,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamTimeout,
+    failure_message,
+)
+from modelhost.router.table import EndpointRoute, InstalledRoute, VariantRoute
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -55,45 +54,34 @@ RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
 # InvokeEndpointWithResponseStream's request headers that reach the worker (X-Amzn-SageMaker-Accept → Accept).
 STREAM_FORWARDED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
 STREAM_HEADER = "x-modelhost-stream"  # asks an engine-mode worker to stream (the worker honours it)
+INVOCATIONS_PATH = "/invocations"
 EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
 CACHE_HEADER = "X-Modelhost-Cache"  # hit | miss | bypass, on endpoints that opted into the result cache
 
 
-async def _relay_events(
-    upstream: httpx.Response, lease: Lease, endpoint_name: str, timeout_s: float
-) -> AsyncIterator[bytes]:
+async def _relay_events(answer: LeasedStream, endpoint_name: str, timeout_s: float) -> AsyncIterator[bytes]:
     """The worker's body as PayloadPart events; a broken or stalled worker ends the stream with a
-    ModelStreamError event. The upstream response is closed however the relay ends (client gone included),
+    ModelStreamError event. The upstream answer is closed however the relay ends (client gone included),
     so the worker sees the disconnect and frees the request's slot."""
     try:
-        async for chunk in upstream.aiter_raw():
-            if chunk:
-                yield eventstream.payload_part(chunk)
-    except httpx.TimeoutException:
-        log.warning("stream from %s stalled for %g s", lease.instance.instance_id, timeout_s)
+        async for chunk in answer.answer.chunks():
+            yield eventstream.payload_part(chunk)
+    except UpstreamTimeout:
+        log.warning("stream from %s stalled for %g s", answer.instance_id, timeout_s)
         yield eventstream.model_stream_error(
             f"Your invocation timed out while waiting for the next part of the response from container primary "
             f"(no data for {timeout_s:g} s).",
             "ModelInvocationTimeExceeded",
         )
-    except httpx.HTTPError as exc:
-        log.warning("stream from %s broke: %s", lease.instance.instance_id, exc)
+    except UpstreamBroken as exc:
+        log.warning("stream from %s broke: %s", answer.instance_id, exc)
         yield eventstream.model_stream_error(
             f"The response stream from container primary broke before it was complete ({exc}). "
             f"See the endpoint's log (modelhost logs {endpoint_name}) for more information.",
             "StreamBroken",
         )
     finally:
-        lease.release()
-        with anyio.CancelScope(shield=True):
-            await upstream.aclose()
-
-
-class ClientGone(ApiError):
-    """The caller went away before the answer; its work upstream was cancelled (nobody reads this)."""
-
-    code = "ClientClosedRequest"
-    status = 499
+        await answer.aclose()
 
 
 async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -118,10 +106,6 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-class InstanceGone(Exception):
-    """The chosen instance refused the connection or closed it without answering."""
-
-
 def runtime_error_response(error: ApiError, request_id: str) -> Response:
     body = {"message": error.message, **error.extra_fields()}
     return Response(
@@ -133,25 +117,10 @@ def runtime_error_response(error: ApiError, request_id: str) -> Response:
 
 
 class RuntimeApi:
-    def __init__(
-        self,
-        settings: ServerSettings,
-        table: RoutingTable,
-        endpoint_status: Callable[[str], str | None],
-        client: httpx.AsyncClient,
-        admission: Admission,
-        cache: ResultCache,
-    ) -> None:
-        self._cache = cache
-        self._pool = UpstreamPool()
+    def __init__(self, settings: ServerSettings, router: InvocationRouter, cache: ResultCache) -> None:
         self._settings = settings
-        self._table = table
-        self._admission = admission
-        self._endpoint_status = endpoint_status  # store lookup: name -> EndpointStatus or None
-        self._client = client
-
-    def close(self) -> None:
-        self._pool.close()
+        self._router = router
+        self._cache = cache
 
     async def handle(self, request: Request) -> Response:
         request_id = ids.request_id()
@@ -166,34 +135,6 @@ class RuntimeApi:
                 request_id,
             )
 
-    def _route(self, name: str, region: str) -> EndpointRoute:
-        route = self._table.get(name)
-        if route is not None:
-            return route
-        status = self._endpoint_status(name)
-        account = self._settings.account_id
-        if status is None:
-            raise RuntimeValidationError(f"Endpoint {name} of account {account} not found.")
-        if status == "InService":  # the instances are (re)starting, e.g. right after a server restart
-            raise ServiceUnavailable(f"Endpoint {name} has no instance ready yet; retry shortly.")
-        raise RuntimeValidationError(
-            f"Endpoint {name} of account {account} is not in service (status: {status}); "
-            "only InService endpoints can be invoked."
-        )
-
-    def select(self, name: str, region: str, target_variant: str | None) -> tuple[EndpointRoute, VariantRoute]:
-        """The endpoint's route and a variant (the caller's TargetVariant, else drawn by weight).
-        Raises RuntimeValidationError / ServiceUnavailable in SageMaker's words."""
-        route = self._route(name, region)
-        try:
-            variant = self._table.choose_variant(route, target_variant)
-        except NoVariant as exc:
-            raise RuntimeValidationError(
-                f"The TargetVariant '{exc}' does not exist on endpoint {name}; "
-                f"variants: {', '.join(v.name for v in route.variants)}."
-            ) from exc
-        return route, variant
-
     async def _invoke(self, request: Request, request_id: str) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
         match = RUNTIME_PATH.match(raw_path)
@@ -207,18 +148,25 @@ class RuntimeApi:
                 f"Request body of {len(body)} bytes exceeds the {self._settings.max_payload_bytes}-byte limit "
                 "of InvokeEndpoint."
             )
-        route, variant = self.select(name, caller.region, request.headers.get("x-amzn-sagemaker-target-variant"))
+        installed, variant = self._router.select(name, request.headers.get("x-amzn-sagemaker-target-variant"))
         if match.group("op") == "invocations-response-stream":
-            return await self._invoke_stream(request, request_id, body, route, variant, caller.region)
-        key = self._cache_key(request, route, body)
+            return await self._invoke_stream(request, request_id, body, installed.route, variant, caller.region)
+        key = self._cache_key(request, installed, body)
         cached = self._cache.get(key) if key is not None else None
         if cached is not None:
             headers = {**dict(cached.headers), "x-Amzn-Invoked-Production-Variant": cached.variant}
             headers.update({CACHE_HEADER: "hit", "x-amzn-RequestId": request_id})
             return Response(cached.body, status_code=cached.status, headers=headers)
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        forward = self.forward_with_retry(variant, body, headers, route, caller.region)
-        _, upstream = await until_disconnected(request, forward)
+        route = installed.route
+        try:
+            upstream = await until_disconnected(
+                request, self._router.send(route, variant, self._upstream_request(headers, body))
+            )
+        except UpstreamError as exc:
+            raise self._forward_error(exc, route, caller.region) from exc
+        if upstream.status_code >= 300:
+            raise self._model_error(route, caller.region, upstream.status_code, upstream.text)
         returned = tuple((h, upstream.headers[h]) for h in RETURNED_HEADERS if h in upstream.headers)
         out_headers = {
             **dict(returned),
@@ -233,14 +181,18 @@ class RuntimeApi:
             out_headers[CACHE_HEADER] = "bypass"  # not deterministic, and the endpoint caches only what is
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
 
-    def _cache_key(self, request: Request, route: EndpointRoute, body: bytes) -> RequestKey | None:
+    def _upstream_request(self, headers: dict[str, str], body: bytes) -> UpstreamRequest:
+        return UpstreamRequest(INVOCATIONS_PATH, headers, body, self._settings.invocation_timeout_s)
+
+    def _cache_key(self, request: Request, installed: InstalledRoute, body: bytes) -> RequestKey | None:
         """The request's cache key when the endpoint caches it; None when it must reach a worker."""
+        route = installed.route
         if route.cache_mode == "off" or (route.cache_mode == "deterministic" and not is_deterministic(body)):
             return None
         h = request.headers
         return RequestKey(
             endpoint=route.name,
-            generation=route.generation,
+            generation=installed.generation,
             body=body,
             content_type=h.get("content-type", ""),
             accept=h.get("accept", ""),
@@ -257,7 +209,17 @@ class RuntimeApi:
         if "x-amzn-sagemaker-accept" in request.headers:
             headers["accept"] = request.headers["x-amzn-sagemaker-accept"]
         headers[STREAM_HEADER] = "true"  # engine-mode workers stream whatever the body says, as LMI does
-        lease, upstream = await self.forward_with_retry(variant, body, headers, route, region, stream=True)
+        try:
+            answer = await self._router.open_stream(route, variant, self._upstream_request(headers, body))
+        except UpstreamError as exc:
+            raise self._forward_error(exc, route, region) from exc
+        upstream = answer.answer
+        if upstream.status_code >= 300:
+            try:
+                text = await upstream.read_text()
+            finally:
+                await answer.aclose()
+            raise self._model_error(route, region, upstream.status_code, text)
         out_headers = {
             "X-Amzn-SageMaker-Content-Type": upstream.headers.get("content-type", "application/octet-stream"),
             "x-Amzn-Invoked-Production-Variant": variant.name,
@@ -266,172 +228,24 @@ class RuntimeApi:
         if "x-amzn-sagemaker-custom-attributes" in upstream.headers:
             out_headers["X-Amzn-SageMaker-Custom-Attributes"] = upstream.headers["x-amzn-sagemaker-custom-attributes"]
         return StreamingResponse(
-            _relay_events(upstream, lease, route.name, self._settings.invocation_timeout_s),
+            _relay_events(answer, route.name, self._settings.invocation_timeout_s),
             media_type=EVENT_STREAM_MEDIA_TYPE,
             headers=out_headers,
         )
 
-    async def forward_with_retry(
-        self,
-        variant: VariantRoute,
-        body: bytes,
-        headers: dict[str, str],
-        route: EndpointRoute,
-        region: str,
-        *,
-        path: str = "/invocations",
-        stream: bool = False,
-        model_errors: bool = True,
-    ) -> tuple[Lease, Any]:
-        """Forward to the least-busy instance under its concurrency limit (waiting in the bounded queue when all
-        are full); if the instance is gone before answering, drop it and try one other.
-
-        With `stream`, only the status and headers have been read and the caller holds the lease (the instance's
-        slot) until it closes the response. With `model_errors`, a non-2xx answer raises ModelError; without, it
-        is returned as is (the OpenAI routes relay the worker's own error)."""
-        tried: set[str] = set()
-        for attempt in range(2):
-            lease = await self._admission.acquire(route.name, variant, tried, self._settings.invocation_timeout_s)
-            if lease is None:
-                raise ServiceUnavailable(
-                    f"Variant {variant.name} of endpoint {route.name} has no instance ready; retry shortly."
-                )
-            instance = lease.instance
-            tried.add(instance.instance_id)
-            try:
-                response = await self._forward(
-                    instance,
-                    body,
-                    headers,
-                    route,
-                    region,
-                    last_attempt=attempt == 1,
-                    path=path,
-                    stream=stream,
-                    model_errors=model_errors,
-                )
-            except InstanceGone:
-                lease.release()
-                log.warning("instance %s of %s went away; retrying elsewhere", instance.instance_id, route.name)
-                self._table.drop_instance(route.name, instance.instance_id)
-                continue
-            except BaseException:
-                lease.release()
-                raise
-            if not stream:
-                lease.release()
-            return lease, response
-        raise AssertionError("unreachable")
-
-    async def _forward(
-        self,
-        instance: InstanceRoute,
-        body: bytes,
-        headers: dict[str, str],
-        route: EndpointRoute,
-        region: str,
-        *,
-        last_attempt: bool,
-        path: str = "/invocations",
-        stream: bool = False,
-        model_errors: bool = True,
-    ) -> httpx.Response | UpstreamResponse:
-        if not stream:
-            return await self._post(
-                instance, body, headers, route, region, last_attempt=last_attempt, path=path, model_errors=model_errors
-            )
-        try:
-            upstream_request = self._client.build_request(
-                "POST",
-                f"{instance.url}{path}",
-                content=body,
-                headers=headers,
-                timeout=self._settings.invocation_timeout_s,
-            )
-            response = await self._client.send(upstream_request, stream=stream)
-            if model_errors and response.status_code >= 300:
-                if stream:
-                    try:
-                        await response.aread()
-                    except httpx.HTTPError:
-                        pass
-                    finally:
-                        await response.aclose()
-                raise self._model_error(route, region, response.status_code, response.text)
-            return response
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(route, region) from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            if not last_attempt:  # the worker died (or reset a kept-alive connection) before answering: send again
-                raise InstanceGone(instance.instance_id) from exc
-            raise self._gone_error(route, region, exc) from exc
-        except httpx.HTTPError as exc:
-            raise ModelError(
-                f'Received server error (0) from primary with message "the instance did not answer: {exc}". '
-                f"See the endpoint's log (modelhost logs {route.name}) for more information.",
-                original_status=0,
-                original_message=str(exc),
-                log_stream_arn=self._log_arn(route, region),
-            ) from exc
-
-    async def _post(
-        self,
-        instance: InstanceRoute,
-        body: bytes,
-        headers: dict[str, str],
-        route: EndpointRoute,
-        region: str,
-        *,
-        last_attempt: bool,
-        path: str,
-        model_errors: bool,
-    ) -> UpstreamResponse:
-        """A whole (non-streaming) answer through the keep-alive pool; the same errors as the httpx path."""
-        target = urlsplit(instance.url)
-        try:
-            response = await self._pool.post(
-                target.hostname or "127.0.0.1",
-                target.port or 80,
-                path,
-                headers,
-                body,
-                self._settings.invocation_timeout_s,
-            )
-        except TimeoutError as exc:
-            raise self._timeout_error(route, region) from exc
-        except UpstreamGone as exc:
-            if not last_attempt:  # nothing was answered: the request is safe to send again elsewhere
-                raise InstanceGone(instance.instance_id) from exc
-            raise self._gone_error(route, region, exc) from exc
-        except UpstreamBroken as exc:
-            raise self._gone_error(route, region, exc) from exc
-        if model_errors and response.status_code >= 300:
-            raise self._model_error(route, region, response.status_code, response.text)
-        return response
-
-    def _timeout_error(self, route: EndpointRoute, region: str) -> ModelError:
+    # the one mapping of forwarding failures to sagemaker-runtime errors ------------------------
+    def _forward_error(self, error: UpstreamError, route: EndpointRoute, region: str) -> ModelError:
+        """UpstreamGone (on the last instance tried), UpstreamBroken, UpstreamTimeout → ModelError (424)."""
+        original = "invocation timed out" if isinstance(error, UpstreamTimeout) else str(error)
         return ModelError(
-            'Received server error (0) from primary with message "Your invocation timed out while waiting for '
-            "a response from container primary. Review the latency metrics for each container, resolve the "
-            'issue, and try again."',
+            failure_message(error, route.name),
             original_status=0,
-            original_message="invocation timed out",
+            original_message=original,
             log_stream_arn=self._log_arn(route, region),
         )
-
-    def _gone_error(self, route: EndpointRoute, region: str, exc: Exception) -> ModelError:
-        return ModelError(
-            f'Received server error (0) from primary with message "the instance went away: {exc!r}". '
-            f"See the endpoint's log (modelhost logs {route.name}) for more information.",
-            original_status=0,
-            original_message=repr(exc),
-            log_stream_arn=self._log_arn(route, region),
-        )
-
-    def _log_arn(self, route: EndpointRoute, region: str) -> str:
-        return f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"
 
     def _model_error(self, route: EndpointRoute, region: str, status: int, text: str) -> ModelError:
+        """The worker answered with a non-2xx status."""
         kind = "client" if status < 500 else "server"
         return ModelError(
             f'Received {kind} error ({status}) from primary with message "{text}". '
@@ -440,3 +254,6 @@ class RuntimeApi:
             original_message=text,
             log_stream_arn=self._log_arn(route, region),
         )
+
+    def _log_arn(self, route: EndpointRoute, region: str) -> str:
+        return f"arn:aws:logs:{region}:{self._settings.account_id}:log-group:{route.log_group}"

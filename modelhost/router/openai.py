@@ -13,14 +13,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from modelhost.errors import ApiError, ModelError, ServiceUnavailable
-from modelhost.router.admission import Lease, Throttled
-from modelhost.router.app import RuntimeApi
+from modelhost.errors import ApiError, ServiceUnavailable, Throttled
+from modelhost.router.forward import (
+    InvocationRouter,
+    LeasedStream,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamTimeout,
+    failure_message,
+)
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -42,26 +47,27 @@ def openai_error(status: int, message: str, *, param: str | None = None, code: s
     return JSONResponse(body, status_code=status)
 
 
-def _error_for(exc: ApiError) -> Response:
+def _error_for(exc: ApiError | UpstreamError, endpoint: str) -> Response:
+    """The one mapping of the router's errors to OpenAI error objects."""
+    if isinstance(exc, UpstreamError):  # forwarding failed: the gateway's fault, not the caller's
+        return openai_error(
+            504 if isinstance(exc, UpstreamTimeout) else 502, failure_message(exc, endpoint), code="upstream_error"
+        )
     if isinstance(exc, ServiceUnavailable):
         return openai_error(503, exc.message, code="service_unavailable")
     if isinstance(exc, Throttled):
         return openai_error(429, exc.message, code="rate_limit_exceeded")
-    if isinstance(exc, ModelError):
-        status = 504 if exc.original_status == 0 and "timed out" in exc.message else 502
-        return openai_error(status, exc.message, code="upstream_error")
     return openai_error(exc.status if exc.status < 500 else 500, exc.message, code=exc.code)
 
 
-async def _relay(upstream: httpx.Response, lease: Lease, endpoint: str) -> AsyncIterator[bytes]:
+async def _relay(answer: LeasedStream, endpoint: str) -> AsyncIterator[bytes]:
     """The worker's body as it arrives; closing (client gone) closes the upstream so the worker aborts."""
-    sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
+    sse = answer.answer.headers.get("content-type", "").startswith("text/event-stream")
     try:
-        async for chunk in upstream.aiter_raw():
-            if chunk:
-                yield chunk
-    except httpx.HTTPError as exc:
-        log.warning("OpenAI stream from %s broke: %s", lease.instance.instance_id, exc)
+        async for chunk in answer.answer.chunks():
+            yield chunk
+    except (UpstreamBroken, UpstreamTimeout) as exc:
+        log.warning("OpenAI stream from %s broke: %s", answer.instance_id, exc)
         if sse:
             error = {
                 "error": {
@@ -73,23 +79,21 @@ async def _relay(upstream: httpx.Response, lease: Lease, endpoint: str) -> Async
             }
             yield b"data: " + json.dumps(error).encode() + b"\n\n"
     finally:
-        lease.release()
-        with anyio.CancelScope(shield=True):
-            await upstream.aclose()
+        await answer.aclose()
 
 
 class OpenAiApi:
-    """Routes `model` to an endpoint through the runtime's selection and forwarding (with its retry)."""
+    """Routes `model` to an endpoint through the shared InvocationRouter (selection, admission, one retry)."""
 
     def __init__(
         self,
         settings: ServerSettings,
-        runtime: RuntimeApi,
+        router: InvocationRouter,
         endpoint_status: Callable[[str], str | None],
         served_models: Callable[[], list[ServedModel]],
     ) -> None:
         self._settings = settings
-        self._runtime = runtime
+        self._router = router
         self._endpoint_status = endpoint_status
         self._served_models = served_models
 
@@ -140,25 +144,19 @@ class OpenAiApi:
                 param="model",
                 code="model_not_found",
             )
+        headers = {"content-type": "application/json", "accept": request.headers.get("accept", "*/*")}
+        path = request.url.path[request.url.path.index("/v1/") :]
         try:
-            route, variant = self._runtime.select(model, self._settings.region, None)
-            headers = {"content-type": "application/json", "accept": request.headers.get("accept", "*/*")}
-            lease, upstream = await self._runtime.forward_with_retry(
-                variant,
-                body,
-                headers,
-                route,
-                self._settings.region,
-                path=request.url.path[request.url.path.index("/v1/") :],
-                stream=True,
-                model_errors=False,
+            installed, variant = self._router.select(model, None)
+            route = installed.route
+            answer = await self._router.open_stream(
+                route, variant, UpstreamRequest(path, headers, body, self._router.timeout_s)
             )
-        except ApiError as exc:
-            return _error_for(exc)
-        out_headers = {h: upstream.headers[h] for h in RELAYED_HEADERS if h in upstream.headers}
-        return StreamingResponse(
-            _relay(upstream, lease, route.name), status_code=upstream.status_code, headers=out_headers
-        )
+        except (ApiError, UpstreamError) as exc:
+            return _error_for(exc, model)
+        # the worker's own answer, errors included, is relayed as it is (it speaks OpenAI's shapes)
+        out_headers = {h: answer.answer.headers[h] for h in RELAYED_HEADERS if h in answer.answer.headers}
+        return StreamingResponse(_relay(answer, route.name), status_code=answer.answer.status_code, headers=out_headers)
 
 
 def _parse(body: bytes) -> dict[str, Any] | Response:

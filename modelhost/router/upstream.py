@@ -1,8 +1,9 @@
-"""A small keep-alive HTTP/1.1 client for the router's hot path: POST to a worker, read the whole answer.
+"""The three ways forwarding to a worker fails, and a small keep-alive HTTP/1.1 client for the router's hot
+path: POST to a worker, read the whole answer.
 
 httpx costs the single-threaded router several hundred microseconds a request; this client writes one
 buffer and parses the answer with httptools (C), reusing connections per worker. Streaming answers still go
-through httpx.
+through httpx (router/forward.py puts both behind one interface raising the errors below).
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ import httptools
 MAX_IDLE_PER_ORIGIN = 64
 
 
-class UpstreamGone(Exception):
+class UpstreamError(Exception):
+    """Forwarding to a worker failed; `str()` says what the transport saw."""
+
+
+class UpstreamGone(UpstreamError):
     """The worker refused the connection or closed it before any byte of an answer: safe to send again."""
 
 
-class UpstreamBroken(Exception):
-    """The worker closed the connection in the middle of its answer."""
+class UpstreamBroken(UpstreamError):
+    """The worker closed the connection in the middle of its answer (or the exchange failed otherwise)."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The worker sent nothing for the invocation timeout."""
 
 
 @dataclass(slots=True)
@@ -68,7 +77,15 @@ class UpstreamPool:
         self, host: str, port: int, path: str, headers: dict[str, str], body: bytes, timeout_s: float
     ) -> UpstreamResponse:
         """POST and read the whole answer. Raises UpstreamGone (nothing was answered: safe to resend),
-        UpstreamBroken (the answer was cut) or TimeoutError."""
+        UpstreamBroken (the answer was cut) or UpstreamTimeout."""
+        try:
+            return await self._post(host, port, path, headers, body, timeout_s)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"no answer within {timeout_s:g} s") from exc
+
+    async def _post(
+        self, host: str, port: int, path: str, headers: dict[str, str], body: bytes, timeout_s: float
+    ) -> UpstreamResponse:
         head = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", f"content-length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in headers.items()]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
