@@ -25,19 +25,25 @@ from starlette.routing import Route
 
 from modelhost.api.app import ControlPlaneApi
 from modelhost.api.validation import service_model
-from modelhost.controller.endpoints import EndpointController
+from modelhost.clock import SystemClock
+from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.instances import InstanceStarter
+from modelhost.controller.loop import ControlLoop, LoopSettings
+from modelhost.controller.preparation import ArtifactPreparer
 from modelhost.registry import ModelRegistry
+from modelhost.resources.status import EndpointStatus
 from modelhost.router.admission import Admission
 from modelhost.router.app import RuntimeApi
 from modelhost.router.cache import ResultCache
+from modelhost.router.forward import HttpUpstream, InvocationRouter
 from modelhost.router.openai import OpenAiApi, ServedModel
 from modelhost.router.table import RoutingTable
-from modelhost.scheduler.inventory import discover_inventory
+from modelhost.scheduler.inventory import GpuLedger, Inventory, discover_inventory
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
+from modelhost.store.records import Records, RecordUnreadable
 from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Services:
     store: SqliteStore
-    controller: EndpointController
+    records: Records
+    controller: ControlLoop
     control_plane: ControlPlaneApi
     runtime: RuntimeApi
     openai: OpenAiApi
@@ -65,13 +72,63 @@ def tail_lines(path: Path, count: int) -> list[str]:
     return lines[-count:]
 
 
-def served_models(store: SqliteStore) -> list[ServedModel]:
+def served_models(records: Records) -> list[ServedModel]:
     """InService endpoints, which the OpenAI API lists as models."""
     return [
-        ServedModel(str(r["EndpointName"]), int(float(r.get("CreationTime") or 0)))
-        for r in store.list("endpoint")
-        if r.get("EndpointStatus") == "InService"
+        ServedModel(e.name, int(e.created)) for e in records.endpoints.list() if e.status == EndpointStatus.IN_SERVICE
     ]
+
+
+def endpoint_status(records: Records, name: str) -> str | None:
+    """The endpoint's status for the router; None when there is no such endpoint."""
+    try:
+        endpoint = records.endpoints.get(name)
+    except RecordUnreadable:
+        return None
+    return None if endpoint is None else str(endpoint.status)
+
+
+def build_controller(
+    settings: ServerSettings,
+    records: Records,
+    table: RoutingTable,
+    admission: Admission,
+    registry: ModelRegistry,
+    inventory: Inventory,
+) -> tuple[ControlLoop, LocalProcessLauncher]:
+    """The control loop with its applier, on local worker processes."""
+    clock = SystemClock()
+    launcher = LocalProcessLauncher(settings.run_dir, settings.logs_dir)
+    starter = InstanceStarter(
+        launcher,
+        inventory,
+        GpuLedger(),
+        registry.worker_environment,
+        clock,
+        strict=settings.strict_instance_types,
+        ping_interval_s=settings.ping_interval_s,
+    )
+    preparer = ArtifactPreparer(
+        ArtifactCache(settings.artifacts_dir, settings.max_extract_bytes),
+        settings.packages_dir,
+        settings.run_dir / "empty-model",
+    )
+    holder: list[ControlLoop] = []
+    applier = Applier(
+        records,
+        launcher,
+        starter,
+        preparer,
+        table,
+        admission,
+        clock,
+        Timeouts(download_s=settings.default_download_timeout_s, startup_s=settings.default_startup_timeout_s),
+        wake=lambda: holder[0].wake(),
+    )
+    loop_settings = LoopSettings(settings.control_interval_s, settings.health_interval_s, settings.health_failures)
+    controller = ControlLoop(records, applier, launcher, table, clock, loop_settings)
+    holder.append(controller)
+    return controller, launcher
 
 
 def build_app(settings: ServerSettings) -> Starlette:
@@ -85,35 +142,31 @@ def build_app(settings: ServerSettings) -> Starlette:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
         store = SqliteStore(settings.db_path)
         store.open()
+        store.start_backups()  # HOME/backups/store-<UTC stamp>.db now and every 10 minutes; close() stops it
         service_model("sagemaker")  # load botocore's model once, before the first request
         inventory = discover_inventory(settings.inventory_json)
         quotas = parse_quotas(settings.quotas)
         table = RoutingTable()
+        records = Records(store)
+        admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
         registry = ModelRegistry(settings.registry_dir)
-        launcher = LocalProcessLauncher()
-        starter = InstanceStarter(
-            settings,
-            launcher,
-            ArtifactCache(settings.artifacts_dir, settings.max_extract_bytes),
-            registry.worker_environment,
-            inventory,
-        )
-        controller = EndpointController(store, settings, launcher, starter, table)
+        controller, launcher = build_controller(settings, records, table, admission, registry, inventory)
         client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
 
-        def endpoint_status(name: str) -> str | None:
-            record = store.get("endpoint", name)
-            return None if record is None else str(record["EndpointStatus"])
-
-        admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
+        status_of = functools.partial(endpoint_status, records)
+        upstream = HttpUpstream(client)
+        router = InvocationRouter(
+            table, admission, upstream, status_of, settings.account_id, settings.invocation_timeout_s
+        )
         cache = ResultCache(settings.result_cache_max_bytes, time.monotonic)
-        runtime = RuntimeApi(settings, table, endpoint_status, client, admission, cache)
+        runtime = RuntimeApi(settings, router, cache)
         holder["services"] = Services(
             store=store,
+            records=records,
             controller=controller,
-            control_plane=ControlPlaneApi(store, settings, controller.wake, inventory, quotas),
+            control_plane=ControlPlaneApi(records, settings, controller.wake, inventory, quotas),
             runtime=runtime,
-            openai=OpenAiApi(settings, runtime, endpoint_status, functools.partial(served_models, store)),
+            openai=OpenAiApi(settings, router, status_of, functools.partial(served_models, records)),
             client=client,
         )
         loop_task = asyncio.create_task(controller.run())
@@ -132,7 +185,8 @@ def build_app(settings: ServerSettings) -> Starlette:
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
-            runtime.close()
+            upstream.close()
+            await launcher.aclose()
             await client.aclose()
             store.close()
 
@@ -144,7 +198,17 @@ def build_app(settings: ServerSettings) -> Starlette:
         return await services.runtime.handle(request)
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "home": str(settings.home)})
+        """200 while the control plane can act; 503 naming what stops it (e.g. the store cannot be written).
+        Store rows that cannot be read are listed too, but the rest of the control plane works around them."""
+        services = holder["services"]
+        problems = services.controller.problems()
+        body = {
+            "status": "unavailable" if problems else "ok",
+            "home": str(settings.home),
+            "problems": problems,
+            "unreadable_records": services.records.problems.lines(),
+        }
+        return JSONResponse(body, status_code=503 if problems else 200)
 
     async def quotas(request: Request) -> Response:
         return JSONResponse(holder["services"].control_plane.quota_report())

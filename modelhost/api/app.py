@@ -1,7 +1,7 @@
 """The control-plane edge: `POST /` with `X-Amz-Target: SageMaker.<Operation>` (AWS JSON 1.1).
 
 Parses the target and the JSON body, validates it against botocore's model, calls the operation's
-handler and writes the response or the AWS error body. Handlers only read and write the store.
+handler and writes the response or the AWS error body. Handlers only read and write records.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from modelhost.api.context import ApiContext
 from modelhost.api.handlers import endpoint_configs, endpoints, models, tags
 from modelhost.auth import authenticate
 from modelhost.errors import ApiError, UnknownOperation, ValidationError
+from modelhost.resources.quota import instances_in_use
 from modelhost.scheduler.inventory import Inventory
 from modelhost.scheduler.placement import quota_for
 from modelhost.settings import ServerSettings
-from modelhost.store.sqlite import SqliteStore
+from modelhost.store.records import Records
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,14 @@ class ControlPlaneApi:
 
     def __init__(
         self,
-        store: SqliteStore,
+        records: Records,
         settings: ServerSettings,
         wake_controller: Callable[[], None],
         inventory: Inventory,
         quotas: Mapping[str, int],
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._store = store
+        self._records = records
         self._settings = settings
         self._wake = wake_controller
         self._inventory = inventory
@@ -92,7 +93,7 @@ class ControlPlaneApi:
     def quota_report(self) -> dict[str, Any]:
         """Limits, use and what is left per instance type (types in use or configured), and the host."""
         ctx = self._context(self._settings.region)
-        used = endpoints.instances_in_use(ctx)
+        used = instances_in_use(ctx.records.endpoints.list())
         strict = self._settings.strict_instance_types
         rows = [
             quota_for(t, self._inventory, self._quotas, used, strict=strict)
@@ -109,7 +110,7 @@ class ControlPlaneApi:
 
     def _context(self, region: str) -> ApiContext:
         return ApiContext(
-            store=self._store,
+            records=self._records,
             settings=self._settings,
             region=region,
             now=self._now,

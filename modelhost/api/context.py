@@ -1,4 +1,4 @@
-"""What every API handler gets: the store, the settings and the caller's region."""
+"""What every API handler gets: the records, the settings and the caller's region."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from modelhost import ids
 from modelhost.scheduler.inventory import Inventory
 from modelhost.settings import ServerSettings
-from modelhost.store.sqlite import SqliteStore
+from modelhost.store.records import Records
 
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    store: SqliteStore
+    records: Records
     settings: ServerSettings
     region: str  # from the request's SigV4 scope, else the configured region
     now: Callable[[], float]  # epoch seconds
@@ -23,8 +23,3 @@ class ApiContext:
 
     def arn(self, kind: str, name: str) -> str:
         return ids.arn(kind, name, region=self.region, account_id=self.settings.account_id)
-
-
-def public(record: dict[str, object]) -> dict[str, object]:
-    """A stored record without its internal (underscore) members, as Describe returns it."""
-    return {k: v for k, v in record.items() if not k.startswith("_")}

@@ -18,6 +18,17 @@ PHASE_REQUIREMENTS = "requirements"
 PHASE_LOAD = "load"
 PHASE_HEALTH_CHECK = "health check"
 
+# The worker's HTTP surface as the control plane and the router use it.
+PING_PATH = "/ping"  # GET: 200 when serving; 503 with {"status": "unhealthy", "reason"} or {"code", "message"}
+INVOCATIONS_PATH = "/invocations"  # POST: one InvokeEndpoint(WithResponseStream) request
+CHAT_COMPLETIONS_PATH = "/v1/chat/completions"  # POST (engine mode; handler mode answers a 400)
+COMPLETIONS_PATH = "/v1/completions"  # POST (engine mode; handler mode answers a 400)
+MODELS_PATH = "/v1/models"  # GET (engine mode)
+STATS_PATH = "/_modelhost/stats"  # GET (engine mode): {"ready", "engine": the backend's counters}
+# Headers private to router -> worker requests.
+STREAM_HEADER = "x-modelhost-stream"  # "true": stream the answer (InvokeEndpointWithResponseStream); a
+# handler-mode worker drops it (a model.py streams when its Output does), an engine-mode worker honours it
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
@@ -38,6 +49,9 @@ class WorkerSpec:
     parent_pid: int | None = None  # the worker exits when this process is gone (no orphans after kill -9)
     group_id: str = ""  # the SageMaker instance this worker is a model copy of (several copies when the
     # instance has more GPUs than option.tensor_parallel_degree; DJL's semantics)
+    cpu_threads: int | None = None  # the CPU threads placement gave this copy (the engine's torch threads)
+    memory_bytes: int | None = None  # the memory placement budgeted for this copy
+    tensor_parallel_degree: int | None = None  # GPUs per model copy, decided by the controller (None: CPU / one)
     version: int = SPEC_VERSION
 
     def to_json(self) -> str:

@@ -19,9 +19,9 @@ S = EndpointStatus
 # status -> the statuses it may move to
 TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
     S.CREATING: frozenset({S.IN_SERVICE, S.FAILED, S.DELETING}),
-    S.IN_SERVICE: frozenset({S.UPDATING, S.DELETING}),
+    S.IN_SERVICE: frozenset({S.UPDATING, S.FAILED, S.DELETING}),  # Failed: it cannot come back after a restart
     S.UPDATING: frozenset({S.IN_SERVICE, S.ROLLING_BACK, S.FAILED, S.DELETING}),
-    S.ROLLING_BACK: frozenset({S.IN_SERVICE, S.DELETING}),
+    S.ROLLING_BACK: frozenset({S.IN_SERVICE, S.FAILED, S.DELETING}),
     S.FAILED: frozenset({S.DELETING}),
     S.DELETING: frozenset(),
 }

@@ -83,3 +83,22 @@ def discover_inventory(configured: str | None = None) -> Inventory:
     if configured:
         return parse_inventory(configured)
     return Inventory(gpus=discover_gpus(), cpus=os.cpu_count() or 1, memory_bytes=_memory_bytes())
+
+
+class GpuLedger:
+    """Which GPUs each SageMaker instance holds on this host; the one owner of that fact."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[int, ...]] = {}  # instance (group) id -> its GPUs
+
+    def in_use(self) -> list[int]:
+        return [gpu for gpus in self._held.values() for gpu in gpus]
+
+    def allocate(self, group_id: str, gpu_ids: tuple[int, ...]) -> None:
+        taken = set(self.in_use()) & set(gpu_ids)
+        if taken:
+            raise ValueError(f"GPU(s) {sorted(taken)} are already held")
+        self._held[group_id] = gpu_ids
+
+    def release(self, group_id: str) -> None:
+        self._held.pop(group_id, None)

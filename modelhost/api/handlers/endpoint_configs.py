@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelhost.api.context import ApiContext, public
-from modelhost.api.handlers.models import get_model
+from modelhost.api import shapes
+from modelhost.api.context import ApiContext
+from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
+from modelhost.resources.endpoint_config import EndpointConfig
+from modelhost.store.records import RecordUnreadable
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "endpoint_config"
@@ -40,34 +43,31 @@ def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, A
     name = body["EndpointConfigName"]
     _check_variants(ctx, body["ProductionVariants"])
     config_arn = ctx.arn(KIND, name)
-    variants = [{"InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **v} for v in body["ProductionVariants"]]
-    record = {
-        **body,
-        "ProductionVariants": variants,
-        "EndpointConfigArn": config_arn,
-        "CreationTime": ctx.now(),
-    }
+    config = shapes.config_from_request(body, config_arn, ctx.now())
     try:
-        ctx.store.insert(KIND, name, record)
+        ctx.records.endpoint_configs.insert(name, config)
     except AlreadyExists as exc:
         raise ValidationError(f'Cannot create already existing endpoint configuration "{config_arn}".') from exc
     return {"EndpointConfigArn": config_arn}
 
 
-def get_endpoint_config(ctx: ApiContext, name: str) -> dict[str, Any]:
-    record = ctx.store.get(KIND, name)
-    if record is None:
+def get_endpoint_config(ctx: ApiContext, name: str) -> EndpointConfig:
+    try:
+        config = ctx.records.endpoint_configs.get(name)
+    except RecordUnreadable as exc:
+        raise unreadable(exc) from exc
+    if config is None:
         raise not_found(ctx, name)
-    return record
+    return config
 
 
 def describe_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(get_endpoint_config(ctx, body["EndpointConfigName"]))
+    return shapes.config_description(get_endpoint_config(ctx, body["EndpointConfigName"]))
 
 
 def list_endpoint_configs(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     return list_response(
-        ctx.store.list(KIND),
+        [shapes.config_summary(c) for c in ctx.records.endpoint_configs.list()],
         body,
         result_key="EndpointConfigs",
         summary_keys=("EndpointConfigName", "EndpointConfigArn", "CreationTime"),
@@ -78,7 +78,7 @@ def list_endpoint_configs(ctx: ApiContext, body: dict[str, Any]) -> dict[str, An
 
 def delete_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     # AWS allows deleting a config in use; the endpoint keeps serving from its own snapshot.
-    if not ctx.store.delete(KIND, body["EndpointConfigName"]):
+    if not ctx.records.endpoint_configs.delete(body["EndpointConfigName"]):
         raise not_found(ctx, body["EndpointConfigName"])
     return {}
 

@@ -1,102 +1,90 @@
-"""CreateEndpoint, DescribeEndpoint, ListEndpoints, DeleteEndpoint: record intent, the controller acts."""
+"""CreateEndpoint, DescribeEndpoint, ListEndpoints, DeleteEndpoint, UpdateEndpoint,
+UpdateEndpointWeightsAndCapacities: record intent as `Endpoint` transitions; the controller acts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from modelhost.api.context import ApiContext, public
+from modelhost.api import shapes
+from modelhost.api.context import ApiContext
 from modelhost.api.handlers.endpoint_configs import get_endpoint_config
-from modelhost.api.handlers.models import get_model
+from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
 from modelhost.errors import ResourceLimitExceeded, ValidationError
+from modelhost.resources.endpoint import Endpoint, PendingUpdate, VariantSpec, VariantState, initial_state
+from modelhost.resources.endpoint_config import EndpointConfig
+from modelhost.resources.quota import instances_in_use
+from modelhost.resources.status import IN_PROGRESS, EndpointStatus
 from modelhost.scheduler.placement import quota_for, quota_message
+from modelhost.store.records import RecordUnreadable
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "endpoint"
-IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
-HOLDS_INSTANCES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "InService"})
 
 
 def not_found(ctx: ApiContext, name: str) -> ValidationError:
     return ValidationError(f'Could not find endpoint "{ctx.arn(KIND, name)}".')
 
 
-def get_endpoint(ctx: ApiContext, name: str) -> dict[str, Any]:
-    record = ctx.store.get(KIND, name)
-    if record is None:
+def in_progress(endpoint: Endpoint) -> ValidationError:
+    return ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
+
+
+def get_endpoint(ctx: ApiContext, name: str) -> Endpoint:
+    try:
+        endpoint = ctx.records.endpoints.get(name)
+    except RecordUnreadable as exc:
+        raise unreadable(exc) from exc
+    if endpoint is None:
         raise not_found(ctx, name)
-    return record
+    return endpoint
 
 
-def instances_in_use(ctx: ApiContext) -> dict[str, int]:
-    """Instances desired per instance type by endpoints that hold (or are getting) instances."""
-    used: dict[str, int] = {}
-    for endpoint in ctx.store.list(KIND):
-        if endpoint.get("EndpointStatus") not in HOLDS_INSTANCES:
-            continue
-        fleets = [(endpoint.get("_deployment", {}), endpoint["ProductionVariants"])]
-        if "_pending" in endpoint:  # a blue/green update runs both fleets for a while
-            fleets.append((endpoint["_pending"], endpoint["_pending"]["ProductionVariants"]))
-        for deployment, summaries in fleets:
-            for variant in deployment.get("variants", []):
-                instance_type = variant.get("InstanceType", "")
-                used[instance_type] = used.get(instance_type, 0) + _desired(summaries, variant)
-    return used
-
-
-def _check_capacity(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
+def _check_capacity(ctx: ApiContext, wanted: list[tuple[str, int]]) -> None:
     """Refuse what would exceed an instance-type quota, as AWS refuses it (ResourceLimitExceeded)."""
-    used = instances_in_use(ctx)
+    used = instances_in_use(ctx.records.endpoints.list())
     delta: dict[str, int] = {}
-    for variant in variants:
-        delta[variant["InstanceType"]] = delta.get(variant["InstanceType"], 0) + int(
-            variant.get("InitialInstanceCount", 1)
-        )
-    for instance_type, wanted in delta.items():
+    for instance_type, count in wanted:
+        delta[instance_type] = delta.get(instance_type, 0) + count
+    for instance_type, count in delta.items():
         quota = quota_for(instance_type, ctx.inventory, ctx.quotas, used, strict=ctx.settings.strict_instance_types)
-        if wanted > 0 and quota.used + wanted > quota.limit:
-            raise ResourceLimitExceeded(quota_message(instance_type, quota.limit, quota.used, wanted))
+        if count > 0 and quota.used + count > quota.limit:
+            raise ResourceLimitExceeded(quota_message(instance_type, quota.limit, quota.used, count))
 
 
-def _variant_summary(variant: dict[str, Any]) -> dict[str, Any]:
-    weight = float(variant.get("InitialVariantWeight", 1.0))
-    return {
-        "VariantName": variant["VariantName"],
-        "CurrentWeight": weight,
-        "DesiredWeight": weight,
-        "CurrentInstanceCount": 0,
-        "DesiredInstanceCount": int(variant.get("InitialInstanceCount", 1)),
-        "VariantStatus": [{"Status": "Creating", "StatusMessage": "waiting to start", "StartTime": 0.0}],
-    }
+def _snapshot(ctx: ApiContext, config: EndpointConfig) -> tuple[VariantSpec, ...]:
+    """The config's variants with their models, as the endpoint keeps them (AWS lets both be deleted later)."""
+    return tuple(VariantSpec(variant=v, model=get_model(ctx, v.model_name)) for v in config.variants)
 
 
 def create_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     name = body["EndpointName"]
     endpoint_arn = ctx.arn(KIND, name)
-    if ctx.store.get(KIND, name) is not None:
+    try:
+        exists = ctx.records.endpoints.get(name) is not None
+    except RecordUnreadable:
+        exists = True
+    if exists:
         raise ValidationError(f'Cannot create already existing endpoint "{endpoint_arn}".')
     config = get_endpoint_config(ctx, body["EndpointConfigName"])
-    # Snapshot the config and its models: AWS lets both be deleted while the endpoint runs.
-    variants = [{**v, "Model": get_model(ctx, v["ModelName"])} for v in config["ProductionVariants"]]
-    _check_capacity(ctx, variants)
+    variants = _snapshot(ctx, config)
+    _check_capacity(ctx, [(s.instance_type, s.variant.initial_instance_count) for s in variants])
     now = ctx.now()
-    summaries = [_variant_summary(v) for v in variants]
-    for summary in summaries:
-        summary["VariantStatus"][0]["StartTime"] = now
-    record = {
-        "EndpointName": name,
-        "EndpointArn": endpoint_arn,
-        "EndpointConfigName": config["EndpointConfigName"],
-        "EndpointStatus": "Creating",
-        "CreationTime": now,
-        "LastModifiedTime": now,
-        "ProductionVariants": summaries,
-        "_deployment": {"variants": variants, "region": ctx.region},
-    }
-    if body.get("Tags"):
-        record["_tags"] = body["Tags"]
+    endpoint = Endpoint(
+        name=name,
+        arn=endpoint_arn,
+        config_name=config.name,
+        status=EndpointStatus.CREATING,
+        created=now,
+        modified=now,
+        region=ctx.region,
+        variants=variants,
+        states=tuple(initial_state(s.variant, now) for s in variants),
+        tags=shapes.tags_from_request(body.get("Tags")),
+    )
     try:
-        ctx.store.insert(KIND, name, record)
+        ctx.records.endpoints.insert(name, endpoint)
     except AlreadyExists as exc:
         raise ValidationError(f'Cannot create already existing endpoint "{endpoint_arn}".') from exc
     ctx.wake_controller()
@@ -104,12 +92,12 @@ def create_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(get_endpoint(ctx, body["EndpointName"]))
+    return shapes.endpoint_description(get_endpoint(ctx, body["EndpointName"]))
 
 
 def list_endpoints(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     return list_response(
-        ctx.store.list(KIND),
+        [shapes.endpoint_summary(e) for e in ctx.records.endpoints.list()],
         body,
         result_key="Endpoints",
         summary_keys=("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus"),
@@ -121,13 +109,14 @@ def list_endpoints(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     name = body["EndpointName"]
+    get_endpoint(ctx, name)  # a damaged record is named, not silently deleted
 
-    def mark_deleting(record: dict[str, Any]) -> dict[str, Any]:
-        if record["EndpointStatus"] in IN_PROGRESS:
-            raise ValidationError(f'Cannot update in-progress endpoint "{record["EndpointArn"]}".')
-        return {**record, "EndpointStatus": "Deleting", "LastModifiedTime": ctx.now()}
+    def mark_deleting(endpoint: Endpoint) -> Endpoint:
+        if endpoint.status in IN_PROGRESS:
+            raise in_progress(endpoint)
+        return endpoint.mark_deleting(ctx.now())
 
-    if ctx.store.update(KIND, name, mark_deleting) is None:
+    if ctx.records.endpoints.update(name, mark_deleting) is None:
         raise not_found(ctx, name)
     ctx.wake_controller()
     return {}
@@ -136,126 +125,84 @@ def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 def update_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     """Record a blue/green move to another configuration; the controller brings it up and rolls back on failure."""
     name = body["EndpointName"]
-    record = get_endpoint(ctx, name)
+    endpoint = get_endpoint(ctx, name)
     config = get_endpoint_config(ctx, body["EndpointConfigName"])
-    variants = [{**v, "Model": get_model(ctx, v["ModelName"])} for v in config["ProductionVariants"]]
-    summaries = [_variant_summary(v) for v in variants]
-    if body.get("RetainAllVariantProperties"):
-        _retain_variant_properties(record, summaries, body.get("ExcludeRetainedVariantProperties", []))
-    _check_capacity(
-        ctx,
-        [{**v, "InitialInstanceCount": s["DesiredInstanceCount"]} for v, s in zip(variants, summaries, strict=True)],
-    )
+    variants = _snapshot(ctx, config)
     now = ctx.now()
-    for summary in summaries:
-        summary["VariantStatus"] = [{"Status": "Creating", "StatusMessage": "waiting to start", "StartTime": now}]
+    states = tuple(initial_state(s.variant, now) for s in variants)
+    if body.get("RetainAllVariantProperties"):
+        states = _retain_variant_properties(endpoint, states, body.get("ExcludeRetainedVariantProperties", []))
+    _check_capacity(ctx, [(s.instance_type, st.desired_count) for s, st in zip(variants, states, strict=True)])
+    pending = PendingUpdate(config_name=config.name, variants=variants, states=states, started=now)
 
-    def apply(current: dict[str, Any]) -> dict[str, Any]:
-        if current["EndpointStatus"] != "InService":
-            raise ValidationError(f'Cannot update in-progress endpoint "{current["EndpointArn"]}".')
-        pending_summary = {
-            "EndpointConfigName": config["EndpointConfigName"],
-            "ProductionVariants": [
-                {k: s[k] for k in ("VariantName", "DesiredInstanceCount", "DesiredWeight", "VariantStatus")}
-                for s in summaries
-            ],
-            "StartTime": now,
-        }
-        pending = {
-            "EndpointConfigName": config["EndpointConfigName"],
-            "variants": variants,
-            "ProductionVariants": summaries,
-        }
-        return {
-            **current,
-            "EndpointStatus": "Updating",
-            "LastModifiedTime": now,
-            "PendingDeploymentSummary": pending_summary,
-            "_pending": pending,
-        }
+    def apply(current: Endpoint) -> Endpoint:
+        if current.status != EndpointStatus.IN_SERVICE:
+            raise in_progress(current)
+        return current.begin_update(pending, now)
 
-    ctx.store.update(KIND, name, apply)
+    ctx.records.endpoints.update(name, apply)
     ctx.wake_controller()
-    return {"EndpointArn": record["EndpointArn"]}
+    return {"EndpointArn": endpoint.arn}
 
 
 def _retain_variant_properties(
-    record: dict[str, Any], summaries: list[dict[str, Any]], excluded: list[dict[str, Any]]
-) -> None:
+    endpoint: Endpoint, states: tuple[VariantState, ...], excluded: list[dict[str, Any]]
+) -> tuple[VariantState, ...]:
     """RetainAllVariantProperties: variants that keep their name keep their current count and weight."""
     skip = {e.get("VariantPropertyType") for e in excluded}
-    current = {s["VariantName"]: s for s in record["ProductionVariants"]}
-    for summary in summaries:
-        old = current.get(summary["VariantName"])
-        if old is None:
-            continue
-        if "DesiredInstanceCount" not in skip:
-            summary["DesiredInstanceCount"] = old["DesiredInstanceCount"]
-        if "DesiredWeight" not in skip:
-            summary["DesiredWeight"] = summary["CurrentWeight"] = old["DesiredWeight"]
+    kept = []
+    for state in states:
+        old = endpoint.state(state.name)
+        if old is not None:
+            if "DesiredInstanceCount" not in skip:
+                state = replace(state, desired_count=old.desired_count)
+            if "DesiredWeight" not in skip:
+                state = replace(state, desired_weight=old.desired_weight, current_weight=old.desired_weight)
+        kept.append(state)
+    return tuple(kept)
 
 
 def update_endpoint_weights_and_capacities(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     """Record new desired weights and instance counts; the controller converges and reports InService."""
     name = body["EndpointName"]
     changes = _weight_and_capacity_changes(body["DesiredWeightsAndCapacities"])
-    record = get_endpoint(ctx, name)
-    known = {s["VariantName"] for s in record["ProductionVariants"]}
-    unknown = sorted(set(changes) - known)
+    endpoint = get_endpoint(ctx, name)
+    unknown = sorted(set(changes) - {s.name for s in endpoint.states})
     if unknown:
-        raise ValidationError(
-            f'The variant(s) [{", ".join(unknown)}] are not present in endpoint "{record["EndpointArn"]}".'
-        )
-    growth = [
-        {
-            **v,
-            "InitialInstanceCount": int(changes[v["VariantName"]]["DesiredInstanceCount"])
-            - _desired(record["ProductionVariants"], v),
-        }
-        for v in record["_deployment"]["variants"]
-        if "DesiredInstanceCount" in changes.get(v["VariantName"], {})
-    ]
-    _check_capacity(ctx, [v for v in growth if v["InitialInstanceCount"] > 0])
+        raise ValidationError(f'The variant(s) [{", ".join(unknown)}] are not present in endpoint "{endpoint.arn}".')
+    growth = []
+    for spec in endpoint.variants:
+        count = changes.get(spec.name, (None, None))[1]
+        state = endpoint.state(spec.name)
+        if count is not None and state is not None and count > state.desired_count:
+            growth.append((spec.instance_type, count - state.desired_count))
+    _check_capacity(ctx, growth)
 
-    def apply(current: dict[str, Any]) -> dict[str, Any]:
-        if current["EndpointStatus"] != "InService":
-            raise ValidationError(f'Cannot update in-progress endpoint "{current["EndpointArn"]}".')
-        for summary in current["ProductionVariants"]:
-            change = changes.get(summary["VariantName"])
-            if change is None:
-                continue
-            if "DesiredWeight" in change:
-                summary["DesiredWeight"] = float(change["DesiredWeight"])
-            if "DesiredInstanceCount" in change:
-                summary["DesiredInstanceCount"] = int(change["DesiredInstanceCount"])
-            summary["VariantStatus"] = [{"Status": "Updating", "StatusMessage": "applying", "StartTime": ctx.now()}]
-        return {**current, "EndpointStatus": "Updating", "LastModifiedTime": ctx.now()}
+    def apply(current: Endpoint) -> Endpoint:
+        if current.status != EndpointStatus.IN_SERVICE:
+            raise in_progress(current)
+        return current.with_desired(changes, ctx.now())
 
-    if ctx.store.update(KIND, name, apply) is None:
+    if ctx.records.endpoints.update(name, apply) is None:
         raise not_found(ctx, name)
     ctx.wake_controller()
-    return {"EndpointArn": record["EndpointArn"]}
+    return {"EndpointArn": endpoint.arn}
 
 
-def _weight_and_capacity_changes(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    changes = {c["VariantName"]: c for c in entries}
-    if len(changes) != len(entries):
+def _weight_and_capacity_changes(entries: list[dict[str, Any]]) -> dict[str, tuple[float | None, int | None]]:
+    by_name = {c["VariantName"]: c for c in entries}
+    if len(by_name) != len(entries):
         raise ValidationError("Each VariantName may appear only once in DesiredWeightsAndCapacities.")
-    for change in changes.values():
+    changes: dict[str, tuple[float | None, int | None]] = {}
+    for variant_name, change in by_name.items():
         if change.get("ServerlessUpdateConfig"):
             raise ValidationError("ServerlessUpdateConfig is not supported by modelhost (no serverless variants).")
         if "DesiredWeight" not in change and "DesiredInstanceCount" not in change:
-            raise ValidationError(
-                f"Variant '{change['VariantName']}': specify DesiredWeight, DesiredInstanceCount or both."
-            )
+            raise ValidationError(f"Variant '{variant_name}': specify DesiredWeight, DesiredInstanceCount or both.")
+        weight = float(change["DesiredWeight"]) if "DesiredWeight" in change else None
+        count = int(change["DesiredInstanceCount"]) if "DesiredInstanceCount" in change else None
+        changes[variant_name] = (weight, count)
     return changes
-
-
-def _desired(summaries: list[dict[str, Any]], variant: dict[str, Any]) -> int:
-    for summary in summaries:
-        if summary["VariantName"] == variant["VariantName"]:
-            return int(summary["DesiredInstanceCount"])
-    return 0
 
 
 OPERATIONS = {

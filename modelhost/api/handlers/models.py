@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelhost.api.context import ApiContext, public
+from modelhost.api import shapes
+from modelhost.api.context import ApiContext
 from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
+from modelhost.resources.model import Model
 from modelhost.router.cache import check_cache_environment
 from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
+from modelhost.store.records import RecordUnreadable
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "model"
@@ -16,6 +19,11 @@ KIND = "model"
 
 def not_found(ctx: ApiContext, name: str) -> ValidationError:
     return ValidationError(f'Could not find model "{ctx.arn(KIND, name)}".')
+
+
+def unreadable(error: RecordUnreadable) -> ValidationError:
+    return ValidationError(f"The stored {error.kind} {error.name!r} is damaged and cannot be read; run `modelhost "
+                           "doctor` on the server's data directory.")
 
 
 def _check_model_data(container: dict[str, Any], where: str) -> None:
@@ -45,28 +53,31 @@ def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise ValidationError(f"Environment: {exc}") from exc
     model_arn = ctx.arn(KIND, name)
-    record = {**body, "ModelArn": model_arn, "CreationTime": ctx.now()}
+    model = shapes.model_from_request(body, containers[0], model_arn, ctx.now())
     try:
-        ctx.store.insert(KIND, name, record)
+        ctx.records.models.insert(name, model)
     except AlreadyExists as exc:
         raise ValidationError(f'Cannot create already existing model "{model_arn}".') from exc
     return {"ModelArn": model_arn}
 
 
-def get_model(ctx: ApiContext, name: str) -> dict[str, Any]:
-    record = ctx.store.get(KIND, name)
-    if record is None:
+def get_model(ctx: ApiContext, name: str) -> Model:
+    try:
+        model = ctx.records.models.get(name)
+    except RecordUnreadable as exc:
+        raise unreadable(exc) from exc
+    if model is None:
         raise not_found(ctx, name)
-    return record
+    return model
 
 
 def describe_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(get_model(ctx, body["ModelName"]))
+    return shapes.model_description(get_model(ctx, body["ModelName"]))
 
 
 def list_models(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     return list_response(
-        ctx.store.list(KIND),
+        [shapes.model_summary(m) for m in ctx.records.models.list()],
         body,
         result_key="Models",
         summary_keys=("ModelName", "ModelArn", "CreationTime"),
@@ -77,7 +88,7 @@ def list_models(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 def delete_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     # AWS lets a model be deleted while a config or endpoint uses it; endpoints keep their own snapshot.
-    if not ctx.store.delete(KIND, body["ModelName"]):
+    if not ctx.records.models.delete(body["ModelName"]):
         raise not_found(ctx, body["ModelName"])
     return {}
 

@@ -1,0 +1,92 @@
+"""A variant's model data made ready to serve: fetched, extracted, requirements installed, each by its deadline.
+
+The download phase ends at the variant's ModelDataDownloadTimeoutInSeconds even when a system call blocks (a
+FIFO, a hung mount): the work runs on an abandoned-if-late thread (`modelhost.concurrency`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from modelhost.concurrency import Abandoned, run_blocking
+from modelhost.contracts.worker import PHASE_DOWNLOAD, PHASE_REQUIREMENTS
+from modelhost.errors import DeploymentError
+from modelhost.requirements import prepare_requirements
+from modelhost.resources.model import Container
+from modelhost.storage.artifacts import ArtifactCache
+from modelhost.storage.uris import ModelDataSource, parse_model_data_url, parse_s3_data_source
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedModel:
+    model_dir: Path
+    packages_dir: Path | None
+
+
+class ModelPreparer(Protocol):
+    async def prepare(
+        self, container: Container, *, download_timeout_s: float, install_timeout_s: float, progress: Progress
+    ) -> PreparedModel:
+        """Raises DeploymentError naming the phase that failed."""
+
+
+def model_data_source(container: Container) -> ModelDataSource | None:
+    """Where the container's model data is; None when it has none. Raises DeploymentError (download)."""
+    try:
+        if container.model_data_url:
+            return parse_model_data_url(container.model_data_url)
+        if container.s3_data_source is not None:
+            s3 = container.s3_data_source
+            # storage validates the member as CreateModel spells it
+            shape = {"S3Uri": s3.uri, "S3DataType": s3.data_type, "CompressionType": s3.compression_type}
+            return parse_s3_data_source(shape)
+    except ValueError as exc:
+        raise DeploymentError(PHASE_DOWNLOAD, str(exc)) from exc
+    return None
+
+
+class ArtifactPreparer:
+    def __init__(self, artifacts: ArtifactCache, packages_dir: Path, empty_dir: Path) -> None:
+        self._artifacts = artifacts
+        self._packages_dir = packages_dir
+        self._empty_dir = empty_dir  # the model folder of a container without model data
+
+    async def prepare(
+        self, container: Container, *, download_timeout_s: float, install_timeout_s: float, progress: Progress
+    ) -> PreparedModel:
+        source = model_data_source(container)
+        if source is None:
+            self._empty_dir.mkdir(parents=True, exist_ok=True)
+            model_dir = self._empty_dir
+        else:
+            progress("fetching model data")
+            model_dir = await self._fetch(source, download_timeout_s, progress)
+        progress("installing requirements")
+        try:
+            result = await run_blocking(
+                lambda: prepare_requirements(model_dir, self._packages_dir, progress, timeout_s=install_timeout_s),
+                timeout_s=install_timeout_s + 30.0,  # pip has its own deadline; this one holds if it hangs
+                name="requirements",
+            )
+        except Abandoned as exc:
+            raise DeploymentError(PHASE_REQUIREMENTS, f"did not finish within {install_timeout_s:g} s") from exc
+        return PreparedModel(model_dir, result.packages_dir)
+
+    async def _fetch(self, source: ModelDataSource, timeout_s: float, progress: Progress) -> Path:
+        try:
+            return await run_blocking(
+                lambda: self._artifacts.prepare(source, timeout_s=timeout_s, progress=progress),
+                timeout_s=timeout_s,
+                name=f"download of {source.uri}",
+            )
+        except Abandoned as exc:
+            raise DeploymentError(
+                PHASE_DOWNLOAD,
+                f"the model data at {source.uri} was not ready within {timeout_s:g} s "
+                "(ModelDataDownloadTimeoutInSeconds); a read blocked or was too slow.",
+            ) from exc

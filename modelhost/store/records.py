@@ -1,0 +1,143 @@
+"""The typed face of the store: models, endpoint configs and endpoints as records, never raw rows.
+
+Each `RecordTable` serialises one record type with `store/codec.py` under a kind in the SQLite store. A row
+that cannot be read as its record is reported by kind and name (`problems()`, a warning in the log) and
+skipped by `list()`; `get()` of it raises `RecordUnreadable` so the caller can say which resource is damaged.
+The rest of the control plane keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from modelhost.resources.endpoint import Endpoint
+from modelhost.resources.endpoint_config import EndpointConfig
+from modelhost.resources.model import Model
+from modelhost.store.codec import decode, encode
+from modelhost.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2  # rows of format 1 (AWS-shaped documents, before typed records) are reported unreadable
+T = TypeVar("T")
+
+
+class RecordUnreadable(Exception):
+    """A stored row that cannot be read as its record (damaged, or written by another version)."""
+
+    def __init__(self, kind: str, name: str, why: str) -> None:
+        super().__init__(f"stored {kind} {name!r} cannot be read ({why}); see `modelhost doctor`")
+        self.kind = kind
+        self.name = name
+        self.why = why
+
+
+class Problems:
+    """Unreadable rows seen so far, by (kind, name); each is logged once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def report(self, error: RecordUnreadable) -> None:
+        with self._lock:
+            if (error.kind, error.name) not in self._seen:
+                log.warning("%s", error)
+            self._seen[(error.kind, error.name)] = error.why
+
+    def clear(self, kind: str, name: str) -> None:
+        with self._lock:
+            self._seen.pop((kind, name.lower()), None)
+
+    def names(self, kind: str) -> set[str]:
+        with self._lock:
+            return {name for k, name in self._seen if k == kind}
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return [f"{kind} {name!r}: {why}" for (kind, name), why in sorted(self._seen.items())]
+
+
+class RecordTable(Generic[T]):
+    """One kind of record in the store."""
+
+    def __init__(self, store: SqliteStore, kind: str, record_type: type[T], problems: Problems) -> None:
+        self._store = store
+        self.kind = kind
+        self._type = record_type
+        self._problems = problems
+
+    def _to_row(self, name: str, record: T) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "key": name.lower(), "record": encode(record)}
+
+    def _from_row(self, key: str, row: Any) -> T:
+        try:
+            if not isinstance(row, dict) or row.get("format") != FORMAT_VERSION:
+                raise ValueError(f"not a format-{FORMAT_VERSION} record")
+            return decode(self._type, row["record"])
+        except (ValueError, KeyError, TypeError) as exc:
+            error = RecordUnreadable(self.kind, key, str(exc))
+            self._problems.report(error)
+            raise error from exc
+
+    def get(self, name: str) -> T | None:
+        """The record, None when there is none; RecordUnreadable when its row is damaged."""
+        try:
+            row = self._store.get(self.kind, name)
+        except ValueError as exc:  # the row is not JSON at all
+            error = RecordUnreadable(self.kind, name.lower(), f"invalid JSON: {exc}")
+            self._problems.report(error)
+            raise error from exc
+        return None if row is None else self._from_row(name.lower(), row)
+
+    def list(self) -> list[T]:
+        """Every readable record; unreadable rows are reported and skipped."""
+        records = []
+        for row in self._store.list(self.kind):  # the raw store skips (and reports) rows that are not JSON
+            key = str(row.get("key", "?")) if isinstance(row, dict) else "?"
+            try:
+                records.append(self._from_row(key, row))
+            except RecordUnreadable:
+                continue
+        return records
+
+    def insert(self, name: str, record: T) -> None:
+        """Raises store.sqlite.AlreadyExists when the name is taken."""
+        self._store.insert(self.kind, name, self._to_row(name, record))
+
+    def put(self, name: str, record: T) -> None:
+        self._store.put(self.kind, name, self._to_row(name, record))
+
+    def delete(self, name: str) -> bool:
+        deleted = self._store.delete(self.kind, name)
+        self._problems.clear(self.kind, name)
+        return deleted
+
+    def update(self, name: str, change: Callable[[T], T | None]) -> T | None:
+        """Atomic read-modify-write: `change` gets the record and returns the new one (None: leave it as is).
+        Returns the stored record afterwards, None when there is none."""
+        result: list[T] = []
+
+        def apply(row: dict[str, Any]) -> dict[str, Any] | None:
+            record = self._from_row(name.lower(), row)
+            changed = change(record)
+            result.append(record if changed is None else changed)
+            return None if changed is None else self._to_row(name, changed)
+
+        if self._store.update(self.kind, name, apply) is None:
+            return None
+        return result[-1]
+
+
+class Records:
+    """The control plane's records, one table per kind."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.problems = Problems()
+        self.models = RecordTable(store, "model", Model, self.problems)
+        self.endpoint_configs = RecordTable(store, "endpoint_config", EndpointConfig, self.problems)
+        self.endpoints = RecordTable(store, "endpoint", Endpoint, self.problems)
