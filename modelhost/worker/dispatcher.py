@@ -115,7 +115,10 @@ class Dispatcher:
             replies.append(reply)
         await asyncio.gather(*(reply.released.wait() for reply in replies))
         if source is not None and source._finalize:
-            await self._thread.run(source.execute_finalize)
+            try:
+                await self._thread.run(source.execute_finalize, timeout_s=self._predict_timeout_s)
+            except HandlerTimeout as exc:
+                log.error("the Output's finalize callback ran past %g s (option.predict_timeout)", exc.timeout_s)
 
     async def _execute(self, batch: list[_Pending]) -> tuple[Output | None, list[Output | None]]:
         inputs = build_batch_input([p.inputs for p in batch], self._engine_properties)

@@ -1,8 +1,10 @@
 """The worker's HTTP surface in engine mode: /ping, /invocations (LMI or TGI schema, or a chat),
 /v1/chat/completions, /v1/completions, /v1/models, and /_modelhost/stats, over the engine's Backend.
 
-Loading (`Backend.start`) runs behind /ping (503 until it is done). A client that goes away aborts its
-generation: streams close the backend's iterator, non-streaming requests are cancelled on disconnect.
+Loading (`Backend.start`) runs behind /ping (503 until it is done); once serving, /ping is 503 while one engine
+step has run far longer than any step should (health.engine_health), so a stuck engine gets replaced. A
+client that goes away aborts its generation: streams close the backend's iterator, non-streaming requests
+are cancelled on disconnect.
 """
 
 from __future__ import annotations
@@ -24,8 +26,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from modelhost.contracts.worker import (
+    CHAT_COMPLETIONS_PATH,
+    COMPLETIONS_PATH,
+    INVOCATIONS_PATH,
+    MODELS_PATH,
+    PING_PATH,
+    STATS_PATH,
+    STREAM_HEADER,
+)
 from modelhost.worker.engine.types import Backend, InputTooLong, TokenEvent
 from modelhost.worker.generation import OpenGeneration, TextGenerator
+from modelhost.worker.health import ENGINE_STEP_BOUND_S, Health, engine_health
 from modelhost.worker.schemas import lmi, openai, tgi
 from modelhost.worker.schemas.request import RequestError, TextRequest
 from modelhost.worker.schemas.result import GenerationResult
@@ -33,7 +45,6 @@ from modelhost.worker.serving_mode import Schema
 
 log = logging.getLogger(__name__)
 
-STREAM_HEADER = "x-modelhost-stream"  # set by the router for InvokeEndpointWithResponseStream
 ErrorMapper = Callable[[RequestError | InputTooLong], tuple[int, Any]]
 
 
@@ -56,6 +67,7 @@ class EngineState:
     ready: bool = False
     failure: str | None = None
     backend: Backend | None = None
+    healthy: bool = True  # what the last /ping said once ready (to log changes)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -128,6 +140,7 @@ class EngineEndpoints:
         on_load_failure: Callable[[str], None],
         loading_timeout_s: float = 240.0,
         clock: Callable[[], float] = time.monotonic,
+        step_bound_s: float = ENGINE_STEP_BOUND_S,
     ) -> None:
         self.load_backend = load_backend
         self.schema = schema
@@ -135,6 +148,7 @@ class EngineEndpoints:
         self.on_load_failure = on_load_failure
         self.loading_timeout_s = loading_timeout_s
         self.clock = clock
+        self.step_bound_s = step_bound_s
         self.state = EngineState()
         self.created = int(time.time())
 
@@ -182,9 +196,23 @@ class EngineEndpoints:
                     await self.state.backend.shutdown()
 
     # routes ----------------------------------------------------------------------------------
+    def health(self) -> Health:
+        """Serving, unless the engine reports a step stuck far past any step's length (see health.py)."""
+        backend = self.state.backend
+        try:
+            running_s = backend.stats().get("current_step_s") if backend is not None else None
+        except Exception:  # a backend whose stats fail is judged by its answers, not here
+            running_s = None
+        return engine_health(running_s if isinstance(running_s, (int, float)) else None, self.step_bound_s)
+
     async def ping(self, request: Request) -> Response:
         if self.state.ready:
-            return JSONResponse({})
+            health = self.health()
+            if health.healthy != self.state.healthy:  # log the changes, not every ping
+                self.state.healthy = health.healthy
+                level = logging.INFO if health.healthy else logging.ERROR
+                log.log(level, "/ping: %s", health.reason or "healthy again")
+            return JSONResponse(health.body(), status_code=200 if health.healthy else 503)
         if self.state.failure is not None:
             return JSONResponse({"code": 503, "message": f"model failed to load: {self.state.failure}"}, 503)
         return JSONResponse({"code": 503, "message": "model is loading"}, status_code=503)
@@ -196,7 +224,7 @@ class EngineEndpoints:
     async def models(self, request: Request) -> Response:
         return JSONResponse(openai.models_list(self.model_name, self.created))
 
-    async def invocations(self, request: Request) -> Response:
+    async def invocations(self, request: Request) -> Any:
         stream_header = request.headers.get(STREAM_HEADER, "").lower() == "true"
         body = await self._body(request)
         if isinstance(body, dict) and "messages" in body:
@@ -206,10 +234,10 @@ class EngineEndpoints:
             return _json(*mapper(RequestError(body.message)))
         return await self._serve(request, lambda: lmi.parse_generate(body, self.schema, stream_header), mapper)
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def chat_completions(self, request: Request) -> Any:
         return await self._openai(request, await self._body(request), openai.parse_chat, False)
 
-    async def completions(self, request: Request) -> Response:
+    async def completions(self, request: Request) -> Any:
         return await self._openai(request, await self._body(request), openai.parse_completion, False)
 
     # helpers ---------------------------------------------------------------------------------
@@ -222,7 +250,7 @@ class EngineEndpoints:
 
     async def _openai(
         self, request: Request, body: Any, parse: Callable[[Any, bool], TextRequest], stream_header: bool
-    ) -> Response:
+    ) -> Any:
         if isinstance(body, _BadBody):
             return _json(*openai.request_error(RequestError(body.message)))
         return await self._serve(request, lambda: parse(body, stream_header), openai.request_error)
@@ -284,11 +312,11 @@ class _BadBody:
 def create_engine_app(endpoints: EngineEndpoints) -> Starlette:
     """The ASGI app of an engine-mode worker; loading starts with the app."""
     routes = [
-        Route("/ping", endpoints.ping, methods=["GET"]),
-        Route("/invocations", endpoints.invocations, methods=["POST"]),
-        Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
-        Route("/v1/completions", endpoints.completions, methods=["POST"]),
-        Route("/v1/models", endpoints.models, methods=["GET"]),
-        Route("/_modelhost/stats", endpoints.stats, methods=["GET"]),
+        Route(PING_PATH, endpoints.ping, methods=["GET"]),
+        Route(INVOCATIONS_PATH, endpoints.invocations, methods=["POST"]),
+        Route(CHAT_COMPLETIONS_PATH, endpoints.chat_completions, methods=["POST"]),
+        Route(COMPLETIONS_PATH, endpoints.completions, methods=["POST"]),
+        Route(MODELS_PATH, endpoints.models, methods=["GET"]),
+        Route(STATS_PATH, endpoints.stats, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=endpoints.lifespan)

@@ -1,4 +1,8 @@
-"""The worker's HTTP surface: GET /ping and POST /invocations (Starlette), and the model load at startup."""
+"""The worker's HTTP surface: GET /ping and POST /invocations (Starlette), and the model load at startup.
+
+/ping is 503 while the model loads, after it failed to load, and while the handler thread is stuck in a call
+past its option.predict_timeout (health.handler_health), so the control plane replaces a hung instance.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from modelhost.contracts.worker import (
+    CHAT_COMPLETIONS_PATH,
+    COMPLETIONS_PATH,
+    INVOCATIONS_PATH,
+    PING_PATH,
+    STREAM_HEADER,
+)
 from modelhost.worker.batching import BatchPolicy
 from modelhost.worker.codec import (
     has_stream,
@@ -29,11 +40,10 @@ from modelhost.worker.dispatcher import Dispatcher, QueueFull, Reply
 from modelhost.worker.entry_point import EntryPointError
 from modelhost.worker.handler import HandlerService, LoadRefused
 from modelhost.worker.handler_thread import HandlerThread, HandlerTimeout
+from modelhost.worker.health import Health, handler_health
 from modelhost.worker.streaming import stream_chunks
 
 log = logging.getLogger(__name__)
-
-STREAM_HEADER = "x-modelhost-stream"  # the router's "stream this" header (engine mode only)
 
 
 @dataclass
@@ -42,6 +52,7 @@ class WorkerState:
 
     ready: bool = False  # the init call succeeded
     failure: str | None = None  # why loading failed, once it has
+    healthy: bool = True  # what the last /ping said once ready (to log changes)
 
 
 def load_failure_reason(exc: BaseException, loading_timeout_s: float) -> str:
@@ -130,9 +141,20 @@ class WorkerEndpoints:
                 await task
             self.thread.stop()
 
+    def health(self) -> Health:
+        """Serving, unless the handler thread is stuck in a call past its deadline (see health.py)."""
+        busy = self.thread.busy()
+        now_s = self.thread.clock()
+        return handler_health(busy.started_s, busy.timeout_s, now_s) if busy else handler_health(None, None, now_s)
+
     async def ping(self, request: Request) -> Response:
         if self.state.ready:
-            return JSONResponse({})
+            health = self.health()
+            if health.healthy != self.state.healthy:  # log the changes, not every ping
+                self.state.healthy = health.healthy
+                level = logging.INFO if health.healthy else logging.ERROR
+                log.log(level, "/ping: %s", health.reason or "healthy again")
+            return JSONResponse(health.body(), status_code=200 if health.healthy else 503)
         if self.state.failure is not None:
             return _error(503, f"model failed to load: {self.state.failure}")
         return _error(503, "model is loading")
@@ -187,9 +209,9 @@ def create_app(
     """The ASGI app. Loading starts with the app; a failed load calls `on_load_failure(reason)`."""
     endpoints = WorkerEndpoints(service, thread, on_load_failure, clock)
     routes = [
-        Route("/ping", endpoints.ping, methods=["GET"]),
-        Route("/invocations", endpoints.invocations, methods=["POST"]),
-        Route("/v1/chat/completions", openai_refused, methods=["POST"]),
-        Route("/v1/completions", openai_refused, methods=["POST"]),
+        Route(PING_PATH, endpoints.ping, methods=["GET"]),
+        Route(INVOCATIONS_PATH, endpoints.invocations, methods=["POST"]),
+        Route(CHAT_COMPLETIONS_PATH, openai_refused, methods=["POST"]),
+        Route(COMPLETIONS_PATH, openai_refused, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=endpoints.lifespan)

@@ -25,7 +25,7 @@ async def stream_chunks(output: Output, thread: HandlerThread, timeout_s: float)
     chunk (the status line has already gone out), as DJL does."""
     iterator: Iterator[Any] | None = None
     try:
-        iterator = await thread.run(iter, output.stream_content)
+        iterator = await thread.run(iter, output.stream_content, timeout_s=timeout_s)
         while True:
             chunk = await thread.run(_next_chunk, iterator, output, timeout_s=timeout_s)
             if chunk is _END:
@@ -44,4 +44,4 @@ async def stream_chunks(output: Output, thread: HandlerThread, timeout_s: float)
     finally:
         close = getattr(iterator, "close", None)
         if callable(close):
-            thread.submit(close)
+            thread.submit(close, timeout_s=timeout_s)

@@ -114,6 +114,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._counters = {"steps": 0, "tokens_generated": 0, "prompt_tokens": 0, "requests_finished": 0}
         self._last_step_s = 0.0
+        self._step_started_s: float | None = None  # perf_counter at the start of the step running now
         self._gauges: dict[str, int] = {}
         self._publish()
 
@@ -162,8 +163,14 @@ class Engine:
             "runner": self.runner.name,
             "dtype": self.runner.dtype,
             "last_step_ms": round(self._last_step_s * 1000, 3),
+            "current_step_s": self.current_step_s(),
             **self._counters,
         }
+
+    def current_step_s(self) -> float:
+        """How long the step running now has been running; 0.0 between steps (safe from any thread)."""
+        started = self._step_started_s
+        return 0.0 if started is None else round(time.perf_counter() - started, 3)
 
     def _publish(self) -> None:
         scheduler = self._scheduler
@@ -192,10 +199,13 @@ class Engine:
             self._publish()
             plan = self._scheduler.schedule()
             if not plan.empty:
+                self._step_started_s = time.perf_counter()
                 try:
                     self._step(plan)
                 except Exception:  # the loop must survive anything a step does
                     logger.exception("engine step failed outside the model forward")
+                finally:
+                    self._step_started_s = None
 
     def _receive(self, message: object) -> None:
         if isinstance(message, _Submit):

@@ -141,6 +141,41 @@ def test_slow_prediction_is_424(start_worker: StartWorker) -> None:
     assert "did not finish within 1 s" in response.json()["error"]
 
 
+def test_a_handler_stuck_past_predict_timeout_fails_ping_until_it_returns(start_worker: StartWorker) -> None:
+    worker = start_worker(
+        """
+        import time
+        from djl_python import Output
+        def handle(inputs):
+            if inputs.is_empty():
+                return None
+            body = inputs.get_as_string()
+            if body == "slow":
+                time.sleep(5)
+            return Output().add(body)
+        """,
+        "option.predict_timeout=1\n",
+    )
+    worker.wait_ready()
+    started = time.monotonic()
+    slow = httpx.post(worker.url + "/invocations", content=b"slow", timeout=10)
+    assert slow.status_code == 424 and time.monotonic() - started < 3
+    queued: dict[str, httpx.Response] = {}
+    behind = threading.Thread(
+        target=lambda: queued.setdefault("r", httpx.post(worker.url + "/invocations", content=b"next", timeout=10))
+    )
+    behind.start()
+    time.sleep(1.2)  # the call is now 1.2 s past its 1 s deadline, beyond the 1 s grace
+    ping = httpx.get(worker.url + "/ping", timeout=2)
+    assert ping.status_code == 503
+    assert ping.json()["status"] == "unhealthy"
+    assert "past its 1 s predict_timeout" in ping.json()["reason"]
+    behind.join(timeout=10)
+    assert queued["r"].status_code == 200 and queued["r"].text == "next"  # waited for the thread, not a 424
+    assert httpx.get(worker.url + "/ping", timeout=2).status_code == 200
+    assert "handler busy" in worker.log() and "healthy again" in worker.log()
+
+
 def test_dynamic_batch_of_four(start_worker: StartWorker) -> None:
     worker = start_worker(
         """
