@@ -96,7 +96,7 @@ class Applier:
         try:
             for spec in endpoint.variants:
                 status = self._variant_status(endpoint.name, spec.name, pending=False)
-                fleet[spec.name] = await self._prepare(spec, status)
+                fleet[spec.name] = await self._prepare(endpoint.name, spec, status)
                 await self._start_instances(endpoint.name, fleet[spec.name], _desired(endpoint.states, spec), status)
         except asyncio.CancelledError:
             await self._stop_fleet(self.fleets.pop(endpoint.key, fleet))
@@ -113,12 +113,18 @@ class Applier:
         self.publish(endpoint.name, in_service=True)
         endlog.write(f"endpoint {endpoint.name} is InService")
 
-    async def _prepare(self, spec: VariantSpec, status: Callable[[str], None]) -> VariantRun:
+    async def _prepare(self, name: str, spec: VariantSpec, status: Callable[[str], None]) -> VariantRun:
+        endlog = self.endlog(name)
+
+        def progress(message: str) -> None:
+            endlog.write(message)
+            status(message)
+
         prepared = await self._preparer.prepare(
             spec.container,
             download_timeout_s=spec.variant.download_timeout_s or self._timeouts.download_s,
             install_timeout_s=spec.variant.startup_timeout_s or self._timeouts.startup_s,
-            progress=status,
+            progress=progress,
         )
         return VariantRun(spec=spec, prepared=prepared)
 
@@ -162,7 +168,7 @@ class Applier:
         try:
             for spec in pending.variants:
                 status = self._variant_status(endpoint.name, spec.name, pending=True)
-                fleet[spec.name] = await self._prepare(spec, status)
+                fleet[spec.name] = await self._prepare(endpoint.name, spec, status)
                 await self._start_instances(endpoint.name, fleet[spec.name], _desired(pending.states, spec), status)
         except asyncio.CancelledError:
             await self._stop_fleet(fleet)

@@ -90,6 +90,10 @@ class ControlLoop:
     def wake(self) -> None:
         self._wake.set()
 
+    def operations(self) -> dict[str, str]:
+        """The operation under way per endpoint key (deploy, update, scale, drain, delete, stop)."""
+        return {key: op.kind for key, op in self._operations.items()}
+
     def problems(self) -> list[str]:
         """Why the control plane cannot act right now (empty when it can)."""
         return [f"{where}: {what}" for where, what in sorted(self._problems.items())]
