@@ -1,4 +1,4 @@
-"""`modelhost`: run the server and drive it (deploy, invoke, ls, describe, logs, delete, models)."""
+"""`modelhost`: run the server and drive it (deploy, invoke, ls, describe, logs, delete, models, doctor)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelhost.cli.client import clients, server_url
+from modelhost.cli.doctor import doctor
 from modelhost.cli.progress import StatusLine
+from modelhost.errors import ModelhostError
 from modelhost.settings import ServerSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,7 +33,7 @@ def url_option(func: F) -> F:
     )(func)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -67,13 +69,24 @@ def server(host: str, port: int, home: str | None, strict_instance_types: bool |
     import uvicorn
 
     from modelhost.app import build_app
+    from modelhost.cli.serving import claim_home
 
     settings = ServerSettings.from_environment(
         host=host, port=port, home=home, strict_instance_types=strict_instance_types
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:  # before the store is opened or any worker touched: the home's lock, a sound store, the port
+        home_lock, listener = claim_home(settings)
+    except ModelhostError as exc:
+        fail(str(exc))
     click.echo(f"modelhost server on http://{host}:{port} (home {settings.home})", err=True)
-    uvicorn.run(build_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60)
+    config = uvicorn.Config(
+        build_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        home_lock.release()
 
 
 def _resource_name(source: str) -> str:
@@ -367,6 +380,9 @@ def models_ls(home: str | None) -> None:
     width = max(len(e.model_id) for e in entries)
     for entry in entries:
         click.echo(f"{entry.model_id:<{width}}  {entry.kind:<9}  {entry.size_bytes / 1e6:8.1f} MB  {entry.source}")
+
+
+cli.add_command(doctor)
 
 
 def main() -> None:

@@ -1,0 +1,50 @@
+"""What `modelhost server` secures before the app starts: the home's lock, a sound store file, the listening port.
+
+All three are checked before uvicorn runs the app's lifespan, which opens the store and recovers workers, so
+a server that cannot run (another one holds the home, the store is damaged, the port is taken) leaves
+everything as it found it and exits with one line.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from modelhost.errors import ModelhostError
+from modelhost.home import HomeLock
+from modelhost.settings import ServerSettings
+from modelhost.store.integrity import check_store_file
+
+
+class PortUnavailable(ModelhostError):
+    """The address to listen on cannot be bound."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (uvicorn listens on it); PortUnavailable saying why when it cannot be."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PortUnavailable(f"cannot listen on {host}: {exc.strerror}; give --host an address of this host") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailable(
+            f"cannot listen on {host}:{port} ({exc.strerror}); another program may use the port: pick one with --port N"
+        ) from None
+    return sock
+
+
+def claim_home(settings: ServerSettings) -> tuple[HomeLock, socket.socket]:
+    """The home's lock (HomeBusy if another server holds it), then the store check (StoreCorrupt), then the port."""
+    lock = HomeLock(settings.home)
+    lock.acquire(role="server", host=settings.host, port=settings.port)
+    try:
+        check_store_file(settings.db_path)
+        return lock, listen_socket(settings.host, settings.port)
+    except BaseException:
+        lock.release()
+        raise
