@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from modelhost import ids
 from modelhost.auth import authenticate
+from modelhost.contracts.worker import INVOCATIONS_PATH, STREAM_HEADER
 from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError
 from modelhost.router import eventstream
 from modelhost.router.cache import CachedResponse, RequestKey, ResultCache, is_deterministic
@@ -53,8 +54,6 @@ FORWARDED_HEADERS = (
 RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
 # InvokeEndpointWithResponseStream's request headers that reach the worker (X-Amzn-SageMaker-Accept → Accept).
 STREAM_FORWARDED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
-STREAM_HEADER = "x-modelhost-stream"  # asks an engine-mode worker to stream (the worker honours it)
-INVOCATIONS_PATH = "/invocations"
 EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
 CACHE_HEADER = "X-Modelhost-Cache"  # hit | miss | bypass, on endpoints that opted into the result cache
 
