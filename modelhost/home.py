@@ -55,6 +55,10 @@ class HomeBusy(ModelhostError):
         )
 
 
+class HomeUnusable(ModelhostError):
+    """The data directory or its lock file cannot be created or opened (permissions, read-only file system)."""
+
+
 def lock_path(home: Path) -> Path:
     return home / LOCK_FILE
 
@@ -117,8 +121,11 @@ class HomeLock:
         """Takes the lock at once or raises HomeBusy naming the holder; records this process in the file."""
         if self._fd is not None:
             return
-        self.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by workers (O_CLOEXEC)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by workers (O_CLOEXEC)
+        except OSError as exc:
+            raise HomeUnusable(f"cannot use the data directory {self.home}: {exc.strerror or exc}") from None
         try:
             self._lock(fd)
         except BaseException:

@@ -118,7 +118,11 @@ class SqliteStore:
             raise StoreUnavailable(self._path, "open", str(exc)) from exc
         with self._lock:
             self._conn = conn
-        self._scan()
+        try:
+            self._scan()
+        except BaseException:
+            self.close()
+            raise
 
     def _create(self) -> None:
         """A new store is built beside its final name and moved into place, so a crash never leaves an empty file."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelhost.home import HomeBusy, HomeLock, current_holder, read_holder
+from modelhost.home import HomeBusy, HomeLock, HomeUnusable, current_holder, read_holder
 
 
 def test_the_holder_is_recorded_and_a_second_lock_is_refused(tmp_path: Path) -> None:
@@ -56,3 +56,10 @@ def test_an_unreadable_record_still_names_the_home(tmp_path: Path) -> None:
     holder = read_holder("garbage")
     assert holder.pid is None
     assert str(HomeBusy(tmp_path, holder)).startswith("another modelhost server (pid unknown) is using")
+
+
+def test_a_home_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(HomeUnusable, match=f"cannot use the data directory {blocker / 'home'}"):
+        HomeLock(blocker / "home").acquire()
