@@ -76,7 +76,7 @@ def main() -> None:
     """Run one worker until SIGTERM (graceful), a failed load (exit 1) or the parent's death."""
     spec = _read_spec()
     configure_logging(spec)
-    from modelhost.worker.djl import SHIM_DIR
+    from modelhost.worker.handler.djl import SHIM_DIR
 
     paths = prepend_paths(spec, SHIM_DIR)
     log.info(
@@ -121,8 +121,8 @@ def _model_files(model_dir: Path) -> list[str]:
 
 
 def _engine_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Path, on_load_failure: Any) -> Any:
-    from modelhost.worker.engine_server import EngineEndpoints, create_engine_app
-    from modelhost.worker.serving_mode import build_engine_config, image_schema
+    from modelhost.worker.engine_mode.server import EngineEndpoints, create_engine_app
+    from modelhost.worker.engine_mode.serving_mode import build_engine_config, image_schema
 
     config = build_engine_config(properties, os.environ, model_dir, _model_files(model_dir), len(spec.gpu_ids))
     schema = image_schema(spec.image, properties.options)
@@ -141,9 +141,9 @@ def _engine_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Path
 
 
 def _handler_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Path, on_load_failure: Any) -> Any:
-    from modelhost.worker.handler import HandlerService
-    from modelhost.worker.handler_thread import HandlerThread
-    from modelhost.worker.server import create_app
+    from modelhost.worker.handler.server import create_app
+    from modelhost.worker.handler.service import HandlerService
+    from modelhost.worker.handler.thread import HandlerThread
 
     service = HandlerService(properties, model_dir, device_id="0" if spec.gpu_ids else "-1")
     return create_app(service, HandlerThread(), on_load_failure)
@@ -152,8 +152,8 @@ def _handler_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Pat
 def serve(spec: WorkerSpec) -> None:
     import uvicorn
 
+    from modelhost.worker.engine_mode.serving_mode import choose_mode
     from modelhost.worker.properties import build_serving_properties
-    from modelhost.worker.serving_mode import choose_mode
 
     model_dir = Path(spec.model_dir).resolve()
     properties_file = model_dir / "serving.properties"

@@ -14,8 +14,8 @@ import pytest
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.model_root import is_hidden, lone_folder, model_root
 from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
+from modelhost.worker.engine_mode.serving_mode import choose_mode
 from modelhost.worker.properties import build_serving_properties
-from modelhost.worker.serving_mode import choose_mode
 
 HANDLER_FILES = {"serving.properties": "engine=Python\n", "model.py": "def handle(inputs): ...\n"}
 

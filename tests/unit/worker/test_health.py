@@ -13,12 +13,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelhost.worker.engine.types import Backend, EngineConfig
-from modelhost.worker.engine_server import EngineEndpoints, create_engine_app
-from modelhost.worker.handler import HandlerService
-from modelhost.worker.handler_thread import HandlerThread
+from modelhost.worker.engine_mode.server import EngineEndpoints, create_engine_app
+from modelhost.worker.handler.server import create_app
+from modelhost.worker.handler.service import HandlerService
+from modelhost.worker.handler.thread import HandlerThread
 from modelhost.worker.health import HEALTHY, Health, engine_health, handler_health
 from modelhost.worker.properties import build_serving_properties
-from modelhost.worker.server import create_app
 from tests.fake_backend import FakeBackend
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-SHIM_DIR = Path(__file__).resolve().parent / "shim"
+SHIM_DIR = Path(__file__).resolve().parents[1] / "shim"  # modelhost/worker/shim
 
 # NOTE: user code does `from djl_python import Input`; the worker must use those very classes, so the shim is
 # imported as the top-level package `djl_python`, never as modelhost.worker.shim.djl_python.

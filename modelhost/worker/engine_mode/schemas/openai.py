@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from modelhost.worker.engine.types import FinishReason, InputTooLong, SamplingParams, TokenEvent
-from modelhost.worker.schemas.request import RequestError, TextRequest, note_unknown, read, read_stop
-from modelhost.worker.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.request import RequestError, TextRequest, note_unknown, read, read_stop
+from modelhost.worker.engine_mode.schemas.result import GenerationResult
 
 EVENT_STREAM = "text/event-stream"
 DONE = b"data: [DONE]\n\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelhost.worker.entry_point import NO_ENTRY_POINT, EntryPointError, resolve_entry_point
+from modelhost.worker.handler.entry_point import NO_ENTRY_POINT, EntryPointError, resolve_entry_point
 
 MODEL_DIR = Path("/models/m")
 

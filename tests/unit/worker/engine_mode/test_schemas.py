@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from modelhost.worker.engine.types import InputTooLong, ModelLimits, TokenEvent
-from modelhost.worker.schemas import lmi, openai, tgi
-from modelhost.worker.schemas.request import RequestError
-from modelhost.worker.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas import lmi, openai, tgi
+from modelhost.worker.engine_mode.schemas.request import RequestError
+from modelhost.worker.engine_mode.schemas.result import GenerationResult
 
 
 def events(*texts: str, reason: str = "length", prompt_tokens: int = 4) -> list[TokenEvent]:

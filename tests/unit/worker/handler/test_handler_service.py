@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from modelhost.worker.djl import Input
-from modelhost.worker.handler import HandlerService, LoadRefused
+from modelhost.worker.handler.djl import Input
+from modelhost.worker.handler.service import HandlerService, LoadRefused
 from modelhost.worker.properties import build_serving_properties
 
 MODEL_PY = """

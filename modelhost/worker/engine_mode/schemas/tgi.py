@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from modelhost.worker.engine.types import InputTooLong, TokenEvent
-from modelhost.worker.schemas.lmi import generated_text
-from modelhost.worker.schemas.request import RequestError, TextRequest
-from modelhost.worker.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.lmi import generated_text
+from modelhost.worker.engine_mode.schemas.request import RequestError, TextRequest
+from modelhost.worker.engine_mode.schemas.result import GenerationResult
 
 EVENT_STREAM = "text/event-stream"
 VALIDATION_STATUS = 422

@@ -1,4 +1,4 @@
-"""The worker's HTTP surface: GET /ping and POST /invocations (Starlette), and the model load at startup.
+"""Handler mode's HTTP surface: GET /ping and POST /invocations (Starlette), and the model load at startup.
 
 /ping is 503 while the model loads, after it failed to load, and while the handler thread is stuck in a call
 past its option.predict_timeout (health.handler_health), so the control plane replaces a hung instance.
@@ -28,20 +28,20 @@ from modelhost.contracts.worker import (
     PING_PATH,
     STREAM_HEADER,
 )
-from modelhost.worker.batching import BatchPolicy
-from modelhost.worker.codec import (
+from modelhost.worker.handler.batching import BatchPolicy
+from modelhost.worker.handler.codec import (
     has_stream,
     header_pairs,
     output_headers,
     output_to_answer,
     request_to_input,
 )
-from modelhost.worker.dispatcher import Dispatcher, QueueFull, Reply
-from modelhost.worker.entry_point import EntryPointError
-from modelhost.worker.handler import HandlerService, LoadRefused
-from modelhost.worker.handler_thread import HandlerThread, HandlerTimeout
+from modelhost.worker.handler.dispatcher import Dispatcher, QueueFull, Reply
+from modelhost.worker.handler.entry_point import EntryPointError
+from modelhost.worker.handler.service import HandlerService, LoadRefused
+from modelhost.worker.handler.streaming import stream_chunks
+from modelhost.worker.handler.thread import HandlerThread, HandlerTimeout
 from modelhost.worker.health import Health, handler_health
-from modelhost.worker.streaming import stream_chunks
 
 log = logging.getLogger(__name__)
 

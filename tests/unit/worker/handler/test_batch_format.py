@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from modelhost.worker.batch_format import build_batch_input, split_batch_output
-from modelhost.worker.djl import Input, Output
+from modelhost.worker.handler.batch_format import build_batch_input, split_batch_output
+from modelhost.worker.handler.djl import Input, Output
 
 ENGINE = {"handler": "handle", "device_id": "-1", "model_dir": "/m"}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modelhost.worker.codec import output_to_answer, request_to_input
-from modelhost.worker.djl import Output
+from modelhost.worker.handler.codec import output_to_answer, request_to_input
+from modelhost.worker.handler.djl import Output
 
 
 def test_headers_become_properties_and_custom_attributes_are_split() -> None:

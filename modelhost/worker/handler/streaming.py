@@ -7,8 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from modelhost.worker.djl import Output
-from modelhost.worker.handler_thread import HandlerThread, HandlerTimeout
+from modelhost.worker.handler.djl import Output
+from modelhost.worker.handler.thread import HandlerThread, HandlerTimeout
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelhost.worker.batching import BatchDecision, BatchPolicy, decide_batch, plan_batches
+from modelhost.worker.handler.batching import BatchDecision, BatchPolicy, decide_batch, plan_batches
 
 POLICY = BatchPolicy(batch_size=4, max_batch_delay_ms=200)
 

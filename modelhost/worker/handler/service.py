@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelhost.worker.djl import Input, Output
-from modelhost.worker.entry_point import find_handler, import_entry_point, resolve_entry_point
+from modelhost.worker.handler.djl import Input, Output
+from modelhost.worker.handler.entry_point import find_handler, import_entry_point, resolve_entry_point
 from modelhost.worker.properties import ServingProperties
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from modelhost.worker.batch_format import build_batch_input, split_batch_output
-from modelhost.worker.batching import BatchPolicy, decide_batch
-from modelhost.worker.codec import error_output
-from modelhost.worker.djl import Input, Output
-from modelhost.worker.handler_thread import HandlerThread, HandlerTimeout
+from modelhost.worker.handler.batch_format import build_batch_input, split_batch_output
+from modelhost.worker.handler.batching import BatchPolicy, decide_batch
+from modelhost.worker.handler.codec import error_output
+from modelhost.worker.handler.djl import Input, Output
+from modelhost.worker.handler.thread import HandlerThread, HandlerTimeout
 
 log = logging.getLogger(__name__)
 

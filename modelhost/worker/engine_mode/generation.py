@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from modelhost.worker.engine.types import Backend, GenerationRequest, SamplingParams, TokenEvent
-from modelhost.worker.schemas.request import TextRequest
+from modelhost.worker.engine_mode.schemas.request import TextRequest
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from modelhost.worker.djl import Input, Output, PairList
+from modelhost.worker.handler.djl import Input, Output, PairList
 
 
 def make_input(props: dict[str, str], **content: bytes) -> Input:

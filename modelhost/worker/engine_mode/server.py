@@ -36,12 +36,12 @@ from modelhost.contracts.worker import (
     STREAM_HEADER,
 )
 from modelhost.worker.engine.types import Backend, InputTooLong, TokenEvent
-from modelhost.worker.generation import OpenGeneration, TextGenerator
+from modelhost.worker.engine_mode.generation import OpenGeneration, TextGenerator
+from modelhost.worker.engine_mode.schemas import lmi, openai, tgi
+from modelhost.worker.engine_mode.schemas.request import RequestError, TextRequest
+from modelhost.worker.engine_mode.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.serving_mode import Schema
 from modelhost.worker.health import ENGINE_STEP_BOUND_S, Health, engine_health
-from modelhost.worker.schemas import lmi, openai, tgi
-from modelhost.worker.schemas.request import RequestError, TextRequest
-from modelhost.worker.schemas.result import GenerationResult
-from modelhost.worker.serving_mode import Schema
 
 log = logging.getLogger(__name__)
 

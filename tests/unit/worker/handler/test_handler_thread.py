@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from modelhost.worker.handler_thread import HandlerThread, HandlerTimeout
+from modelhost.worker.handler.thread import HandlerThread, HandlerTimeout
 
 
 def test_a_call_queued_behind_an_overrun_waits_for_it_instead_of_timing_out() -> None:

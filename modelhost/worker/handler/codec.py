@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from modelhost.worker.djl import Input, Output
+from modelhost.worker.handler.djl import Input, Output
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 # Headers an Output may not set: the server computes them for the body it sends.

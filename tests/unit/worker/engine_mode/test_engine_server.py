@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelhost.worker.engine.types import Backend, EngineConfig
-from modelhost.worker.engine_server import EngineEndpoints, create_engine_app
+from modelhost.worker.engine_mode.server import EngineEndpoints, create_engine_app
 from tests.fake_backend import FakeBackend
 
 

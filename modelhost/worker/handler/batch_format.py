@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from modelhost.worker.djl import Input, Output
+from modelhost.worker.handler.djl import Input, Output
 
 _ITEM_KEY = re.compile(r"^batch_(\d+)\.(.*)$", re.DOTALL)
 # HEAD's per-item headers, e.g. batch_0_Content-Type

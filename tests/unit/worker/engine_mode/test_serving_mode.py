@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from modelhost.worker.engine_mode.serving_mode import build_engine_config, choose_mode, image_schema
 from modelhost.worker.properties import build_serving_properties
-from modelhost.worker.serving_mode import build_engine_config, choose_mode, image_schema
 
 LMI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.29.0-lmi11.0.0-cu124"
 TGI = (
@@ -131,7 +131,7 @@ def test_bad_values_name_their_key(text: str, env: dict[str, str], message: str)
 
 
 def test_kv_cache_budget_option() -> None:
-    from modelhost.worker.serving_mode import _kv_budget_bytes
+    from modelhost.worker.engine_mode.serving_mode import _kv_budget_bytes
 
     assert _kv_budget_bytes(None) is None
     assert _kv_budget_bytes("512") == 512 * 1024 * 1024

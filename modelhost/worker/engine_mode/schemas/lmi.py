@@ -11,8 +11,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from modelhost.worker.engine.types import InputTooLong, SamplingParams, TokenEvent
-from modelhost.worker.schemas.request import RequestError, TextRequest, note_unknown, read, read_stop, sampling_choice
-from modelhost.worker.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.request import (
+    RequestError,
+    TextRequest,
+    note_unknown,
+    read,
+    read_stop,
+    sampling_choice,
+)
+from modelhost.worker.engine_mode.schemas.result import GenerationResult
 
 JSONLINES = "application/jsonlines"
 LMI_DEFAULT_MAX_NEW_TOKENS = 30
