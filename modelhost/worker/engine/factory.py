@@ -1,26 +1,18 @@
-"""create_backend: choose and build the Backend an EngineConfig asks for (transformers, llama.cpp, vLLM)."""
+"""create_backend: choose and build the Backend an EngineConfig asks for (transformers, llama.cpp, vLLM).
+
+Backend names and their aliases live in backends.py; which GGUF a config names, in gguf.py."""
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelhost.worker.engine.backends import BACKENDS, canonical_backend
+from modelhost.worker.engine.gguf import gguf_path
 from modelhost.worker.engine.types import Backend, EngineConfig
 
 if TYPE_CHECKING:
     from modelhost.worker.engine.backend import Loaded
-
-_ALIASES = {
-    "auto": "auto",
-    "transformers": "transformers",
-    "scheduler": "transformers",  # option.rolling_batch=scheduler
-    "llama.cpp": "llama.cpp",
-    "llama_cpp": "llama.cpp",
-    "llamacpp": "llama.cpp",
-    "vllm": "vllm",
-    "lmi-dist": "vllm",
-}
 
 
 class MissingBackendPackage(RuntimeError):
@@ -33,15 +25,14 @@ def choose_backend(config: EngineConfig, *, cuda_available: bool, have_vllm: boo
     `auto` stays on transformers, except: vLLM when CUDA and vllm are both present, and llama.cpp for a GGUF
     when llama_cpp is importable and the config asks for it (extra["prefer_llama_cpp"] = "1").
     """
-    choice = _ALIASES.get(config.backend.lower())
+    choice = canonical_backend(config.backend)
     if choice is None:
-        raise ValueError(f"backend {config.backend!r} is not one of auto, transformers, llama.cpp, vllm")
+        raise ValueError(f"backend {config.backend!r} is not one of {', '.join(BACKENDS)} (or an alias of one)")
     if choice != "auto":
         return choice
     if cuda_available and have_vllm:
         return "vllm"
-    is_gguf = config.gguf_file is not None or config.model_id_or_path.endswith(".gguf")
-    if is_gguf and have_llama_cpp and config.extra.get("prefer_llama_cpp") == "1":
+    if gguf_path(config) is not None and have_llama_cpp and config.extra.get("prefer_llama_cpp") == "1":
         return "llama.cpp"
     return "transformers"
 
@@ -98,14 +89,3 @@ def _cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-def gguf_path(config: EngineConfig) -> Path | None:
-    """The GGUF file the config names (a .gguf path, or gguf_file inside the folder), else None."""
-    path = Path(config.model_id_or_path)
-    if path.suffix == ".gguf":
-        return path
-    if config.gguf_file:
-        named = Path(config.gguf_file)
-        return named if named.is_absolute() else path / named
-    return None

@@ -106,7 +106,7 @@ class EngineConfig:
     """Settings of engine mode, from serving.properties / the TGI environment."""
 
     model_id_or_path: str  # a local folder, a GGUF file, or a model id resolved by the registry
-    backend: str = "auto"  # auto | transformers | llama.cpp | vllm (option.rolling_batch: auto/scheduler/vllm/lmi-dist)
+    backend: str = "auto"  # auto | transformers | llama.cpp | vllm, or an alias of one (engine/backends.py)
     dtype: str = "auto"  # auto | fp32 | bf16 | fp16
     max_batch_size: int = 16  # option.max_rolling_batch_size
     max_model_len: int = 2048  # option.max_model_len / MAX_TOTAL_TOKENS

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from modelhost.worker.engine.backends import BACKEND_ALIASES, canonical_backend
 from modelhost.worker.engine.types import EngineConfig
 from modelhost.worker.properties import ServingProperties
 
@@ -25,22 +26,7 @@ Schema = Literal["lmi", "tgi"]
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # HF_MODEL_ID=/opt/ml/model means "the model data"
 _TRUE = {"true", "1", "yes", "on"}
 
-# option.rolling_batch → EngineConfig.backend. LMI's engines all become the built-in engine ("auto"
-# picks transformers or llama.cpp, or vLLM where it is installed on a GPU); "vllm" asks for vLLM.
-ROLLING_BATCH_BACKENDS = {
-    "auto": "auto",
-    "scheduler": "auto",
-    "lmi-dist": "auto",
-    "trtllm": "auto",
-    "tensorrt-llm": "auto",
-    "deepspeed": "auto",
-    "disable": "auto",
-    "neuronx": "auto",
-    "vllm": "vllm",
-    "transformers": "transformers",
-    "llama.cpp": "llama.cpp",
-    "llamacpp": "llama.cpp",
-}
+# option.rolling_batch names map to EngineConfig.backend through engine/backends.py (one table with the factory).
 _DTYPES = {
     "auto": "auto",
     "fp32": "fp32",
@@ -168,12 +154,12 @@ def _model_location(model_id: str | None, model_dir: Path, model_files: Iterable
 def _backend(raw: str | None) -> str:
     if raw is None or raw.strip() == "":
         return "auto"
-    key = raw.strip().lower()
-    if key not in ROLLING_BATCH_BACKENDS:
+    backend = canonical_backend(raw)
+    if backend is None:
         raise ValueError(
-            f"option.rolling_batch={raw!r} is not supported; use one of {', '.join(sorted(ROLLING_BATCH_BACKENDS))}"
+            f"option.rolling_batch={raw!r} is not supported; use one of {', '.join(sorted(BACKEND_ALIASES))}"
         )
-    return ROLLING_BATCH_BACKENDS[key]
+    return backend
 
 
 def _dtype(name: str, raw: str | None) -> str:

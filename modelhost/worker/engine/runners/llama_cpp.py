@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelhost.worker.engine.gguf import gguf_path
 from modelhost.worker.engine.limits import resolve_limits
 from modelhost.worker.engine.runners.base import RunnerEntry
 from modelhost.worker.engine.tokenizer import HFTokenizer
@@ -102,8 +103,6 @@ class LoadedLlamaCpp:
 def load_llama_cpp(config: EngineConfig) -> Any:
     """Load the config's GGUF with llama.cpp; the tokenizer comes from the same GGUF through transformers."""
     from transformers import AutoTokenizer
-
-    from modelhost.worker.engine.factory import gguf_path
 
     path = gguf_path(config)
     if path is None:
