@@ -206,6 +206,7 @@ def build_app(settings: ServerSettings) -> Starlette:
             "status": "unavailable" if problems else "ok",
             "home": str(settings.home),
             "problems": problems,
+            "operations": services.controller.operations(),
             "unreadable_records": services.records.problems.lines(),
         }
         return JSONResponse(body, status_code=503 if problems else 200)

@@ -8,6 +8,7 @@ are coroutines the loop runs as tasks; reaping and publishing are immediate.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from modelhost.router.admission import Admission
 from modelhost.router.cache import CACHE_ENV, CACHE_TTL_ENV, DEFAULT_CACHE_TTL_S, cache_mode
 from modelhost.router.table import EndpointRoute, InstanceRoute, RoutingTable, VariantRoute
 from modelhost.scheduler.launchers.base import Launcher, Worker
+from modelhost.store.errors import StoreError
 from modelhost.store.records import Records
 
 log = logging.getLogger(__name__)
@@ -102,10 +104,13 @@ class Applier:
             await self._stop_fleet(self.fleets.pop(endpoint.key, fleet))
             raise
         except Exception as exc:
+            await self._stop_fleet(self.fleets.pop(endpoint.key, fleet))
+            if is_environmental(exc):  # a full disk is not the model's fault: retried with backoff, not Failed
+                endlog.write(f"deployment interrupted, will retry: {exc}")
+                raise
             reason = _failure_reason(exc, "deploying", endpoint.name)
             now = self._clock.now()
             endlog.write(f"deployment failed: {reason}")
-            await self._stop_fleet(self.fleets.pop(endpoint.key, fleet))
             self._table.remove(endpoint.name)
             self._change(endpoint.name, lambda e: None if e.status == EndpointStatus.DELETING else e.fail(reason, now))
             return
@@ -174,6 +179,10 @@ class Applier:
             await self._stop_fleet(fleet)
             raise
         except Exception as exc:
+            if is_environmental(exc):
+                await self._stop_fleet(fleet)
+                endlog.write(f"update interrupted, will retry: {exc}")
+                raise
             reason = _failure_reason(exc, "updating", endpoint.name)
             endlog.write(f"update failed, rolling back to {endpoint.config_name}: {reason}")
             self._change(endpoint.name, lambda e: e.roll_back(f"Update rolled back: {reason}", self._clock.now()))
@@ -198,6 +207,8 @@ class Applier:
         try:
             await self._start_instances(name, run, count, status)
         except DeploymentError as exc:
+            if is_environmental(exc):  # the host cannot act (disk full): the loop reports it and backs off
+                raise
             run.failures += 1
             delay = restart_delay_s(run.failures + 1)
             run.retry_after = self._clock.monotonic() + delay
@@ -300,30 +311,38 @@ class Applier:
         )
 
     def publish(self, name: str, *, in_service: bool) -> None:
-        """Write current counts and weights; with `in_service`, the endpoint (back) to InService."""
+        """Write current counts and weights (the route's weights are the record's desired ones); with
+        `in_service`, the endpoint (back) to InService."""
         fleet = self.fleets.get(name.lower(), {})
         now = self._clock.now()
-        observed = {
-            variant: VariantObservation(
-                instances=len(run.groups()),
-                weight=_weight(self._table, name, variant, run),
-                image=run.spec.container.image,
-                settled=run.failures == 0 and not run.starting,
-            )
-            for variant, run in fleet.items()
-        }
 
         def change(endpoint: Endpoint) -> Endpoint | None:
             if endpoint.status not in HOLDS_INSTANCES:
                 return None
+            observed = {
+                variant: VariantObservation(
+                    instances=len(run.groups()),
+                    weight=_desired_weight(endpoint, variant, run),
+                    image=run.spec.container.image,
+                    settled=run.failures == 0 and not run.starting,
+                )
+                for variant, run in fleet.items()
+            }
             updated = endpoint.with_observed(observed, now)
             if in_service and endpoint.status != EndpointStatus.IN_SERVICE and endpoint.pending is None:
                 updated = updated.back_in_service(now)
             return None if updated == endpoint else updated
 
-        self._change(name, change)
-        if in_service:
-            self.publish_route(name)  # weights may have changed with the record
+        updated = self._records.endpoints.update(name, change)
+        if updated is not None and self._weights_changed(updated):
+            self.publish_route(name)
+
+    def _weights_changed(self, endpoint: Endpoint) -> bool:
+        installed = self._table.get(endpoint.name)
+        if installed is None:
+            return False
+        routed = {v.name: v.weight for v in installed.route.variants}
+        return any(routed.get(s.name, s.desired_weight) != s.desired_weight for s in endpoint.states)
 
     def _variant_status(self, name: str, variant: str, *, pending: bool) -> Callable[[str], None]:
         def status(message: str) -> None:
@@ -342,14 +361,27 @@ def _with_message(endpoint: Endpoint, variant: str, message: str, now: float, pe
     return None if updated == endpoint else updated
 
 
-def _weight(table: RoutingTable, name: str, variant: str, run: VariantRun) -> float:
-    installed = table.get(name)
-    route = installed.route.variant(variant) if installed is not None else None
-    return route.weight if route is not None else run.spec.variant.initial_weight
+def _desired_weight(endpoint: Endpoint, variant: str, run: VariantRun) -> float:
+    state = endpoint.state(variant)
+    return state.desired_weight if state is not None else run.spec.variant.initial_weight
 
 
 def _desired(states: tuple[VariantState, ...], spec: VariantSpec) -> int:
     return next((s.desired_count for s in states if s.name == spec.name), spec.variant.initial_instance_count)
+
+
+ENVIRONMENTAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE, errno.ENFILE})
+
+
+def is_environmental(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is the host's trouble (disk full, read-only, out of files, the store
+    refusing writes) rather than the model's: such failures are retried once the cause is gone."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StoreError) or (isinstance(seen, OSError) and seen.errno in ENVIRONMENTAL_ERRNOS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _failure_reason(exc: Exception, doing: str, name: str) -> str:

@@ -23,6 +23,7 @@ import anyio
 import httpx
 
 from modelhost.errors import RuntimeValidationError, ServiceUnavailable
+from modelhost.resources.status import SERVES
 from modelhost.router.admission import Admission, Lease
 from modelhost.router.table import EndpointRoute, InstalledRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
 from modelhost.router.upstream import (
@@ -231,7 +232,9 @@ class InvocationRouter:
         status = self._endpoint_status(name)
         if status is None:
             raise RuntimeValidationError(f"Endpoint {name} of account {self._account_id} not found.")
-        if status == "InService":  # the instances are (re)starting, e.g. right after a server restart
+        # an endpoint that serves (or, right after a restart, is getting its instances back) but has no route yet
+        # answers the retryable ServiceUnavailable whatever its status, never a ValidationError
+        if status in SERVES:
             raise ServiceUnavailable(f"Endpoint {name} has no instance ready yet; retry shortly.")
         raise RuntimeValidationError(
             f"Endpoint {name} of account {self._account_id} is not in service (status: {status}); "

@@ -28,6 +28,21 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60) -> ServerProcess:
+        """Start the server and wait until its health check says ok."""
+        self.start_process()
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/_modelhost/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def start_process(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "server.log", "ab") as log:
             self.process = subprocess.Popen(
@@ -47,16 +62,6 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/_modelhost/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -73,7 +73,13 @@ class LocalProcessLauncher:
                 start_new_session=True,  # a Ctrl-C to the server's terminal must not kill workers mid-drain
             )
         self._processes[request.instance_id] = process
-        (run_dir / RECORD_NAME).write_text(json.dumps({"pid": process.pid, "instance_id": request.instance_id}))
+        try:
+            (run_dir / RECORD_NAME).write_text(json.dumps({"pid": process.pid, "instance_id": request.instance_id}))
+        except OSError:
+            process.kill()  # a worker nobody could find again after a crash must not run
+            process.wait()
+            self._processes.pop(request.instance_id, None)
+            raise
         log.info("started worker %s (pid %d, port %d)", request.instance_id, process.pid, spec.port)
         return Worker(
             instance_id=request.instance_id,
