@@ -62,11 +62,11 @@ class _Checker:
     def check(self, shape: Shape, value: Any, path: str, member_name: str = "") -> None:
         type_name = shape.type_name
         if type_name == "structure":
-            self._structure(shape, value, path)  # type: ignore[arg-type]
+            self._structure(shape, value, path)
         elif type_name == "list":
-            self._list(shape, value, path)  # type: ignore[arg-type]
+            self._list(shape, value, path)
         elif type_name == "map":
-            self._map(shape, value, path)  # type: ignore[arg-type]
+            self._map(shape, value, path)
         elif type_name == "string":
             self._string(shape, value, path, member_name)
         elif type_name in ("integer", "long", "float", "double"):

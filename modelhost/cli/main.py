@@ -49,7 +49,6 @@ class CliGroup(click.Group):
             fail(f"{error.get('Code')}: {error.get('Message')}")
         except EndpointConnectionError as exc:
             fail(f"cannot reach the modelhost server ({exc}); start one with `modelhost server`", code=2)
-        return None
 
 
 @click.group(cls=CliGroup)

@@ -75,7 +75,7 @@ class Applier:
         return FleetView(live=True, operation=operation, retry_after=retry_after, variants=variants)
 
     def _exited(self, run: VariantRun) -> tuple[ExitedInstance, ...]:
-        exited = []
+        exited: list[ExitedInstance] = []
         for worker in run.serving:
             code = self._launcher.poll(worker)
             if code is not None and all(e.group_id != worker.group_id for e in exited):

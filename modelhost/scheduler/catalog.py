@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -19,14 +20,16 @@ class InstanceType:
         return int(self.memory_gib * 1024**3)
 
 
-def _family(prefix: str, gpu_model: str, gpu_gib: float, rows: list[tuple[str, int, float, int]]) -> list[InstanceType]:
+def _family(
+    prefix: str, gpu_model: str, gpu_gib: float, rows: Sequence[tuple[str, int, float, int]]
+) -> list[InstanceType]:
     return [
         InstanceType(f"ml.{prefix}.{size}", cpus, mem, gpus, gpu_gib if gpus else 0.0, gpu_model if gpus else "")
         for size, cpus, mem, gpus in rows
     ]
 
 
-def _cpu_family(prefix: str, rows: list[tuple[str, int, float]]) -> list[InstanceType]:
+def _cpu_family(prefix: str, rows: Sequence[tuple[str, int, float]]) -> list[InstanceType]:
     return [InstanceType(f"ml.{prefix}.{size}", cpus, mem) for size, cpus, mem in rows]
 
 
@@ -75,7 +78,7 @@ _R_SIZES = [
 ]
 
 
-def _m5(sizes: list[tuple[str, int, float]], keep: set[str]) -> list[tuple[str, int, float]]:
+def _m5(sizes: Sequence[tuple[str, int, float]], keep: set[str]) -> list[tuple[str, int, float]]:
     return [row for row in sizes if row[0] in keep]
 
 

@@ -49,7 +49,7 @@ def _decode(tp: Any, data: Any, where: str) -> Any:
         return data
     if origin in (typing.Union, types.UnionType):
         return _decode_union(tp, data, where)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _decode_dataclass(tp, data, where)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:

@@ -138,7 +138,7 @@ class LocalProcessLauncher:
 
     def recover_stale(self) -> list[str]:
         """Workers recorded in run/ by a previous server on this home (e.g. after kill -9) are stopped."""
-        stopped = []
+        stopped: list[str] = []
         if not self._run_dir.is_dir():
             return stopped
         for record_path in sorted(self._run_dir.glob(f"*/{RECORD_NAME}")):

@@ -76,7 +76,8 @@ def _load_transformers(config: EngineConfig) -> Loaded:
 def _load_llama_cpp(config: EngineConfig) -> Loaded:
     from modelhost.worker.engine.runners.llama_cpp import load_llama_cpp
 
-    return load_llama_cpp(config)
+    loaded: Loaded = load_llama_cpp(config)
+    return loaded
 
 
 def _installed(module: str) -> bool:

@@ -25,7 +25,9 @@ class ModelRunner(Protocol):
     name: str  # "fast-llama", "transformers", "llama.cpp"
     vocab_size: int  # width of the logits rows
     dtype: str  # weights/activations dtype, for stats ("bfloat16", "float32", "q4_1"...)
-    kv_cache_bytes: int  # memory the KV cache holds (allocated now)
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Memory the KV cache holds (allocated now)."""
 
     def forward(self, entries: Sequence[RunnerEntry]) -> torch.Tensor:
         """Run the entries in one step and store their K/V; returns float32 logits [k, vocab] for the k

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,11 @@ _SIMPLE_ROPE_TYPES = frozenset({"default", "linear", "llama3", "yarn"})  # inv_f
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
 
-def fast_path_blocker(model: torch.nn.Module, max_model_len: int) -> str | None:
+# A transformers model or one of its submodules. Typed as Any: torch.nn.Module's __getattr__ answers
+# `Tensor | Module` for every attribute, which hides the (well-known) structure of a llama-family model.
+HFModel = Any
+
+def fast_path_blocker(model: HFModel, max_model_len: int) -> str | None:
     """Why the fast path cannot run this model (None when it can)."""
     config = model.config
     if config.model_type not in SUPPORTED_MODEL_TYPES:
@@ -34,7 +39,7 @@ def fast_path_blocker(model: torch.nn.Module, max_model_len: int) -> str | None:
         return f"rope_type {rope.get('rope_type')!r}"
     window = getattr(config, "sliding_window", None)
     windowed = window is not None and (config.model_type != "qwen2" or getattr(config, "use_sliding_window", False))
-    if windowed and window < max_model_len:
+    if windowed and window is not None and window < max_model_len:
         return f"sliding_window {window} < max_model_len {max_model_len}"
     if not hasattr(getattr(model, "model", None), "rotary_emb"):
         return "no rotary embedding module"
@@ -57,7 +62,7 @@ def _make_linear(weight: torch.Tensor, bias: torch.Tensor | None, pack: bool) ->
     return lambda x: F.linear(x, weight, bias)
 
 
-def _cat_bias(*modules: torch.nn.Module) -> torch.Tensor | None:
+def _cat_bias(*modules: HFModel) -> torch.Tensor | None:
     biases = [m.bias for m in modules]
     if all(b is None for b in biases):
         return None
@@ -101,7 +106,7 @@ class FastLlamaRunner:
 
     name = "fast-llama"
 
-    def __init__(self, model: torch.nn.Module, *, max_slots: int, max_model_len: int) -> None:
+    def __init__(self, model: HFModel, *, max_slots: int, max_model_len: int) -> None:
         config = model.config
         self.dtype_t = next(model.parameters()).dtype
         self.dtype = str(self.dtype_t).removeprefix("torch.")
@@ -130,7 +135,7 @@ class FastLlamaRunner:
         self.kv_cache_bytes = 2 * self.k_cache.numel() * self.k_cache.element_size()
         self.scale = self.head_dim**-0.5
 
-    def _fuse(self, layer: torch.nn.Module, pack: bool) -> _Layer:
+    def _fuse(self, layer: HFModel, pack: bool) -> _Layer:
         attn, mlp = layer.self_attn, layer.mlp
         qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
         gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])

@@ -21,7 +21,7 @@ class TransformersRunner:
 
     name = "transformers"
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Any) -> None:  # a transformers ...ForCausalLM (see fast_llama.HFModel)
         self.model = model
         self.vocab_size = model.config.vocab_size
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")

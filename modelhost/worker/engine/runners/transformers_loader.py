@@ -81,7 +81,8 @@ def load_transformers(config: EngineConfig) -> LoadedModel:
     if gguf_file:
         common["gguf_file"] = gguf_file
     model_config = AutoConfig.from_pretrained(source, **common)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **common).eval()
+    model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **common)
+    model.eval()  # inference only: no dropout
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(source, **common))
     eos = tokenizer.eos_token_ids(getattr(model, "generation_config", None))
     limits = resolve_limits(config, getattr(model_config, "max_position_embeddings", None))
