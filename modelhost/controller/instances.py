@@ -59,6 +59,8 @@ class InstanceStarter:
         model_env = dict(spec.container.environment)
         properties = serving_properties(prepared.model_dir, model_env)
         tp = properties.tensor_parallel_degree if properties else None
+        if tp is None and model_env.get("SM_NUM_GPUS", "").strip().isdigit():  # TGI's form of the degree
+            tp = int(model_env["SM_NUM_GPUS"])
         try:
             placement = place(spec.instance_type, self._inventory, self._ledger.in_use(), strict=self._strict)
             blocks = model_copies(spec.instance_type, placement.gpu_ids, tp)
@@ -78,7 +80,6 @@ class InstanceStarter:
                     endpoint_name, spec, prepared, placement, len(blocks), gpus, env, notes,
                     instance_id=f"{group_id}-c{copy}", group_id=group_id,
                     log_name=f"{spec.name.lower()}-{index}{suffix}.log",
-                    tp=tp if isinstance(tp, int) else None,
                 )  # fmt: skip
                 workers.append(self._launcher.start(request))
         except OSError as exc:
@@ -152,7 +153,6 @@ def _launch_request(
     instance_id: str,
     group_id: str,
     log_name: str,
-    tp: int | None,
 ) -> LaunchRequest:
     cpu_threads = max(1, placement.cpu_threads // copies)
     return LaunchRequest(
@@ -168,8 +168,8 @@ def _launch_request(
         gpu_ids=gpus,
         cpu_threads=cpu_threads,
         memory_bytes=placement.memory_bytes // copies,
-        tensor_parallel_degree=tp if gpus else None,
-        environment={**env, "MODELHOST_CPU_THREADS": str(cpu_threads)},
+        tensor_parallel_degree=len(gpus) or None,  # a copy's GPUs are exactly its degree (model_copies)
+        environment=env,
         log_name=log_name,
         notes=notes,
     )

@@ -92,9 +92,10 @@ def main() -> None:
         from modelhost.worker.watchdog import start_parent_watchdog
 
         start_parent_watchdog(spec.parent_pid)
-    if spec.gpu_ids:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
-    log.info("devices: %s", f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if spec.gpu_ids else "CPU")
+    # The launcher set CUDA_VISIBLE_DEVICES from the placement (the one place devices are decided).
+    log.info("devices: %s", f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}" if spec.gpu_ids else "CPU")
+    if spec.cpu_threads:  # the instance's share of the host's CPUs, for model.py handlers that size thread pools
+        os.environ["MODELHOST_CPU_THREADS"] = str(spec.cpu_threads)
     serve(spec)
 
 
@@ -124,7 +125,15 @@ def _engine_app(spec: WorkerSpec, properties: ServingProperties, model_dir: Path
     from modelhost.worker.engine_mode.server import EngineEndpoints, create_engine_app
     from modelhost.worker.engine_mode.serving_mode import build_engine_config, image_schema
 
-    config = build_engine_config(properties, os.environ, model_dir, _model_files(model_dir), len(spec.gpu_ids))
+    config = build_engine_config(
+        properties,
+        os.environ,
+        model_dir,
+        _model_files(model_dir),
+        len(spec.gpu_ids),
+        cpu_threads=spec.cpu_threads,
+        tensor_parallel_degree=spec.tensor_parallel_degree,
+    )
     schema = image_schema(spec.image, properties.options)
     log.info("engine config: %s; request schema %s (image %s)", config, schema, spec.image or "(none)")
 

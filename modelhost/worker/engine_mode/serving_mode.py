@@ -177,9 +177,14 @@ def build_engine_config(
     model_dir: Path,
     model_files: Iterable[str],
     gpu_count: int = 0,
+    *,
+    cpu_threads: int | None = None,
+    tensor_parallel_degree: int | None = None,
 ) -> EngineConfig:
     """serving.properties options (environment forms already merged) and TGI's environment → EngineConfig.
 
+    `cpu_threads` and `tensor_parallel_degree` come from the worker's spec, decided by the controller's
+    placement; without them (a worker started by hand) the degree is read from the options here.
     Options win over TGI variables. Raises ValueError naming the bad key."""
     options = properties.options
     files = list(model_files)
@@ -190,10 +195,11 @@ def build_engine_config(
             ("SM_NUM_GPUS", env.get("SM_NUM_GPUS")),
         ]
     )
-    if tp_raw is not None and tp_raw.strip().lower() == "max":
-        tensor_parallel_degree = max(gpu_count, 1)
-    else:
-        tensor_parallel_degree = _int(tp_name, tp_raw, 1) or 1
+    if tensor_parallel_degree is None:
+        if tp_raw is not None and tp_raw.strip().lower() == "max":
+            tensor_parallel_degree = max(gpu_count, 1)
+        else:
+            tensor_parallel_degree = _int(tp_name, tp_raw, 1) or 1
     len_name, len_raw = _first(
         [("option.max_model_len", options.get("max_model_len")), ("MAX_TOTAL_TOKENS", env.get("MAX_TOTAL_TOKENS"))]
     )
@@ -226,8 +232,8 @@ def build_engine_config(
         extra.setdefault("max_batch_prefill_tokens", env["MAX_BATCH_PREFILL_TOKENS"])
     if env.get("HF_MODEL_QUANTIZE"):
         extra.setdefault("quantize", env["HF_MODEL_QUANTIZE"])
-    if env.get("MODELHOST_CPU_THREADS"):  # the instance's share of the host's CPUs (placement)
-        extra.setdefault("threads", env["MODELHOST_CPU_THREADS"])
+    if cpu_threads:  # the instance's share of the host's CPUs (placement)
+        extra.setdefault("threads", str(cpu_threads))
     return EngineConfig(
         model_id_or_path=model_id_or_path,
         backend=_backend(options.get("rolling_batch")),
