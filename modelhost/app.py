@@ -43,7 +43,8 @@ from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
-from modelhost.store.records import Records, RecordUnreadable
+from modelhost.store.errors import UnreadableRecord
+from modelhost.store.records import Records
 from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def endpoint_status(records: Records, name: str) -> str | None:
     """The endpoint's status for the router; None when there is no such endpoint."""
     try:
         endpoint = records.endpoints.get(name)
-    except RecordUnreadable:
+    except UnreadableRecord:
         return None
     return None if endpoint is None else str(endpoint.status)
 

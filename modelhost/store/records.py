@@ -2,8 +2,8 @@
 
 Each `RecordTable` serialises one record type with `store/codec.py` under a kind in the SQLite store. A row
 that cannot be read as its record is reported by kind and name (`problems()`, a warning in the log) and
-skipped by `list()`; `get()` of it raises `RecordUnreadable` so the caller can say which resource is damaged.
-The rest of the control plane keeps working.
+skipped by `list()`; `get()` of it raises `store.errors.UnreadableRecord` so the caller can say which
+resource is damaged. The rest of the control plane keeps working.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from modelhost.resources.endpoint import Endpoint
 from modelhost.resources.endpoint_config import EndpointConfig
 from modelhost.resources.model import Model
 from modelhost.store.codec import decode, encode
+from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -25,40 +26,36 @@ FORMAT_VERSION = 2  # rows of format 1 (AWS-shaped documents, before typed recor
 T = TypeVar("T")
 
 
-class RecordUnreadable(Exception):
-    """A stored row that cannot be read as its record (damaged, or written by another version)."""
-
-    def __init__(self, kind: str, name: str, why: str) -> None:
-        super().__init__(f"stored {kind} {name!r} cannot be read ({why}); see `modelhost doctor`")
-        self.kind = kind
-        self.name = name
-        self.why = why
-
-
 class Problems:
-    """Unreadable rows seen so far, by (kind, name); each is logged once."""
+    """Unreadable rows, by (kind, name): rows that are not JSON (found by the SQLite store) and rows that are
+    not readable records (found here); each is logged once."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
         self._seen: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
-    def report(self, error: RecordUnreadable) -> None:
+    def report(self, error: UnreadableRecord) -> None:
         with self._lock:
             if (error.kind, error.name) not in self._seen:
                 log.warning("%s", error)
-            self._seen[(error.kind, error.name)] = error.why
+            self._seen[(error.kind, error.name)] = error.reason
 
     def clear(self, kind: str, name: str) -> None:
         with self._lock:
             self._seen.pop((kind, name.lower()), None)
 
-    def names(self, kind: str) -> set[str]:
+    def _all(self) -> dict[tuple[str, str], str]:
         with self._lock:
-            return {name for k, name in self._seen if k == kind}
+            seen = dict(self._seen)
+        seen.update({(p.kind, p.name): p.reason for p in self._store.problems()})
+        return seen
+
+    def names(self, kind: str) -> set[str]:
+        return {name for k, name in self._all() if k == kind}
 
     def lines(self) -> list[str]:
-        with self._lock:
-            return [f"{kind} {name!r}: {why}" for (kind, name), why in sorted(self._seen.items())]
+        return [f"{kind} {name!r}: {why}" for (kind, name), why in sorted(self._all().items())]
 
 
 class RecordTable(Generic[T]):
@@ -79,18 +76,17 @@ class RecordTable(Generic[T]):
                 raise ValueError(f"not a format-{FORMAT_VERSION} record")
             return decode(self._type, row["record"])
         except (ValueError, KeyError, TypeError) as exc:
-            error = RecordUnreadable(self.kind, key, str(exc))
+            error = UnreadableRecord(self.kind, key, str(exc))
             self._problems.report(error)
             raise error from exc
 
     def get(self, name: str) -> T | None:
-        """The record, None when there is none; RecordUnreadable when its row is damaged."""
+        """The record, None when there is none; UnreadableRecord when its row is damaged."""
         try:
             row = self._store.get(self.kind, name)
-        except ValueError as exc:  # the row is not JSON at all
-            error = RecordUnreadable(self.kind, name.lower(), f"invalid JSON: {exc}")
+        except UnreadableRecord as error:  # the row is not JSON at all
             self._problems.report(error)
-            raise error from exc
+            raise
         return None if row is None else self._from_row(name.lower(), row)
 
     def list(self) -> list[T]:
@@ -100,7 +96,7 @@ class RecordTable(Generic[T]):
             key = str(row.get("key", "?")) if isinstance(row, dict) else "?"
             try:
                 records.append(self._from_row(key, row))
-            except RecordUnreadable:
+            except UnreadableRecord:
                 continue
         return records
 
@@ -137,7 +133,7 @@ class Records:
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
-        self.problems = Problems()
+        self.problems = Problems(store)
         self.models = RecordTable(store, "model", Model, self.problems)
         self.endpoint_configs = RecordTable(store, "endpoint_config", EndpointConfig, self.problems)
         self.endpoints = RecordTable(store, "endpoint", Endpoint, self.problems)

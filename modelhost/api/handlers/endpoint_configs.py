@@ -10,7 +10,7 @@ from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
 from modelhost.resources.endpoint_config import EndpointConfig
-from modelhost.store.records import RecordUnreadable
+from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "endpoint_config"
@@ -54,7 +54,7 @@ def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, A
 def get_endpoint_config(ctx: ApiContext, name: str) -> EndpointConfig:
     try:
         config = ctx.records.endpoint_configs.get(name)
-    except RecordUnreadable as exc:
+    except UnreadableRecord as exc:
         raise unreadable(exc) from exc
     if config is None:
         raise not_found(ctx, name)

@@ -17,7 +17,7 @@ from modelhost.resources.endpoint_config import EndpointConfig
 from modelhost.resources.quota import instances_in_use
 from modelhost.resources.status import IN_PROGRESS, EndpointStatus
 from modelhost.scheduler.placement import quota_for, quota_message
-from modelhost.store.records import RecordUnreadable
+from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "endpoint"
@@ -34,7 +34,7 @@ def in_progress(endpoint: Endpoint) -> ValidationError:
 def get_endpoint(ctx: ApiContext, name: str) -> Endpoint:
     try:
         endpoint = ctx.records.endpoints.get(name)
-    except RecordUnreadable as exc:
+    except UnreadableRecord as exc:
         raise unreadable(exc) from exc
     if endpoint is None:
         raise not_found(ctx, name)
@@ -63,7 +63,7 @@ def create_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     endpoint_arn = ctx.arn(KIND, name)
     try:
         exists = ctx.records.endpoints.get(name) is not None
-    except RecordUnreadable:
+    except UnreadableRecord:
         exists = True
     if exists:
         raise ValidationError(f'Cannot create already existing endpoint "{endpoint_arn}".')

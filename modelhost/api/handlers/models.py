@@ -11,7 +11,7 @@ from modelhost.errors import ValidationError
 from modelhost.resources.model import Model
 from modelhost.router.cache import check_cache_environment
 from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
-from modelhost.store.records import RecordUnreadable
+from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "model"
@@ -21,7 +21,7 @@ def not_found(ctx: ApiContext, name: str) -> ValidationError:
     return ValidationError(f'Could not find model "{ctx.arn(KIND, name)}".')
 
 
-def unreadable(error: RecordUnreadable) -> ValidationError:
+def unreadable(error: UnreadableRecord) -> ValidationError:
     return ValidationError(f"The stored {error.kind} {error.name!r} is damaged and cannot be read; run `modelhost "
                            "doctor` on the server's data directory.")
 
@@ -64,7 +64,7 @@ def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 def get_model(ctx: ApiContext, name: str) -> Model:
     try:
         model = ctx.records.models.get(name)
-    except RecordUnreadable as exc:
+    except UnreadableRecord as exc:
         raise unreadable(exc) from exc
     if model is None:
         raise not_found(ctx, name)

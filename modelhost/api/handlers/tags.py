@@ -10,7 +10,8 @@ from modelhost.api.context import ApiContext
 from modelhost.api.handlers.models import unreadable
 from modelhost.errors import ValidationError
 from modelhost.resources.model import Tag
-from modelhost.store.records import RecordTable, RecordUnreadable
+from modelhost.store.errors import UnreadableRecord
+from modelhost.store.records import RecordTable
 
 MAX_TAGS = 50
 
@@ -38,7 +39,7 @@ def _locate(ctx: ApiContext, arn: str) -> tuple[RecordTable[Any], str]:
     table = tables[kind_name[0]]
     try:
         found = table.get(kind_name[1]) is not None
-    except RecordUnreadable as exc:
+    except UnreadableRecord as exc:
         raise unreadable(exc) from exc
     if not found:
         raise ValidationError(f'Could not find resource "{arn}".')
