@@ -132,113 +132,135 @@ def build_controller(
     return controller, launcher
 
 
-def build_app(settings: ServerSettings) -> Starlette:
-    holder: dict[str, Services] = {}
+@contextlib.asynccontextmanager
+async def serving(settings: ServerSettings) -> AsyncIterator[Services]:
+    """Start the store, the controller and the APIs; on exit, drain workers and close everything."""
+    for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.artifacts_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    # Downloads, pip installs and worker stops block in threads; the default pool (cores + 4) is too small.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
+    store = SqliteStore(settings.db_path)
+    store.open()
+    store.start_backups()  # HOME/backups/store-<UTC stamp>.db now and every 10 minutes; close() stops it
+    service_model("sagemaker")  # load botocore's model once, before the first request
+    inventory = discover_inventory(settings.inventory_json)
+    table = RoutingTable()
+    records = Records(store)
+    admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
+    registry = ModelRegistry(settings.registry_dir)
+    controller, launcher = build_controller(settings, records, table, admission, registry, inventory)
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+    status_of = functools.partial(endpoint_status, records)
+    upstream = HttpUpstream(client)
+    router = InvocationRouter(table, admission, upstream, status_of, settings.account_id, settings.invocation_timeout_s)
+    services = Services(
+        store=store,
+        records=records,
+        controller=controller,
+        control_plane=ControlPlaneApi(records, settings, controller.wake, inventory, parse_quotas(settings.quotas)),
+        runtime=RuntimeApi(settings, router, ResultCache(settings.result_cache_max_bytes, time.monotonic)),
+        openai=OpenAiApi(settings, router, status_of, functools.partial(served_models, records)),
+        client=client,
+    )
+    loop_task = asyncio.create_task(controller.run())
+    log.info(
+        "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
+        settings.home,
+        inventory.gpu_count,
+        inventory.cpus,
+        inventory.memory_bytes / 1024**3,
+    )
+    try:
+        yield services
+    finally:
+        log.info("stopping: draining workers")
+        await controller.shutdown()
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        upstream.close()
+        await launcher.aclose()
+        await client.aclose()
+        store.close()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.artifacts_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        # Downloads, pip installs and worker stops block in threads; the default pool (cores + 4) is too small.
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
-        store = SqliteStore(settings.db_path)
-        store.open()
-        store.start_backups()  # HOME/backups/store-<UTC stamp>.db now and every 10 minutes; close() stops it
-        service_model("sagemaker")  # load botocore's model once, before the first request
-        inventory = discover_inventory(settings.inventory_json)
-        quotas = parse_quotas(settings.quotas)
-        table = RoutingTable()
-        records = Records(store)
-        admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
-        registry = ModelRegistry(settings.registry_dir)
-        controller, launcher = build_controller(settings, records, table, admission, registry, inventory)
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
 
-        status_of = functools.partial(endpoint_status, records)
-        upstream = HttpUpstream(client)
-        router = InvocationRouter(
-            table, admission, upstream, status_of, settings.account_id, settings.invocation_timeout_s
-        )
-        cache = ResultCache(settings.result_cache_max_bytes, time.monotonic)
-        runtime = RuntimeApi(settings, router, cache)
-        holder["services"] = Services(
-            store=store,
-            records=records,
-            controller=controller,
-            control_plane=ControlPlaneApi(records, settings, controller.wake, inventory, quotas),
-            runtime=runtime,
-            openai=OpenAiApi(settings, router, status_of, functools.partial(served_models, records)),
-            client=client,
-        )
-        loop_task = asyncio.create_task(controller.run())
-        log.info(
-            "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
-            settings.home,
-            inventory.gpu_count,
-            inventory.cpus,
-            inventory.memory_bytes / 1024**3,
-        )
-        try:
-            yield
-        finally:
-            log.info("stopping: draining workers")
-            await controller.shutdown()
-            loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
-            upstream.close()
-            await launcher.aclose()
-            await client.aclose()
-            store.close()
+class ServerRoutes:
+    """The one port's routes: the three APIs (control plane, sagemaker-runtime, OpenAI) and modelhost's own."""
 
-    async def aws(request: Request) -> Response:
+    def __init__(self, settings: ServerSettings) -> None:
+        self._settings = settings
+        self.services: Services | None = None  # set while the server runs
+
+    def _running(self) -> Services:
+        if self.services is None:
+            raise RuntimeError("the server is not running")
+        return self.services
+
+    async def aws(self, request: Request) -> Response:
         """AWS JSON 1.1 requests carry X-Amz-Target; everything else posted here is the runtime (rest-json)."""
-        services = holder["services"]
+        services = self._running()
         if "x-amz-target" in request.headers:
             return await services.control_plane.handle(request)
         return await services.runtime.handle(request)
 
-    async def health(request: Request) -> Response:
+    async def health(self, request: Request) -> Response:
         """200 while the control plane can act; 503 naming what stops it (e.g. the store cannot be written).
         Store rows that cannot be read are listed too, but the rest of the control plane works around them."""
-        services = holder["services"]
+        services = self._running()
         problems = services.controller.problems()
         body = {
             "status": "unavailable" if problems else "ok",
-            "home": str(settings.home),
+            "home": str(self._settings.home),
             "problems": problems,
             "operations": services.controller.operations(),
             "unreadable_records": services.records.problems.lines(),
         }
         return JSONResponse(body, status_code=503 if problems else 200)
 
-    async def quotas(request: Request) -> Response:
-        return JSONResponse(holder["services"].control_plane.quota_report())
+    async def quotas(self, request: Request) -> Response:
+        return JSONResponse(self._running().control_plane.quota_report())
 
-    async def endpoint_logs(request: Request) -> Response:
+    async def endpoint_logs(self, request: Request) -> Response:
         name = request.path_params["name"]
-        lines = int(request.query_params.get("lines", "200"))
-        folder = settings.logs_dir / name.lower()
-        if not folder.is_dir():
+        raw = request.query_params.get("lines", "200")
+        if not raw.isdigit() or not 0 < int(raw) <= 100_000:
+            return PlainTextResponse(f"lines must be a whole number from 1 to 100000, not {raw!r}\n", 400)
+        folder = self._settings.logs_dir / name.lower()
+        if not folder.is_dir() or folder.parent != self._settings.logs_dir:
             return PlainTextResponse(f"no logs for endpoint {name}\n", status_code=404)
         parts = []
         for path in sorted(folder.glob("*.log")):
             parts.append(f"==> {path.name} <==")
-            parts.extend(tail_lines(path, lines))
+            parts.extend(tail_lines(path, int(raw)))
         return PlainTextResponse("\n".join(parts) + "\n")
 
-    async def openai_api(request: Request) -> Response:
-        return await holder["services"].openai.handle(request)
+    async def openai_api(self, request: Request) -> Response:
+        return await self._running().openai.handle(request)
 
-    routes = [
-        Route("/_modelhost/health", health, methods=["GET"]),
-        # OpenAI-compatible routes come before the catch-all POST (control plane / sagemaker-runtime)
-        Route("/v1/models", openai_api, methods=["GET"]),
-        Route("/v1/models/{model:path}", openai_api, methods=["GET"]),
-        Route("/v1/chat/completions", openai_api, methods=["POST"]),
-        Route("/v1/completions", openai_api, methods=["POST"]),
-        Route("/_modelhost/endpoints/{name}/logs", endpoint_logs, methods=["GET"]),
-        Route("/_modelhost/quotas", quotas, methods=["GET"]),
-        Route("/{path:path}", aws, methods=["POST"]),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    def routes(self) -> list[Route]:
+        return [
+            Route("/_modelhost/health", self.health, methods=["GET"]),
+            # OpenAI-compatible routes come before the catch-all POST (control plane / sagemaker-runtime)
+            Route("/v1/models", self.openai_api, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.openai_api, methods=["GET"]),
+            Route("/v1/chat/completions", self.openai_api, methods=["POST"]),
+            Route("/v1/completions", self.openai_api, methods=["POST"]),
+            Route("/_modelhost/endpoints/{name}/logs", self.endpoint_logs, methods=["GET"]),
+            Route("/_modelhost/quotas", self.quotas, methods=["GET"]),
+            Route("/{path:path}", self.aws, methods=["POST"]),
+        ]
+
+
+def build_app(settings: ServerSettings) -> Starlette:
+    server = ServerRoutes(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with serving(settings) as services:
+            server.services = services
+            try:
+                yield
+            finally:
+                server.services = None
+
+    return Starlette(routes=server.routes(), lifespan=lifespan)
