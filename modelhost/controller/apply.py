@@ -96,10 +96,7 @@ class Applier:
         fleet: Fleet = {}
         self.fleets[endpoint.key] = fleet
         try:
-            for spec in endpoint.variants:
-                status = self._variant_status(endpoint.name, spec.name, pending=False)
-                fleet[spec.name] = await self._prepare(endpoint.name, spec, status)
-                await self._start_instances(endpoint.name, fleet[spec.name], _desired(endpoint.states, spec), status)
+            await self._bring_up(endpoint.name, endpoint.variants, endpoint.states, fleet, pending=False)
         except asyncio.CancelledError:
             await self._stop_fleet(self.fleets.pop(endpoint.key, fleet))
             raise
@@ -117,6 +114,22 @@ class Applier:
         self.publish_route(endpoint.name)
         self.publish(endpoint.name, in_service=True)
         endlog.write(f"endpoint {endpoint.name} is InService")
+
+    async def _bring_up(
+        self,
+        name: str,
+        specs: tuple[VariantSpec, ...],
+        states: tuple[VariantState, ...],
+        fleet: Fleet,
+        *,
+        pending: bool,
+    ) -> None:
+        """Prepare each variant's model and start its desired instances into `fleet` (the caller's, so that what
+        was started can be stopped when this fails)."""
+        for spec in specs:
+            status = self._variant_status(name, spec.name, pending=pending)
+            fleet[spec.name] = await self._prepare(name, spec, status)
+            await self._start_instances(name, fleet[spec.name], _desired(states, spec), status)
 
     async def _prepare(self, name: str, spec: VariantSpec, status: Callable[[str], None]) -> VariantRun:
         endlog = self.endlog(name)
@@ -171,10 +184,7 @@ class Applier:
         endlog.write(f"updating endpoint {endpoint.name} to configuration {pending.config_name}")
         fleet: Fleet = {}
         try:
-            for spec in pending.variants:
-                status = self._variant_status(endpoint.name, spec.name, pending=True)
-                fleet[spec.name] = await self._prepare(endpoint.name, spec, status)
-                await self._start_instances(endpoint.name, fleet[spec.name], _desired(pending.states, spec), status)
+            await self._bring_up(endpoint.name, pending.variants, pending.states, fleet, pending=True)
         except asyncio.CancelledError:
             await self._stop_fleet(fleet)
             raise
