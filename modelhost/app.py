@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from modelhost.api.app import ControlPlaneApi
+from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
@@ -146,6 +147,7 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Services]:
     inventory = discover_inventory(settings.inventory_json)
     table = RoutingTable()
     records = Records(store)
+    upgrade_store(records)  # rows written before typed records (format 1), converted once
     admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
     registry = ModelRegistry(settings.registry_dir)
     controller, launcher = build_controller(settings, records, table, admission, registry, inventory)

@@ -68,7 +68,7 @@ class RecordTable(Generic[T]):
         self._problems = problems
 
     def _to_row(self, name: str, record: T) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "key": name.lower(), "record": encode(record)}
+        return {"format": FORMAT_VERSION, "record": encode(record)}
 
     def _from_row(self, key: str, row: Any) -> T:
         try:
@@ -92,8 +92,7 @@ class RecordTable(Generic[T]):
     def list(self) -> list[T]:
         """Every readable record; unreadable rows are reported and skipped."""
         records = []
-        for row in self._store.list(self.kind):  # the raw store skips (and reports) rows that are not JSON
-            key = str(row.get("key", "?")) if isinstance(row, dict) else "?"
+        for key, row in self._store.items(self.kind):  # the raw store skips (and reports) rows that are not JSON
             try:
                 records.append(self._from_row(key, row))
             except UnreadableRecord:
@@ -137,3 +136,9 @@ class Records:
         self.models = RecordTable(store, "model", Model, self.problems)
         self.endpoint_configs = RecordTable(store, "endpoint_config", EndpointConfig, self.problems)
         self.endpoints = RecordTable(store, "endpoint", Endpoint, self.problems)
+
+    def table(self, kind: str) -> RecordTable[Any]:
+        tables: dict[str, RecordTable[Any]] = {
+            t.kind: t for t in (self.models, self.endpoint_configs, self.endpoints)
+        }
+        return tables[kind]

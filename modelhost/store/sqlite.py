@@ -247,13 +247,17 @@ class SqliteStore:
 
     def list(self, kind: str) -> builtins.list[dict[str, Any]]:
         """Every readable record of `kind`; unreadable rows are skipped and reported by `problems()`."""
+        return [record for _, record in self.items(kind)]
+
+    def items(self, kind: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """(stored name, record) of every readable record of `kind`; unreadable rows as in `list`."""
         with self._db("read") as db:
             rows = db.execute("SELECT key, data FROM resources WHERE kind = ?", (kind,)).fetchall()
-            records: builtins.list[dict[str, Any]] = []
+            records: builtins.list[tuple[str, dict[str, Any]]] = []
             bad: set[str] = set()
             for key, data in rows:
                 try:
-                    records.append(decode_record(data))
+                    records.append((str(key), decode_record(data)))
                 except ValueError as exc:
                     bad.add(str(key))
                     self._note_problem(kind, str(key), str(exc))

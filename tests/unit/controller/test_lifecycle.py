@@ -257,7 +257,7 @@ def test_an_unreachable_report_readmits_a_healthy_instance_and_replaces_a_dead_o
 def test_a_record_that_cannot_be_read_is_skipped_and_the_rest_keep_working(h: Harness) -> None:
     async def scenario() -> None:
         h.put(endpoint("good"))
-        h.store.put("endpoint", "bad", {"format": 2, "key": "bad", "record": {"name": "bad"}})
+        h.store.put("endpoint", "bad", {"format": 2, "record": {"name": "bad"}})
         await h.settle()
         assert h.get("good").status == S.IN_SERVICE
         assert any("'bad'" in line for line in h.records.problems.lines())
