@@ -64,19 +64,24 @@ def model_summary(model: Model) -> dict[str, Any]:
 def variant_from_request(shape: dict[str, Any]) -> ProductionVariant:
     download = shape.get("ModelDataDownloadTimeoutInSeconds")
     startup = shape.get("ContainerStartupHealthCheckTimeoutInSeconds")
+    count = shape.get("InitialInstanceCount")
+    weight = shape.get("InitialVariantWeight")
     return ProductionVariant(
         name=shape["VariantName"],
         model_name=shape["ModelName"],
         instance_type=shape["InstanceType"],
-        initial_instance_count=int(shape.get("InitialInstanceCount", 1)),
-        initial_weight=float(shape.get("InitialVariantWeight", 1.0)),
+        initial_instance_count=1 if count is None else int(count),
+        initial_weight=1.0 if weight is None else float(weight),
         download_timeout_s=float(download) if download else None,
         startup_timeout_s=float(startup) if startup else None,
     )
 
 
 def config_from_request(body: dict[str, Any], arn: str, now: float) -> EndpointConfig:
-    shapes = [{"InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **v} for v in body["ProductionVariants"]]
+    shapes = [
+        {**v, "InitialInstanceCount": variant.initial_instance_count, "InitialVariantWeight": variant.initial_weight}
+        for v, variant in ((v, variant_from_request(v)) for v in body["ProductionVariants"])
+    ]
     request = {k: v for k, v in body.items() if k != "Tags"}
     return EndpointConfig(
         name=body["EndpointConfigName"],

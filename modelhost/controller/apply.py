@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from modelhost.clock import Clock
 from modelhost.controller.endpoint_log import EndpointLog
@@ -65,6 +66,12 @@ class Applier:
         self._timeouts = timeouts
         self._wake = wake
         self.fleets: dict[str, Fleet] = {}  # endpoint key -> what runs for it
+        self._background: set[asyncio.Task[None]] = set()  # stops of reaped workers
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # observing -------------------------------------------------------------------------------
     def view(self, key: str, operation: str | None, retry_after: float) -> FleetView:
@@ -195,17 +202,23 @@ class Applier:
                 raise
             reason = _failure_reason(exc, "updating", endpoint.name)
             endlog.write(f"update failed, rolling back to {endpoint.config_name}: {reason}")
+            await self._stop_fleet(fleet)  # first: a record write that fails must not leave it running
             self._change(endpoint.name, lambda e: e.roll_back(f"Update rolled back: {reason}", self._clock.now()))
-            await self._stop_fleet(fleet)
             self.publish(endpoint.name, in_service=True)
             return
+        try:
+            self._change(endpoint.name, lambda e: e.commit_update(self._clock.now()) if e.pending else None)
+        except BaseException:
+            await self._stop_fleet(fleet)  # the old fleet keeps serving; the update is tried again
+            raise
         old = self.fleets.get(endpoint.key, {})
         self.fleets[endpoint.key] = fleet
-        self._change(endpoint.name, lambda e: e.commit_update(self._clock.now()) if e.pending else None)
-        self.publish_route(endpoint.name)
-        self.publish(endpoint.name, in_service=True)
-        endlog.write(f"traffic moved to {pending.config_name}; draining the old instances")
-        await asyncio.gather(*(self._drain(endpoint.name, run.serving) for run in old.values()))
+        try:
+            self.publish_route(endpoint.name)
+            self.publish(endpoint.name, in_service=True)
+            endlog.write(f"traffic moved to {pending.config_name}; draining the old instances")
+        finally:
+            await asyncio.gather(*(self._drain(endpoint.name, run.serving) for run in old.values()))
         endlog.write(f"endpoint {endpoint.name} is InService on {pending.config_name}")
 
     # scale -----------------------------------------------------------------------------------
@@ -243,9 +256,13 @@ class Applier:
     async def _drain(self, name: str, workers: list[Worker]) -> None:
         """Let requests in flight on `workers` (already out of the route) finish, then stop them."""
         deadline = self._clock.monotonic() + DRAIN_TIMEOUT_S
-        while any(self._admission.in_flight(w.instance_id) for w in workers) and self._clock.monotonic() < deadline:
-            await self._clock.sleep(0.05)
-        await self._stop_workers(workers)
+        try:
+            while any(self._admission.in_flight(w.instance_id) for w in workers):
+                if self._clock.monotonic() >= deadline:
+                    break
+                await self._clock.sleep(0.05)
+        finally:  # cancelled (delete, shutdown) or not, workers out of the route are stopped
+            await self._stop_workers(workers)
 
     def reap(self, name: str, variant: str, exited: ExitedInstance) -> None:
         """An instance's worker exited: the whole instance leaves the route (a model copy alone cannot stand in
@@ -257,7 +274,7 @@ class Applier:
         run.serving = [w for w in run.serving if w not in group]
         for worker in group:
             self._launcher.kill(worker)
-        self._starter.release(exited.group_id)
+        self._in_background(self._stop_workers(group))  # reaped, then the GPUs are free (not before)
         run.failures += 1
         run.retry_after = self._clock.monotonic() + restart_delay_s(run.failures)
         message = f"instance {exited.instance_id} exited with status {exited.exit_code}; replacing it"
@@ -282,7 +299,7 @@ class Applier:
         await self._stop_fleet(self.fleets.pop(key, {}))
 
     async def stop_all(self) -> None:
-        await asyncio.gather(*(self._stop_fleet(fleet) for fleet in self.fleets.values()))
+        await asyncio.gather(*(self._stop_fleet(fleet) for fleet in self.fleets.values()), *self._background)
         self.fleets.clear()
 
     async def _stop_fleet(self, fleet: Fleet) -> None:

@@ -82,9 +82,9 @@ class InstanceStarter:
                     log_name=f"{spec.name.lower()}-{index}{suffix}.log",
                 )  # fmt: skip
                 workers.append(self._launcher.start(request))
-        except OSError as exc:
+        except Exception as exc:  # OSError (disk full, limits), ValueError (a NUL in the environment), …
             for worker in workers:
-                self._launcher.kill(worker)
+                self._launcher.stop(worker, 0.0)
             self._ledger.release(group_id)
             raise DeploymentError(PHASE_LOAD, f"the worker could not be started: {exc}") from exc
         return workers

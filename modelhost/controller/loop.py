@@ -156,7 +156,8 @@ class ControlLoop:
         applier = self._applier
         match action:
             case Delete():
-                self._spawn(endpoint.key, "delete", self._delete(endpoint.key, name))
+                running = self._operations.get(endpoint.key)
+                self._spawn(endpoint.key, "delete", self._delete(running, name))
             case Deploy():
                 self._spawn(endpoint.key, "deploy", applier.deploy(endpoint))
             case Update():
@@ -170,13 +171,11 @@ class ControlLoop:
             case Publish(in_service=in_service):
                 applier.publish(name, in_service=in_service)
 
-    async def _delete(self, key: str, name: str) -> None:
-        """Delete wins over whatever runs: that operation is cancelled (it stops what it started) first."""
-        running = self._operations.get(key)
-        if running is not None and running.kind != "delete":
+    async def _delete(self, running: Operation | None, name: str) -> None:
+        """Delete wins over whatever runs: that operation is cancelled, and has stopped what it started, first."""
+        if running is not None and not running.task.done():
             running.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await running.task
+            await asyncio.wait({running.task})  # its own outcome is its own; a cancelled delete still stops here
         await self._applier.delete(name)
 
     def _stop_orphans(self, recorded: set[str]) -> None:

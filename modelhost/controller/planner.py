@@ -11,7 +11,9 @@ No I/O and no clock: `now` is passed in (monotonic seconds, as in `FleetView.ret
     InService/Updating/RollingBack  not running (a restart) → Deploy (the current configuration)
     Updating      pending update   → Update (blue/green, rolls back on failure)
     RollingBack   running          → Publish(in_service)   (the rollback is done)
-    InService/Updating  running    → Reap exited instances, then ScaleDown | ScaleUp | Publish
+    Creating      running          → Publish(in_service)   (deployed; writing that down had failed)
+    InService/Updating  running    → Reap exited instances, then ScaleDown | ScaleUp | Publish; an Updating
+                                     endpoint is InService again once converged or when a variant crash-loops
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelhost.controller.scaling import decide_scale
+from modelhost.controller.scaling import CRASH_LOOP_FAILURES, decide_scale
 from modelhost.resources.endpoint import Endpoint
 from modelhost.resources.status import SERVES, EndpointStatus
 
@@ -99,9 +101,13 @@ Action = Deploy | Update | Delete | Reap | ScaleUp | ScaleDown | Publish
 
 def plan_endpoint(endpoint: Endpoint, fleet: FleetView, now: float) -> list[Action]:
     if endpoint.status == EndpointStatus.DELETING:
-        return [] if fleet.operation == "delete" else [Delete()]
+        if fleet.operation == "delete" or (fleet.operation is None and now < fleet.retry_after):
+            return []
+        return [Delete()]  # cancels whatever else runs
     if fleet.operation is not None or now < fleet.retry_after or endpoint.status == EndpointStatus.FAILED:
         return []
+    if endpoint.status == EndpointStatus.CREATING and fleet.live:
+        return [Publish(in_service=True)]  # the fleet is up; only writing that down failed
     if endpoint.status == EndpointStatus.CREATING or (endpoint.status in SERVES and not fleet.live):
         return [Deploy()]
     if endpoint.status == EndpointStatus.UPDATING and endpoint.pending is not None:
@@ -112,27 +118,27 @@ def plan_endpoint(endpoint: Endpoint, fleet: FleetView, now: float) -> list[Acti
 
 
 def _converge(endpoint: Endpoint, fleet: FleetView, now: float) -> list[Action]:
-    actions: list[Action] = []
-    for state in endpoint.states:
-        view = fleet.variants.get(state.name)
-        if view is None:
-            continue
+    """Reap every variant's dead instances, then the first scale change a variant needs (one operation at a
+    time); a variant waiting for its backoff does not hold up the others."""
+    views = [(s, fleet.variants[s.name]) for s in endpoint.states if s.name in fleet.variants]
+    actions: list[Action] = [Reap(s.name, e) for s, view in views for e in view.exited]
+    settled = True
+    for state, view in views:
         gone = {e.group_id for e in view.exited}
-        actions.extend(Reap(state.name, e) for e in view.exited)
         serving = [g for g in view.instances if g not in gone]
         decision = decide_scale(state.desired_count, serving, view.starting)
         if decision.stop:
             return [*actions, ScaleDown(state.name, decision.stop)]
         if decision.start and not gone and now >= view.retry_after:
             return [*actions, ScaleUp(state.name, decision.start)]
-        if decision.start or gone:
-            return [*actions, Publish()]  # replacements wait for their backoff (counted after the reap)
-    converged = all(
-        len(fleet.variants[s.name].instances) == s.desired_count and not fleet.variants[s.name].starting
-        for s in endpoint.states
-        if s.name in fleet.variants
-    )
-    return [*actions, Publish(in_service=endpoint.status == EndpointStatus.UPDATING and converged)]
+        if decision.start or gone or view.starting:
+            settled = False  # replacements wait for their backoff (counted after the reap)
+    # A capacity update is done when every variant runs what it asks for, or when a variant cannot start
+    # instances (crash loop): the endpoint is back InService, the variant's status says why, and the loop
+    # keeps trying with backoff.
+    crash_looping = any(view.failures >= CRASH_LOOP_FAILURES for _, view in views)
+    in_service = endpoint.status == EndpointStatus.UPDATING and (settled or crash_looping)
+    return [*actions, Publish(in_service=in_service)]
 
 
 def orphaned_fleets(live: set[str], recorded: set[str], unreadable: set[str]) -> set[str]:

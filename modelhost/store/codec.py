@@ -1,8 +1,8 @@
 """Records ↔ JSON documents, driven by the dataclasses' own type hints (the store's only serialisation).
 
-Handles what `modelhost/resources/` uses: frozen dataclasses, `tuple[X, ...]`, `X | None`, `Mapping[str, ...]`,
-enums and JSON scalars. Decoding checks every field, so a row that does not fit raises `ValueError` naming
-the field; nothing half-read reaches a caller.
+Handles what `modelhost/resources/` uses: frozen dataclasses, `tuple[X, ...]`, `X | None`, `Mapping[str, ...]`
+of JSON values (copied as they are, never walked), enums and JSON scalars. Decoding checks every field, so a
+row that does not fit raises `ValueError` naming the field; nothing half-read reaches a caller.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def encode(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple | list):
         return [encode(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, Mapping):  # records' mappings hold JSON values (environments, request documents)
+        return dict(value)
     return value
 
 

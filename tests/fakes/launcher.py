@@ -33,6 +33,7 @@ class FakeLauncher:
         self.workers: dict[str, FakeWorker] = {}
         self.start_failures: dict[str, StartFailure] = {}  # model name -> how its workers fail
         self.unhealthy_models: set[str] = set()  # workers of these models never answer /ping
+        self.start_errors: dict[str, Exception] = {}  # model name -> what start() raises for it
         self.stale: list[str] = []  # what recover_stale reports
         self.recover_error: Exception | None = None
         self.started: list[LaunchRequest] = []
@@ -42,6 +43,8 @@ class FakeLauncher:
         return self.log_root / endpoint_name.lower()
 
     def start(self, request: LaunchRequest) -> Worker:
+        if request.model_name in self.start_errors:
+            raise self.start_errors[request.model_name]
         self.started.append(request)
         worker = Worker(
             instance_id=request.instance_id,

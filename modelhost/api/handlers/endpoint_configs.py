@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from modelhost.api import shapes
@@ -36,6 +37,9 @@ def _check_variants(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
             raise ValidationError(f"Variant '{name}': ModelName is required.")
         if not variant.get("InstanceType"):
             raise ValidationError(f"Variant '{name}': InstanceType is required.")
+        weight = variant.get("InitialVariantWeight")
+        if weight is not None and not math.isfinite(float(weight)):
+            raise ValidationError(f"Variant '{name}': InitialVariantWeight must be a finite number, not {weight}.")
         get_model(ctx, variant["ModelName"])  # `Could not find model "<arn>".`
 
 

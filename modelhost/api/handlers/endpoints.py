@@ -3,6 +3,7 @@ UpdateEndpointWeightsAndCapacities: record intent as `Endpoint` transitions; the
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -197,10 +198,12 @@ def _weight_and_capacity_changes(entries: list[dict[str, Any]]) -> dict[str, tup
     for variant_name, change in by_name.items():
         if change.get("ServerlessUpdateConfig"):
             raise ValidationError("ServerlessUpdateConfig is not supported by modelhost (no serverless variants).")
-        if "DesiredWeight" not in change and "DesiredInstanceCount" not in change:
+        if change.get("DesiredWeight") is None and change.get("DesiredInstanceCount") is None:
             raise ValidationError(f"Variant '{variant_name}': specify DesiredWeight, DesiredInstanceCount or both.")
-        weight = float(change["DesiredWeight"]) if "DesiredWeight" in change else None
-        count = int(change["DesiredInstanceCount"]) if "DesiredInstanceCount" in change else None
+        weight = float(change["DesiredWeight"]) if change.get("DesiredWeight") is not None else None
+        if weight is not None and not math.isfinite(weight):
+            raise ValidationError(f"Variant '{variant_name}': DesiredWeight must be a finite number, not {weight}.")
+        count = int(change["DesiredInstanceCount"]) if change.get("DesiredInstanceCount") is not None else None
         changes[variant_name] = (weight, count)
     return changes
 

@@ -48,8 +48,11 @@ def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
             "modelhost serves one container per model; inference pipelines (several Containers) are not supported."
         )
     _check_model_data(containers[0], "PrimaryContainer" if body.get("PrimaryContainer") else "Containers.1")
+    environment = containers[0].get("Environment") or {}
+    if any("\x00" in str(k) or "\x00" in str(v) for k, v in environment.items()):
+        raise ValidationError("Environment: names and values cannot contain a NUL character.")
     try:
-        check_cache_environment(containers[0].get("Environment") or {})
+        check_cache_environment(environment)
     except ValueError as exc:
         raise ValidationError(f"Environment: {exc}") from exc
     model_arn = ctx.arn(KIND, name)

@@ -32,10 +32,11 @@ class Harness:
         self.preparer = FakePreparer(tmp_path / "models")
         self.table = RoutingTable()
         self.admission = Admission(self.table, 4, 8)
+        self.ledger = GpuLedger()
         starter = InstanceStarter(
             self.launcher,
             Inventory(gpus=(), cpus=2, memory_bytes=8 * GIB),
-            GpuLedger(),
+            self.ledger,
             lambda env, model_ids: dict(env),
             self.clock,
             ping_interval_s=0.5,

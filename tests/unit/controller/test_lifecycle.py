@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -261,5 +262,78 @@ def test_a_record_that_cannot_be_read_is_skipped_and_the_rest_keep_working(h: Ha
         await h.settle()
         assert h.get("good").status == S.IN_SERVICE
         assert any("'bad'" in line for line in h.records.problems.lines())
+
+    h.run(scenario)
+
+
+def slow_to_start(h: Harness) -> None:
+    """Workers of model m never pass their health check, within a startup window that never ends."""
+    h.launcher.unhealthy_models.add("m")
+    spec = variant_spec()
+    patient = replace(spec, variant=replace(spec.variant, startup_timeout_s=1e9))
+    h.put(endpoint(variants=(patient,)))
+
+
+def test_delete_cancels_a_running_deploy_and_leaves_nothing_running(h: Harness) -> None:
+    async def scenario() -> None:
+        slow_to_start(h)
+        for _ in range(5):
+            h.loop.tick()
+            await asyncio.sleep(0.001)
+        assert h.loop.operations() == {"ep": "deploy"} and len(h.launcher.running()) == 1
+        h.change("ep", lambda e: replace(e, status=S.DELETING))  # as DeleteEndpoint would, had it been allowed
+        await h.settle()
+        assert h.records.endpoints.get("ep") is None
+        assert h.launcher.running() == [] and h.ledger.in_use() == [] and h.applier.fleets == {}
+
+    h.run(scenario)
+
+
+def test_a_failing_delete_backs_off(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts = []
+
+    def failing_delete(name: str) -> bool:
+        attempts.append(name)
+        raise StoreUnavailable(Path("store.db"), "write", "database or disk is full")
+
+    async def scenario() -> None:
+        h.put(endpoint())
+        await h.settle()
+        h.change("ep", lambda e: e.mark_deleting(NOW))
+        monkeypatch.setattr(h.records.endpoints, "delete", failing_delete)
+        for _ in range(200):  # 200 passes, 20 s of loop time
+            h.loop.tick()
+            await asyncio.sleep(0.001)
+            h.clock.advance(0.1)
+        assert 0 < len(attempts) < 15
+
+    h.run(scenario)
+
+
+def test_a_worker_that_cannot_be_started_fails_the_endpoint_and_frees_its_placement(h: Harness) -> None:
+    async def scenario() -> None:
+        h.launcher.start_errors["m"] = ValueError("embedded null byte")
+        h.put(endpoint())
+        await h.settle()
+        ep = h.get()
+        assert ep.status == S.FAILED
+        assert ep.failure_reason == "load failed: the worker could not be started: embedded null byte"
+        assert h.ledger.in_use() == [] and h.launcher.running() == []
+
+    h.run(scenario)
+
+
+def test_a_capacity_update_that_cannot_be_met_ends_in_service_with_the_reason(h: Harness) -> None:
+    async def scenario() -> None:
+        h.put(endpoint())
+        await h.settle()
+        h.launcher.start_failures["m"] = StartFailure("load", "CUDA error: out of memory")
+        h.change("ep", lambda e: e.with_desired({"AllTraffic": (None, 2)}, NOW))
+        for _ in range(6):
+            await h.settle()
+            h.clock.advance(120)
+        ep = h.get()
+        assert (ep.status, ep.states[0].current_count, ep.states[0].desired_count) == (S.IN_SERVICE, 1, 2)
+        assert "crash loop" in (ep.states[0].status_message or "")
 
     h.run(scenario)
