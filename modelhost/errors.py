@@ -13,7 +13,14 @@
     │   │   ├── ServiceUnavailable      (503): no healthy instance, overload
     │   │   ├── Throttled               `ThrottlingException` (429): every instance busy and the queue full
     │   │   └── PayloadTooLarge         (413): the body exceeds the 6 MiB limit
-    │   └── ClientGone                  `ClientClosedRequest` (499): the caller left before the answer
+    │   ├── ClientGone                  `ClientClosedRequest` (499): the caller left before the answer
+    │   ├── AuthError                   SigV4 / API-key authentication failed (security/sigv4.py, auth.py)
+    │   │   ├── MissingAuthenticationToken  `MissingAuthenticationTokenException` (403): unsigned, keys exist
+    │   │   ├── UnrecognizedClient      `UnrecognizedClientException` (400): unknown access key
+    │   │   ├── InvalidSignature        `InvalidSignatureException` (400): wrong secret or signing method
+    │   │   │   └── SignatureExpired    (400): X-Amz-Date outside the 5-minute window
+    │   │   └── IncompleteSignature     `IncompleteSignatureException` (400): malformed Authorization
+    │   └── AccessDenied                `AccessDeniedException` (400): the identity policy does not allow it
     └── DeploymentError                 a phase of bringing up an instance failed (download, extract, requirements,
                                         load, health check); becomes the endpoint's FailureReason
 
@@ -133,3 +140,44 @@ class DeploymentError(ModelhostError):
         super().__init__(f"{phase} failed: {reason}")
         self.phase = phase
         self.reason = reason
+
+
+class AuthError(ApiError):
+    """The request's credentials were missing, unknown or did not verify (SigV4); each edge maps it."""
+
+
+class MissingAuthenticationToken(AuthError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+    def __init__(self, message: str = "Missing Authentication Token") -> None:
+        super().__init__(message)
+
+
+class UnrecognizedClient(AuthError):
+    code = "UnrecognizedClientException"
+    status = 400
+
+    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
+        super().__init__(message)
+
+
+class InvalidSignature(AuthError):
+    code = "InvalidSignatureException"
+    status = 400
+
+
+class SignatureExpired(InvalidSignature):
+    """InvalidSignatureException whose message says the request time is outside the 5-minute window."""
+
+
+class IncompleteSignature(AuthError):
+    code = "IncompleteSignatureException"
+    status = 400
+
+
+class AccessDenied(ApiError):
+    """The caller's identity policy does not allow the action on the resource."""
+
+    code = "AccessDeniedException"
+    status = 400
