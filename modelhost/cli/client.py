@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,13 +17,24 @@ def server_url(url: str | None) -> str:
     return (url or os.environ.get("MODELHOST_URL") or DEFAULT_URL).rstrip("/")
 
 
+def credentials(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """boto3 Session arguments for the key to sign with: MODELHOST_ACCESS_KEY_ID / MODELHOST_SECRET_ACCESS_KEY
+    first; else {} so boto3 finds the usual AWS variables and profiles; else dummy credentials (a server
+    without keys accepts any)."""
+    env = os.environ if env is None else env
+    key, secret = env.get("MODELHOST_ACCESS_KEY_ID"), env.get("MODELHOST_SECRET_ACCESS_KEY")
+    if key and secret:
+        return {"aws_access_key_id": key, "aws_secret_access_key": secret}
+    aws_home = Path(env.get("HOME", "~")).expanduser() / ".aws"
+    configured = (aws_home / "credentials").exists() or (aws_home / "config").exists()
+    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE") or configured:
+        return {}  # boto3's own chain: the AWS variables, profiles
+    return {"aws_access_key_id": "modelhost", "aws_secret_access_key": "modelhost"}
+
+
 def clients(url: str, region: str = "us-east-1") -> tuple[Any, Any]:
-    """(sagemaker, sagemaker-runtime) clients. Credentials are not checked on loopback yet; dummy ones do."""
-    session = boto3.session.Session(
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "modelhost"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "modelhost"),
-        region_name=os.environ.get("AWS_DEFAULT_REGION", region),
-    )
+    """(sagemaker, sagemaker-runtime) clients signing with the configured key (see `credentials`)."""
+    session = boto3.session.Session(region_name=os.environ.get("AWS_DEFAULT_REGION", region), **credentials())
     # LLM calls can take minutes: no read timeout retries that would silently re-send a request.
     config = Config(read_timeout=900, connect_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
     return (

@@ -1,4 +1,5 @@
-"""What `modelhost server` secures before the app starts: the home's lock, a sound store file, the listening port.
+"""What `modelhost server` secures before the app starts: the home's lock, a sound store file, the listening port,
+and who may call it (no keys: loopback only, unless --allow-unauthenticated).
 
 All three are checked before uvicorn runs the app's lifespan, which opens the store and recovers workers, so
 a server that cannot run (another one holds the home, the store is damaged, the port is taken) leaves
@@ -7,10 +8,12 @@ everything as it found it and exits with one line.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 from modelhost.errors import ModelhostError
 from modelhost.home import HomeLock
+from modelhost.security.keys import KeyStore
 from modelhost.settings import ServerSettings
 from modelhost.store.integrity import check_store_file
 
@@ -48,3 +51,31 @@ def claim_home(settings: ServerSettings) -> tuple[HomeLock, socket.socket]:
     except BaseException:
         lock.release()
         raise
+
+
+class UnsafeBind(ModelhostError):
+    """A non-loopback address without access keys: anyone on the network could run code as this user."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def access_line(settings: ServerSettings, *, allow_unauthenticated: bool) -> str:
+    """The start-up line saying who may call the server; UnsafeBind for a network bind with no keys."""
+    if KeyStore(settings.home).list():
+        return "access: every request must be signed with a key from `modelhost keys ls` (SigV4 or API key)"
+    if is_loopback(settings.host):
+        return "access is open to local callers (no keys; create one with `modelhost keys create`)"
+    if not allow_unauthenticated:
+        raise UnsafeBind(
+            f"refusing to listen on {settings.host} without access keys: anyone who can reach it could deploy "
+            "code that runs as this user. Create a key (`modelhost keys create`), or pass --allow-unauthenticated "
+            "if the network is yours alone"
+        )
+    return f"WARNING: access is open to anyone who can reach {settings.host} (--allow-unauthenticated, no keys)"
