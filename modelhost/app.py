@@ -1,6 +1,6 @@
 """Wires the server: store, controller, routing table and the one HTTP port that serves every API.
 
-`POST /` with an `X-Amz-Target` header is the control plane; `/endpoints/{name}/...` is the runtime;
+`POST /` with an `X-Amz-Target` header is the control plane (that path only); `/endpoints/{name}/...` is the runtime;
 `/v1/...` is the OpenAI-compatible API (`model` = an endpoint name);
 `/_modelhost/...` are modelhost's own routes (health, logs) used by the CLI.
 """
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from modelhost.api.app import ControlPlaneApi
+from modelhost import ids
+from modelhost.api.app import ControlPlaneApi, error_response
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.clock import SystemClock
@@ -31,6 +33,7 @@ from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.instances import InstanceStarter
 from modelhost.controller.loop import ControlLoop, LoopSettings
 from modelhost.controller.preparation import ArtifactPreparer
+from modelhost.errors import ApiError
 from modelhost.registry import ModelRegistry
 from modelhost.resources.status import EndpointStatus
 from modelhost.router.admission import Admission
@@ -49,6 +52,10 @@ from modelhost.store.records import Records
 from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+
+# SageMaker's EndpointName pattern; the logs route serves `logs/<name>/` only for names that match it,
+# so `..`, `%2e%2e` and names with separators never leave the logs folder.
+ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 @dataclass(slots=True)
@@ -199,20 +206,30 @@ class ServerRoutes:
         return self.services
 
     async def aws(self, request: Request) -> Response:
-        """AWS JSON 1.1 requests carry X-Amz-Target; everything else posted here is the runtime (rest-json)."""
+        """AWS JSON 1.1 requests are `POST /` with X-Amz-Target; any other path carrying the header gets a
+        404 (so a proxy that exposes one path exposes only that); everything else posted is the runtime."""
         services = self._running()
         if "x-amz-target" in request.headers:
+            if request.scope["path"] != "/":
+                return error_response(
+                    ApiError(
+                        f"Requests with X-Amz-Target are served only at POST /, not {request.scope['path'][:200]!r}.",
+                        code="UnknownOperationException",
+                        status=404,
+                    ),
+                    ids.request_id(),
+                )
             return await services.control_plane.handle(request)
         return await services.runtime.handle(request)
 
     async def health(self, request: Request) -> Response:
         """200 while the control plane can act; 503 naming what stops it (e.g. the store cannot be written).
-        Store rows that cannot be read are listed too, but the rest of the control plane works around them."""
+        Store rows that cannot be read are listed too, but the rest of the control plane works around them.
+        The route needs no credentials, so it names no paths of this host (`modelhost doctor` shows the home)."""
         services = self._running()
         problems = services.controller.problems()
         body = {
             "status": "unavailable" if problems else "ok",
-            "home": str(self._settings.home),
             "problems": problems,
             "operations": services.controller.operations(),
             "unreadable_records": services.records.problems.lines(),
@@ -228,10 +245,10 @@ class ServerRoutes:
         if not raw.isdigit() or not 0 < int(raw) <= 100_000:
             return PlainTextResponse(f"lines must be a whole number from 1 to 100000, not {raw!r}\n", 400)
         folder = self._settings.logs_dir / name.lower()
-        if not folder.is_dir() or folder.parent != self._settings.logs_dir:
-            return PlainTextResponse(f"no logs for endpoint {name}\n", status_code=404)
+        if ENDPOINT_NAME.fullmatch(name) is None or not folder.is_dir() or folder.is_symlink():
+            return PlainTextResponse(f"no logs for endpoint {name[:200]!r}\n", status_code=404)
         parts = []
-        for path in sorted(folder.glob("*.log")):
+        for path in sorted(p for p in folder.glob("*.log") if p.is_file() and not p.is_symlink()):
             parts.append(f"==> {path.name} <==")
             parts.extend(tail_lines(path, int(raw)))
         return PlainTextResponse("\n".join(parts) + "\n")

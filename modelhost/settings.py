@@ -28,6 +28,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_QUOTAS": "instance limits per type, e.g. ml.g5.2xlarge=2,ml.m5.large=10; default: what the host holds",
     "MODELHOST_MAX_CONCURRENCY_PER_INSTANCE": "requests in flight per instance before new ones queue; default 64",
     "MODELHOST_MAX_QUEUE_PER_VARIANT": "queued requests per variant before ThrottlingException; default 256",
+    "MODELHOST_OPENAI_MAX_BODY_BYTES": "largest request body the OpenAI-compatible routes (/v1/...) read; "
+    "default 6 MiB",
     "MODELHOST_RESULT_CACHE_MAX_BYTES": "size of the invocation result cache endpoints opt into; default 256 MiB",
     "MODELHOST_HEALTH_INTERVAL_S": "how often serving instances are pinged; 3 failures in a row replace one; default 5",
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
@@ -49,6 +51,7 @@ class ServerSettings:
     default_download_timeout_s: float = 3600.0
     invocation_timeout_s: float = 300.0
     max_payload_bytes: int = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint limit
+    openai_max_body_bytes: int = 6 * 1024 * 1024  # MODELHOST_OPENAI_MAX_BODY_BYTES: /v1/... request bodies
     max_concurrency_per_instance: int = 64  # requests in flight per instance before new ones queue
     max_queue_per_variant: int = 256  # queued requests per variant before new ones are throttled (429)
     result_cache_max_bytes: int = 256 * 1024**2  # the invocation result cache's size (endpoints opt in)
@@ -108,6 +111,7 @@ class ServerSettings:
             ("MODELHOST_MAX_CONCURRENCY_PER_INSTANCE", "max_concurrency_per_instance"),
             ("MODELHOST_MAX_QUEUE_PER_VARIANT", "max_queue_per_variant"),
             ("MODELHOST_RESULT_CACHE_MAX_BYTES", "result_cache_max_bytes"),
+            ("MODELHOST_OPENAI_MAX_BODY_BYTES", "openai_max_body_bytes"),
             ("MODELHOST_MAX_EXTRACT_BYTES", "max_extract_bytes"),
             ("MODELHOST_STARTUP_TIMEOUT_S", "default_startup_timeout_s"),
             ("MODELHOST_DOWNLOAD_TIMEOUT_S", "default_download_timeout_s"),

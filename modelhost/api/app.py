@@ -15,12 +15,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelhost import ids
+from modelhost import ids, json_guard
 from modelhost.api import validation
 from modelhost.api.context import ApiContext
 from modelhost.api.handlers import endpoint_configs, endpoints, models, tags
 from modelhost.auth import authenticate
 from modelhost.errors import ApiError, UnknownOperation, ValidationError
+from modelhost.http_body import BodyTooLarge, read_limited
 from modelhost.resources.quota import instances_in_use
 from modelhost.scheduler.inventory import Inventory
 from modelhost.scheduler.placement import quota_for
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 SERVICES = {"SageMaker": "sagemaker"}  # X-Amz-Target prefix -> botocore service name
+# AWS documents no request size for the SageMaker API; its largest requests (CreateModel with a full
+# Environment, tags) are a few hundred KiB. 6 MiB, as InvokeEndpoint, leaves room and bounds memory.
+MAX_BODY_BYTES = 6 * 1024 * 1024
 
 Handler = Callable[[ApiContext, dict[str, Any]], dict[str, Any]]
 OPERATIONS: dict[str, Handler] = {
@@ -130,20 +134,29 @@ class ControlPlaneApi:
         handler = OPERATIONS.get(operation)
         if model is None or handler is None:
             raise UnknownOperation(f"modelhost does not implement the operation {target} yet.")
-        body = self._parse_body(await request.body())
+        try:
+            raw = await read_limited(request, MAX_BODY_BYTES)
+        except BodyTooLarge as exc:
+            raise ValidationError(f"{exc} of the SageMaker API.", status=413) from None
+        body = self._parse_body(raw)
         validation.validate_input(model, body)
+        if model.input_shape is not None:
+            body = validation.without_null_members(model.input_shape, body)
         return handler(self._context(caller.region), body)
 
     @staticmethod
     def _parse_body(raw: bytes) -> dict[str, Any]:
+        """The body as a JSON object ({} when empty); SerializationException or ValidationException if not."""
         if not raw.strip():
             return {}
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
+            body = json_guard.loads(raw)
+        except json_guard.NotJson as exc:
             raise ApiError(
                 f"The request body is not valid JSON: {exc}", code="SerializationException", status=400
-            ) from exc
+            ) from None
+        except json_guard.UnsafeJson as exc:
+            raise ValidationError(f"1 validation error detected: {exc.message}") from None
         if not isinstance(body, dict):
             raise ValidationError("The request body must be a JSON object.")
         return body

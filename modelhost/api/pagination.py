@@ -35,16 +35,27 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()[:12]
 
 
+MAX_OFFSET = 10**9  # more rows than any store holds; a token past it was not made here
+
+
 def _decode_token(token: str, fingerprint: str) -> int:
+    """The offset a NextToken carries; ValidationException for anything `_encode_token` did not make."""
+    invalid = ValidationError(f"Invalid pagination token: '{token[:200]}'.")
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset = int(data["o"])
+        data = json.loads(base64.urlsafe_b64decode(token.encode()), parse_constant=_no_constant)
+        offset = data["o"]
         same_query = data["f"] == fingerprint
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValidationError(f"Invalid pagination token: '{token}'.") from exc
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+        raise invalid from exc
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise invalid
     if not same_query:
         raise ValidationError("The pagination token was issued for a different query; start again without it.")
     return offset
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a pagination offset")
 
 
 def _encode_token(offset: int, fingerprint: str) -> str:

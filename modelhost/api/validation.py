@@ -164,3 +164,22 @@ def validate_input(operation: OperationModel, body: dict[str, Any]) -> None:
         count = len(errors)
         noun = "validation error" if count == 1 else "validation errors"
         raise ValidationError(f"{count} {noun} detected: " + "; ".join(errors))
+
+
+def without_null_members(shape: Shape, value: Any) -> Any:
+    """`value` with every explicit `null` member of a structure removed, at any depth, so that handlers see
+    an optional member sent as null exactly as one left out (AWS treats them alike). Run after
+    `validate_input`, which has already refused nulls in required members, lists and maps."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        cleaned: dict[str, Any] = {}
+        for name, member_value in value.items():
+            if member_value is None:
+                continue
+            member = shape.members.get(name)
+            cleaned[name] = member_value if member is None else without_null_members(member, member_value)
+        return cleaned
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [without_null_members(shape.member, item) for item in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {key: without_null_members(shape.value, item) for key, item in value.items()}
+    return value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sys
 import time
@@ -68,12 +67,13 @@ def server(host: str, port: int, home: str | None, strict_instance_types: bool |
     import uvicorn
 
     from modelhost.app import build_app
+    from modelhost.cli.log_format import configure_logging
     from modelhost.cli.serving import claim_home
 
     settings = ServerSettings.from_environment(
         host=host, port=port, home=home, strict_instance_types=strict_instance_types
     )
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)  # one line per record: control characters escaped
     try:  # before the store is opened or any worker touched: the home's lock, a sound store, the port
         home_lock, listener = claim_home(settings)
     except ModelhostError as exc:

@@ -24,6 +24,7 @@ from modelhost import ids
 from modelhost.auth import authenticate
 from modelhost.contracts.worker import INVOCATIONS_PATH, STREAM_HEADER
 from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError
+from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
 from modelhost.router import eventstream
 from modelhost.router.cache import CachedResponse, RequestKey, ResultCache, is_deterministic
 from modelhost.router.forward import (
@@ -105,6 +106,18 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
+# Headers whose values reach the worker or choose the variant: SageMaker takes visible US-ASCII only.
+CHECKED_HEADERS = (*FORWARDED_HEADERS, "x-amzn-sagemaker-accept", "x-amzn-sagemaker-target-variant")
+
+
+def check_header_values(request: Request) -> None:
+    """RuntimeValidationError (400) for a forwarded header whose value the worker request cannot carry."""
+    for name in CHECKED_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not printable_ascii(value):
+            raise RuntimeValidationError(f"The {name} header must hold printable US-ASCII characters only.")
+
+
 def runtime_error_response(error: ApiError, request_id: str) -> Response:
     body = {"message": error.message, **error.extra_fields()}
     return Response(
@@ -141,12 +154,11 @@ class RuntimeApi:
             raise RuntimeValidationError(f"modelhost does not serve {request.method} {raw_path} yet.")
         name = unquote(match.group("name"))
         caller = authenticate(request.headers, self._settings.region)
-        body = await request.body()
-        if len(body) > self._settings.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"Request body of {len(body)} bytes exceeds the {self._settings.max_payload_bytes}-byte limit "
-                "of InvokeEndpoint."
-            )
+        check_header_values(request)
+        try:
+            body = await read_limited(request, self._settings.max_payload_bytes)
+        except BodyTooLarge as exc:
+            raise PayloadTooLarge(f"{exc} of InvokeEndpoint.") from None
         installed, variant = self._router.select(name, request.headers.get("x-amzn-sagemaker-target-variant"))
         if match.group("op") == "invocations-response-stream":
             return await self._invoke_stream(request, request_id, body, installed.route, variant, caller.region)

@@ -16,7 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from modelhost import json_guard
 from modelhost.errors import ApiError, ServiceUnavailable, Throttled
+from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
 from modelhost.router.forward import (
     InvocationRouter,
     LeasedStream,
@@ -126,11 +128,13 @@ class OpenAiApi:
 
     async def proxy(self, request: Request) -> Response:
         """POST /v1/chat/completions or /v1/completions → the same route of one instance of `model`."""
-        body = await request.body()
-        if len(body) > self._settings.max_payload_bytes:
-            return openai_error(
-                413, f"Request body of {len(body)} bytes exceeds the {self._settings.max_payload_bytes}-byte limit."
-            )
+        accept = request.headers.get("accept", "*/*")
+        if not printable_ascii(accept):
+            return openai_error(400, "The Accept header must hold printable US-ASCII characters only.")
+        try:
+            body = await read_limited(request, self._settings.openai_max_body_bytes)
+        except BodyTooLarge as exc:
+            return openai_error(413, f"{exc} (MODELHOST_OPENAI_MAX_BODY_BYTES sets it).", code="request_too_large")
         parsed = _parse(body)
         if isinstance(parsed, Response):
             return parsed
@@ -144,7 +148,7 @@ class OpenAiApi:
                 param="model",
                 code="model_not_found",
             )
-        headers = {"content-type": "application/json", "accept": request.headers.get("accept", "*/*")}
+        headers = {"content-type": "application/json", "accept": accept}
         path = request.url.path[request.url.path.index("/v1/") :]
         try:
             installed, variant = self._router.select(model, None)
@@ -161,9 +165,11 @@ class OpenAiApi:
 
 def _parse(body: bytes) -> dict[str, Any] | Response:
     try:
-        parsed = json.loads(body)
-    except ValueError as exc:
+        parsed = json_guard.loads(body)
+    except json_guard.NotJson as exc:
         return openai_error(400, f"The body is not valid JSON: {exc}")
+    except json_guard.UnsafeJson as exc:
+        return openai_error(400, exc.message, param=exc.path or None)
     if not isinstance(parsed, dict):
         return openai_error(400, "The body must be a JSON object.")
     return parsed

@@ -145,7 +145,13 @@ def _parse_file_url(text: str, uri: str, what: str) -> LocalLocation:
 def _parse_local_path(text: str, uri: str, what: str) -> LocalLocation:
     if not text:
         raise ValueError(_not_a_location(what, uri, "it is empty"))
-    path = Path(text).expanduser() if text.startswith("~") else Path(text)
+    path = Path(text)
+    if text.startswith("~"):
+        try:
+            path = path.expanduser()
+        except RuntimeError:  # ~name of a user this host does not have (or no home for ~)
+            user = text.split("/", 1)[0]
+            raise ValueError(_not_a_location(what, uri, f"{user} names no user of this host")) from None
     if not path.is_absolute():
         raise ValueError(_not_a_location(what, uri, "a local path must be absolute"))
     return LocalLocation(path=path)

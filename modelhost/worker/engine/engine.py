@@ -227,7 +227,6 @@ class Engine:
         finished: set[int] = set()
         try:
             logits = self.runner.forward(entries)
-            tokens, log_probs = sample(logits, [self._row(seq_id) for seq_id in sampled])
         except Exception as exc:
             logger.exception("engine step failed; failing its %d requests", len(entries))
             for seq_id in [c.seq_id for c in plan.prefills] + [d.seq_id for d in plan.decodes]:
@@ -235,17 +234,20 @@ class Engine:
                 outbox.setdefault(active.loop, []).append((active.events, active.output.end("error", str(exc))))
                 finished.add(seq_id)
         else:
-            for seq_id, token, log_prob in zip(sampled, tokens, log_probs, strict=True):
+            for seq_id, picked in zip(sampled, self._sample(logits, sampled), strict=True):
                 active = self._active[seq_id]
                 try:
-                    event = active.output.add_token(token, log_prob)
+                    if isinstance(picked, Exception):
+                        raise picked
+                    event = active.output.add_token(*picked)
                 except Exception as exc:
                     logger.exception("request output failed")
                     event = active.output.end("error", str(exc))
+                else:
+                    self._counters["tokens_generated"] += 1
                 outbox.setdefault(active.loop, []).append((active.events, event))
                 if event.finished:
                     finished.add(seq_id)
-            self._counters["tokens_generated"] += len(tokens)
         for slot in self._scheduler.update(plan, StepResult(frozenset(finished))):
             self.runner.release(slot)
         for seq_id in finished:
@@ -270,6 +272,23 @@ class Engine:
             entries.append(RunnerEntry(decode.slot, (last_token,), decode.position, True))
             sampled.append(decode.seq_id)
         return entries, sampled
+
+    def _sample(self, logits: torch.Tensor, sampled: list[int]) -> list[tuple[int, float] | Exception]:
+        """(token, log-probability) per sampled row; when sampling the batch fails, each row is sampled alone
+        so that one request's failure (its parameters, NaN logits) ends that request only."""
+        try:
+            tokens, log_probs = sample(logits, [self._row(seq_id) for seq_id in sampled])
+            return list(zip(tokens, log_probs, strict=True))
+        except Exception:
+            logger.warning("sampling the batch of %d failed; sampling its rows one by one", len(sampled))
+        picked: list[tuple[int, float] | Exception] = []
+        for index, seq_id in enumerate(sampled):
+            try:
+                row_tokens, row_log_probs = sample(logits[index : index + 1], [self._row(seq_id)])
+                picked.append((row_tokens[0], row_log_probs[0]))
+            except Exception as exc:
+                picked.append(RuntimeError(f"sampling failed: {exc}"))
+        return picked
 
     def _row(self, seq_id: int) -> RowSampling:
         active = self._active[seq_id]

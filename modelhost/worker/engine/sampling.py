@@ -30,8 +30,13 @@ def make_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
+# Below this temperature sampling is argmax in all but name, and dividing logits by it overflows float32
+# (1e-300 turns every logit into ±inf and the probabilities into NaN): such rows are decoded greedily.
+MIN_SAMPLING_TEMPERATURE = 1e-4
+
+
 def is_greedy(params: SamplingParams) -> bool:
-    return not params.do_sample or params.temperature <= 0.0 or params.top_k == 1
+    return not params.do_sample or params.temperature < MIN_SAMPLING_TEMPERATURE or params.top_k == 1
 
 
 def sample(logits: torch.Tensor, rows: Sequence[RowSampling]) -> tuple[list[int], list[float]]:

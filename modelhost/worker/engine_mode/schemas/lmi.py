@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from modelhost.worker.engine.types import InputTooLong, SamplingParams, TokenEvent
 from modelhost.worker.engine_mode.schemas.request import (
+    MAX_REPETITION_PENALTY,
+    MAX_SEED,
+    MAX_TEMPERATURE,
     RequestError,
     TextRequest,
     note_unknown,
@@ -90,7 +93,7 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
     p = _parameters(body, api)
     where = "parameters."
     default_max = LMI_DEFAULT_MAX_NEW_TOKENS if api == "lmi" else TGI_DEFAULT_MAX_NEW_TOKENS
-    temperature = read(p, "temperature", float, where=where, minimum=0)
+    temperature = read(p, "temperature", float, where=where, minimum=0, maximum=MAX_TEMPERATURE)
     top_p = read(p, "top_p", float, where=where, minimum=0, maximum=1, exclusive_minimum=True)
     top_k = read(p, "top_k", int, where=where, minimum=0)
     do_sample = read(p, "do_sample", bool, where=where)
@@ -101,9 +104,18 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
         temperature=temperature if temperature else 1.0,
         top_p=top_p if top_p is not None else 1.0,
         top_k=top_k or 0,
-        repetition_penalty=read(p, "repetition_penalty", float, 1.0, where=where, minimum=0, exclusive_minimum=True),
+        repetition_penalty=read(
+            p,
+            "repetition_penalty",
+            float,
+            1.0,
+            where=where,
+            minimum=0,
+            maximum=MAX_REPETITION_PENALTY,
+            exclusive_minimum=True,
+        ),
         do_sample=sampling_choice(do_sample, temperature, top_p, top_k),
-        seed=read(p, "seed", int, where=where, minimum=0),
+        seed=read(p, "seed", int, where=where, minimum=0, maximum=MAX_SEED),
         stop=stop,
         ignore_eos=read(p, "ignore_eos", bool, False, where=where),
     )

@@ -14,7 +14,16 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from modelhost.worker.engine.types import FinishReason, InputTooLong, SamplingParams, TokenEvent
-from modelhost.worker.engine_mode.schemas.request import RequestError, TextRequest, note_unknown, read, read_stop
+from modelhost.worker.engine_mode.schemas.request import (
+    MAX_REPETITION_PENALTY,
+    MAX_SEED,
+    MIN_SEED,
+    RequestError,
+    TextRequest,
+    note_unknown,
+    read,
+    read_stop,
+)
 from modelhost.worker.engine_mode.schemas.result import GenerationResult
 
 EVENT_STREAM = "text/event-stream"
@@ -109,9 +118,11 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | N
         temperature=temperature if temperature > 0 else 1.0,
         top_p=top_p,
         top_k=read(body, "top_k", int, 0, minimum=-1) if body.get("top_k") != -1 else 0,
-        repetition_penalty=read(body, "repetition_penalty", float, 1.0, minimum=0, exclusive_minimum=True),
+        repetition_penalty=read(
+            body, "repetition_penalty", float, 1.0, minimum=0, maximum=MAX_REPETITION_PENALTY, exclusive_minimum=True
+        ),
         do_sample=temperature > 0,
-        seed=read(body, "seed", int),
+        seed=read(body, "seed", int, minimum=MIN_SEED, maximum=MAX_SEED),
         stop=read_stop(body, "stop", limit=16),
         ignore_eos=read(body, "ignore_eos", bool, False),
     )

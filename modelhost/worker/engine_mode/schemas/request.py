@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -12,6 +13,11 @@ from modelhost.worker.engine.types import SamplingParams
 log = logging.getLogger(__name__)
 
 Api = Literal["lmi", "tgi", "chat", "completions"]
+# Ranges of the sampling parameters every schema checks (the engine cannot sample outside them).
+MAX_TEMPERATURE = 100.0
+MAX_REPETITION_PENALTY = 100.0
+MIN_SEED = -(2**63)  # torch.Generator.manual_seed's range
+MAX_SEED = 2**64 - 1
 _MISSING = object()
 _logged_unknown: set[tuple[str, str]] = set()
 
@@ -87,15 +93,27 @@ def read(
     kinds = kind if isinstance(kind, tuple) else (kind,)
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 2**1023:  # float() would overflow
+            raise RequestError(f"{label} must be a finite number, got an integer of {len(str(value))} digits", label)
         value, ok = float(value), True
     if not ok:
         raise RequestError(f"{label} must be {_type_name(kind)}, got {type(value).__name__} {value!r:.60}", label)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(f"{label} must be a finite number, got {value!r}", label)
     if minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)):
         relation = "greater than" if exclusive_minimum else "at least"
-        raise RequestError(f"{label} must be {relation} {minimum:g}, got {value!r}", label)
+        raise RequestError(f"{label} must be {relation} {_number(minimum)}, got {_number(value)}", label)
     if maximum is not None and value > maximum:
-        raise RequestError(f"{label} must be at most {maximum:g}, got {value!r}", label)
+        raise RequestError(f"{label} must be at most {_number(maximum)}, got {_number(value)}", label)
     return value
+
+
+def _number(value: float) -> str:
+    """A bound or a value as a person reads it: integers in full (up to 40 digits), floats in %g."""
+    if isinstance(value, int):
+        text = str(value)
+        return text if len(text) <= 40 else f"an integer of {len(text)} digits"
+    return f"{value:g}"
 
 
 def read_stop(data: Mapping[str, Any], name: str, *, where: str = "", limit: int | None = None) -> tuple[str, ...]:
