@@ -30,6 +30,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_MAX_QUEUE_PER_VARIANT": "queued requests per variant before ThrottlingException; default 256",
     "MODELHOST_OPENAI_MAX_BODY_BYTES": "largest request body the OpenAI-compatible routes (/v1/...) read; "
     "default 6 MiB",
+    "MODELHOST_ACCESS_KEY_ID": "access key id the CLI signs its requests with (with MODELHOST_SECRET_ACCESS_KEY); "
+    "default: boto3's usual AWS variables and profiles",
+    "MODELHOST_SECRET_ACCESS_KEY": "the secret of MODELHOST_ACCESS_KEY_ID (CLI only)",
     "MODELHOST_RESULT_CACHE_MAX_BYTES": "size of the invocation result cache endpoints opt into; default 256 MiB",
     "MODELHOST_HEALTH_INTERVAL_S": "how often serving instances are pinged; 3 failures in a row replace one; default 5",
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",

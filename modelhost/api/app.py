@@ -19,12 +19,13 @@ from modelhost import ids, json_guard
 from modelhost.api import validation
 from modelhost.api.context import ApiContext
 from modelhost.api.handlers import endpoint_configs, endpoints, models, tags
-from modelhost.auth import authenticate
+from modelhost.auth import authenticate, authorize, wire_request
 from modelhost.errors import ApiError, UnknownOperation, ValidationError
 from modelhost.http_body import BodyTooLarge, read_limited
 from modelhost.resources.quota import instances_in_use
 from modelhost.scheduler.inventory import Inventory
 from modelhost.scheduler.placement import quota_for
+from modelhost.security import actions
 from modelhost.settings import ServerSettings
 from modelhost.store.records import Records
 
@@ -124,7 +125,6 @@ class ControlPlaneApi:
         )
 
     async def _dispatch(self, request: Request) -> dict[str, Any]:
-        caller = authenticate(request.headers, self._settings.region)
         target = request.headers.get("x-amz-target", "")
         prefix, _, operation = target.partition(".")
         service = SERVICES.get(prefix)
@@ -138,8 +138,13 @@ class ControlPlaneApi:
             raw = await read_limited(request, MAX_BODY_BYTES)
         except BodyTooLarge as exc:
             raise ValidationError(f"{exc} of the SageMaker API.", status=413) from None
+        caller = authenticate(wire_request(request.method, request.scope, request.headers.raw, raw), self._settings)
         body = self._parse_body(raw)
         validation.validate_input(model, body)
+        resource = actions.control_plane_resource(
+            operation, body, region=caller.region, account_id=self._settings.account_id
+        )
+        authorize(caller, operation, resource, self._settings)
         if model.input_shape is not None:
             body = validation.without_null_members(model.input_shape, body)
         return handler(self._context(caller.region), body)

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelhost.cli.client import clients, server_url
 from modelhost.cli.doctor import doctor
+from modelhost.cli.keys import keys
 from modelhost.cli.progress import StatusLine
 from modelhost.errors import ModelhostError
 from modelhost.settings import ServerSettings
@@ -62,22 +63,32 @@ def cli() -> None:
 @click.option("--home", envvar="MODELHOST_HOME", default=None, help="data directory (default ~/.modelhost)")
 @click.option("--strict-instance-types", is_flag=True, default=None, help="refuse GPU types this host lacks")
 @click.option("--log-level", default="info", show_default=True)
-def server(host: str, port: int, home: str | None, strict_instance_types: bool | None, log_level: str) -> None:
+@click.option("--allow-unauthenticated", is_flag=True, help="listen on a non-loopback address without access keys")
+def server(
+    host: str,
+    port: int,
+    home: str | None,
+    strict_instance_types: bool | None,
+    log_level: str,
+    allow_unauthenticated: bool,
+) -> None:
     """Run the whole platform: API, runtime, controller, workers."""
     import uvicorn
 
     from modelhost.app import build_app
     from modelhost.cli.log_format import configure_logging
-    from modelhost.cli.serving import claim_home
+    from modelhost.cli.serving import access_line, claim_home
 
     settings = ServerSettings.from_environment(
         host=host, port=port, home=home, strict_instance_types=strict_instance_types
     )
     configure_logging(log_level)  # one line per record: control characters escaped
-    try:  # before the store is opened or any worker touched: the home's lock, a sound store, the port
+    try:  # before the store is opened or any worker touched: who may call, the home's lock, a sound store, the port
+        access = access_line(settings, allow_unauthenticated=allow_unauthenticated)
         home_lock, listener = claim_home(settings)
     except ModelhostError as exc:
         fail(str(exc))
+    click.echo(access, err=True)
     click.echo(f"modelhost server on http://{host}:{port} (home {settings.home})", err=True)
     config = uvicorn.Config(
         build_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60
@@ -382,6 +393,7 @@ def models_ls(home: str | None) -> None:
 
 
 cli.add_command(doctor)
+cli.add_command(keys)
 
 
 def main() -> None:

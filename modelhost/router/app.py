@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from modelhost import ids
-from modelhost.auth import authenticate
+from modelhost.auth import authenticate, authorize, wire_request
 from modelhost.contracts.worker import INVOCATIONS_PATH, STREAM_HEADER
 from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError
 from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
@@ -37,6 +37,7 @@ from modelhost.router.forward import (
     failure_message,
 )
 from modelhost.router.table import EndpointRoute, InstalledRoute, VariantRoute
+from modelhost.security import actions
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -153,12 +154,15 @@ class RuntimeApi:
         if match is None or match.group("op") not in ("invocations", "invocations-response-stream"):
             raise RuntimeValidationError(f"modelhost does not serve {request.method} {raw_path} yet.")
         name = unquote(match.group("name"))
-        caller = authenticate(request.headers, self._settings.region)
         check_header_values(request)
         try:
             body = await read_limited(request, self._settings.max_payload_bytes)
         except BodyTooLarge as exc:
             raise PayloadTooLarge(f"{exc} of InvokeEndpoint.") from None
+        caller = authenticate(wire_request(request.method, request.scope, request.headers.raw, body), self._settings)
+        operation = "InvokeEndpointWithResponseStream" if match.group("op") != "invocations" else "InvokeEndpoint"
+        resource = actions.endpoint_resource(name, region=caller.region, account_id=self._settings.account_id)
+        authorize(caller, operation, resource, self._settings)
         installed, variant = self._router.select(name, request.headers.get("x-amzn-sagemaker-target-variant"))
         if match.group("op") == "invocations-response-stream":
             return await self._invoke_stream(request, request_id, body, installed.route, variant, caller.region)

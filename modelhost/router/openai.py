@@ -2,7 +2,9 @@
 and `POST /v1/completions`, whose `model` names an endpoint; the request goes to one of its instances'
 same route and the answer (SSE included) streams back unbuffered.
 
-Errors are OpenAI error objects `{"error": {"message", "type", "param", "code"}}`. Any API key is accepted.
+Errors are OpenAI error objects `{"error": {"message", "type", "param", "code"}}`. Once the home has access
+keys, `Authorization: Bearer <ApiKey>` must name one (401 otherwise) whose policy allows InvokeEndpoint on
+the endpoint `model` names (403 otherwise); with no keys any API key is accepted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modelhost import json_guard
-from modelhost.errors import ApiError, ServiceUnavailable, Throttled
+from modelhost.auth import Caller, authenticate_bearer, authorize
+from modelhost.errors import AccessDenied, ApiError, AuthError, ServiceUnavailable, Throttled
 from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
 from modelhost.router.forward import (
     InvocationRouter,
@@ -28,6 +31,7 @@ from modelhost.router.forward import (
     UpstreamTimeout,
     failure_message,
 )
+from modelhost.security import actions
 from modelhost.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -101,9 +105,13 @@ class OpenAiApi:
 
     async def handle(self, request: Request) -> Response:
         """GET /v1/models[/{model}], POST /v1/chat/completions and /v1/completions."""
+        try:
+            caller = authenticate_bearer(request.headers, self._settings)
+        except AuthError as exc:
+            return openai_error(401, exc.message, code="invalid_api_key")
         if request.method == "GET":
             return await (self.model(request) if "model" in request.path_params else self.models(request))
-        return await self.proxy(request)
+        return await self.proxy(request, caller)
 
     async def models(self, request: Request) -> Response:
         data = [
@@ -126,7 +134,7 @@ class OpenAiApi:
             code="model_not_found",
         )
 
-    async def proxy(self, request: Request) -> Response:
+    async def proxy(self, request: Request, caller: Caller) -> Response:
         """POST /v1/chat/completions or /v1/completions → the same route of one instance of `model`."""
         accept = request.headers.get("accept", "*/*")
         if not printable_ascii(accept):
@@ -141,6 +149,11 @@ class OpenAiApi:
         model = parsed.get("model")
         if not isinstance(model, str) or not model:
             return openai_error(400, "model is required: the name of an InService endpoint", param="model")
+        try:  # counts as InvokeEndpoint on the endpoint `model` names
+            resource = actions.endpoint_resource(model, region=caller.region, account_id=self._settings.account_id)
+            authorize(caller, "InvokeEndpoint", resource, self._settings)
+        except AccessDenied as exc:
+            return openai_error(403, exc.message, code="access_denied")
         if self._endpoint_status(model) is None:
             return openai_error(
                 404,

@@ -1,0 +1,156 @@
+"""Access control against a real server: SigV4 with real boto3, API keys with the OpenAI client, policies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import httpx
+import openai
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tests.integration.server import ServerProcess, deploy, wait_status, write_echo_model
+
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.22.1-deepspeed0.8.3-cu118"
+INVOKE_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["sagemaker:InvokeEndpoint*", "sagemaker:Describe*"], "Resource": "*"}],
+}
+
+
+def create_key(home: Path, *args: str) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "modelhost", "keys", "create", "--json", "--home", str(home), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key: dict[str, str] = json.loads(out.stdout)
+    return key
+
+
+def clients(server: ServerProcess, key_id: str, secret: str, region: str = "us-east-1") -> tuple[Any, Any]:
+    session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region)
+    config = Config(retries={"max_attempts": 1}, read_timeout=120)
+    return (
+        session.client("sagemaker", endpoint_url=server.url, config=config),
+        session.client("sagemaker-runtime", endpoint_url=server.url, config=config),
+    )
+
+
+def error_of(call: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as info:
+        call()
+    error = info.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("access-home")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server: ServerProcess) -> dict[str, str]:
+    return create_key(server.home, "--name", "admin")
+
+
+def test_keys_take_effect_on_a_running_server(server: ServerProcess, admin: dict[str, str]) -> None:
+    assert set(admin) == {"UserName", "AccessKeyId", "SecretAccessKey", "ApiKey"}
+    sm, _ = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"])
+    time.sleep(1.0)  # the server re-reads keys.json within a second
+    assert sm.list_models()["Models"] == []
+    dummy, _ = server.clients()  # the dummy credentials every test used before keys existed
+    assert error_of(dummy.list_models) == (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
+
+
+def test_unsigned_wrong_secret_and_expired(server: ServerProcess, admin: dict[str, str]) -> None:
+    unsigned = httpx.post(
+        server.url + "/",
+        headers={"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"},
+        content=b"{}",
+    )
+    assert unsigned.status_code == 403
+    expected = {"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication Token"}
+    assert unsigned.json() == expected
+    wrong, wrong_runtime = clients(server, admin["AccessKeyId"], "x" * 40)
+    code, message = error_of(wrong.list_models)
+    assert code == "InvalidSignatureException"
+    assert message.startswith("The request signature we calculated does not match the signature you provided.")
+    code, _ = error_of(lambda: wrong_runtime.invoke_endpoint(EndpointName="nope", Body=b"{}"))
+    assert code == "InvalidSignatureException"
+    sm, _ = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"])
+    with mock.patch("botocore.auth.get_current_datetime", return_value=datetime(2001, 1, 1)):
+        code, message = error_of(sm.list_models)
+    assert code == "InvalidSignatureException"
+    assert message.startswith("Signature expired: 20010101T000000Z is now earlier than ")
+    assert message.endswith(" - 5 min.)")
+
+
+def test_region_comes_from_the_verified_scope(server: ServerProcess, admin: dict[str, str]) -> None:
+    sm, _ = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"], region="eu-west-1")
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    arn = sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE})["ModelArn"]
+    assert arn.startswith("arn:aws:sagemaker:eu-west-1:")
+    audit = [json.loads(line) for line in (server.home / "logs" / "audit.log").read_text().splitlines()]
+    assert {"operation": "CreateModel", "resource": arn, "decision": "allowed"}.items() <= audit[-1].items()
+    assert audit[-1]["identity"].endswith(":user/admin")
+
+
+def test_invoke_only_key(server: ServerProcess, admin: dict[str, str], tmp_path: Path) -> None:
+    policy = tmp_path / "invoke-only.json"
+    policy.write_text(json.dumps(INVOKE_ONLY))
+    limited = create_key(server.home, "--name", "invoker", "--policy", str(policy))
+    time.sleep(1.0)
+    sm, _ = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"])
+    name = f"ac-{uuid.uuid4().hex[:8]}"
+    deploy(sm, name, str(write_echo_model(tmp_path / "echo")))
+    assert wait_status(sm, name)["EndpointStatus"] == "InService"
+    limited_sm, limited_runtime = clients(server, limited["AccessKeyId"], limited["SecretAccessKey"])
+    answer = limited_runtime.invoke_endpoint(EndpointName=name, Body=b'{"x": 1}', ContentType="application/json")
+    assert json.loads(answer["Body"].read())["echo"] == '{"x": 1}'
+    code, message = error_of(lambda: limited_sm.create_model(ModelName="nope", PrimaryContainer={"Image": IMAGE}))
+    assert code == "AccessDeniedException"
+    assert message == (
+        "User: arn:aws:iam::123456789012:user/invoker is not authorized to perform: sagemaker:CreateModel on "
+        "resource: arn:aws:sagemaker:us-east-1:123456789012:model/nope because no identity-based policy allows "
+        "the sagemaker:CreateModel action"
+    )
+    audit = (server.home / "logs" / "audit.log").read_text().splitlines()
+    assert json.loads(audit[-1])["decision"] == "denied"
+
+    # the OpenAI routes: the same identity by API key
+    good = openai.OpenAI(base_url=server.url + "/v1", api_key=limited["ApiKey"], max_retries=0)
+    assert name in [m.id for m in good.models.list().data]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=server.url + "/v1", api_key="mh-wrong", max_retries=0).models.list()
+    with pytest.raises(openai.NotFoundError):  # authenticated and allowed: the model simply does not exist
+        good.chat.completions.create(model="no-such-endpoint", messages=[{"role": "user", "content": "hi"}])
+    sm.delete_endpoint(EndpointName=name)
+
+
+def test_presigned_runtime_url(server: ServerProcess, admin: dict[str, str]) -> None:
+    _, runtime = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"])
+    url = runtime.generate_presigned_url("invoke_endpoint", Params={"EndpointName": "nope", "Body": b""})
+    answer = httpx.post(url)
+    assert answer.headers.get("x-amzn-errortype") == "ValidationError"  # past authentication: no such endpoint
+    late = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=2)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=late):
+        old = runtime.generate_presigned_url("invoke_endpoint", Params={"EndpointName": "nope", "Body": b""})
+    assert httpx.post(old).headers.get("x-amzn-errortype") == "InvalidSignatureException"
