@@ -47,6 +47,7 @@ from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
+from modelhost.storage.limits import data_limits
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.records import Records
 from modelhost.store.sqlite import SqliteStore
@@ -118,7 +119,11 @@ def build_controller(
         ping_interval_s=settings.ping_interval_s,
     )
     preparer = ArtifactPreparer(
-        ArtifactCache(settings.artifacts_dir, settings.max_extract_bytes),
+        ArtifactCache(
+            settings.artifacts_dir,
+            settings.max_extract_bytes,
+            limits=data_limits(settings.local_data_roots, settings.allow_private_model_data),
+        ),
         settings.packages_dir,
         settings.run_dir / "empty-model",
     )

@@ -122,7 +122,7 @@ class HomeLock:
         if self._fd is not None:
             return
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new data directory: this user only
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by workers (O_CLOEXEC)
         except OSError as exc:
             raise HomeUnusable(f"cannot use the data directory {self.home}: {exc.strerror or exc}") from None

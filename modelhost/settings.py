@@ -20,6 +20,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_MAX_EXTRACT_BYTES": "largest total size a model archive may inflate to; default 64 GiB",
     "MODELHOST_STARTUP_TIMEOUT_S": "health-check window when a variant sets none; default 900",
     "MODELHOST_DOWNLOAD_TIMEOUT_S": "model data download limit when a variant sets none; default 3600",
+    "MODELHOST_LOCAL_DATA_ROOTS": "colon-separated folders local model data (paths, file://) may be read from; "
+    "default: anywhere while no access keys exist",
+    "MODELHOST_ALLOW_PRIVATE_MODEL_DATA": "1 to let http(s) model data come from loopback, link-local and private "
+    "addresses; default refused",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
     "MODELHOST_INVENTORY": (
         "the host's resources instead of discovering them, as JSON: "
@@ -64,6 +68,8 @@ class ServerSettings:
     control_interval_s: float = 0.5  # how often the control loop runs when nothing wakes it
     health_interval_s: float = 5.0  # how often serving instances are pinged
     health_failures: int = 3  # consecutive failed pings after which an instance is replaced
+    local_data_roots: str | None = None  # MODELHOST_LOCAL_DATA_ROOTS (storage/limits.py); None: anywhere
+    allow_private_model_data: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA: http(s) to private addresses
 
     @property
     def db_path(self) -> Path:
@@ -110,6 +116,11 @@ class ServerSettings:
                 "true",
                 "yes",
             )
+        if env.get("MODELHOST_LOCAL_DATA_ROOTS"):
+            values["local_data_roots"] = env["MODELHOST_LOCAL_DATA_ROOTS"]
+        if env.get("MODELHOST_ALLOW_PRIVATE_MODEL_DATA"):
+            allow = env["MODELHOST_ALLOW_PRIVATE_MODEL_DATA"].lower()
+            values["allow_private_model_data"] = allow in ("1", "true", "yes")
         for name, key in (
             ("MODELHOST_MAX_CONCURRENCY_PER_INSTANCE", "max_concurrency_per_instance"),
             ("MODELHOST_MAX_QUEUE_PER_VARIANT", "max_queue_per_variant"),

@@ -26,6 +26,8 @@ COMPLETIONS_PATH = "/v1/completions"  # POST (engine mode; handler mode answers 
 MODELS_PATH = "/v1/models"  # GET (engine mode)
 STATS_PATH = "/_modelhost/stats"  # GET (engine mode): {"ready", "engine": the backend's counters}
 # Headers private to router -> worker requests.
+ROUTER_TOKEN_HEADER = "x-modelhost-router-token"  # the worker's per-launch secret (WorkerSpec.router_token): a
+# worker answers 403 to /invocations and the OpenAI routes without it, so only the router reaches the model
 STREAM_HEADER = "x-modelhost-stream"  # "true": stream the answer (InvokeEndpointWithResponseStream); a
 # handler-mode worker drops it (a model.py streams when its Output does), an engine-mode worker honours it
 
@@ -52,6 +54,7 @@ class WorkerSpec:
     cpu_threads: int | None = None  # the CPU threads placement gave this copy (the engine's torch threads)
     memory_bytes: int | None = None  # the memory placement budgeted for this copy
     tensor_parallel_degree: int | None = None  # GPUs per model copy, decided by the controller (None: CPU / one)
+    router_token: str = ""  # random per launch; requests must carry it in ROUTER_TOKEN_HEADER ("": no check)
     version: int = SPEC_VERSION
 
     def to_json(self) -> str:

@@ -323,7 +323,7 @@ class Applier:
             VariantRoute(
                 name=variant,
                 weight=weights.get(variant, run.spec.variant.initial_weight),
-                instances=tuple(InstanceRoute(w.instance_id, w.url) for w in run.serving),
+                instances=tuple(InstanceRoute(w.instance_id, w.url, w.router_token) for w in run.serving),
             )
             for variant, run in fleet.items()
         )

@@ -18,6 +18,7 @@ from modelhost.resources.endpoint import VariantSpec
 from modelhost.scheduler.catalog import gpu_count
 from modelhost.scheduler.inventory import GpuLedger, Inventory
 from modelhost.scheduler.launchers.base import Launcher, LaunchRequest, Worker
+from modelhost.scheduler.launchers.environment import worker_base_environment
 from modelhost.scheduler.placement import InsufficientCapacity, Placement, model_copies, place
 from modelhost.worker.properties import ServingProperties, build_serving_properties
 
@@ -67,7 +68,8 @@ class InstanceStarter:
         except InsufficientCapacity as exc:
             raise DeploymentError(PHASE_PLACEMENT, str(exc)) from exc
         group_id = f"{endpoint_name.lower()}-{spec.name.lower()}-{index}-{ids.short_id()}"
-        base = dict(os.environ) if self._base_environment is None else dict(self._base_environment)
+        # the allow-list of the server's environment, never all of it (no keys, tokens or passwords)
+        base = worker_base_environment(os.environ if self._base_environment is None else self._base_environment)
         env = self._worker_environment(base, model_ids=model_ids(prepared.model_dir, model_env, properties))
         env.update(model_env)
         notes = (self._cpu_fallback_note(spec.instance_type),) if placement.cpu_fallback else ()

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from modelhost.contracts.worker import ROUTER_TOKEN_HEADER
 from modelhost.errors import RuntimeValidationError, ServiceUnavailable
 from modelhost.resources.status import SERVES
 from modelhost.router.admission import Admission, Lease
@@ -62,6 +63,15 @@ class UpstreamRequest:
     headers: Mapping[str, str]
     body: bytes
     timeout_s: float  # per wait for the worker (connect, answer, next part of a stream)
+
+
+def for_instance(request: UpstreamRequest, instance: InstanceRoute) -> UpstreamRequest:
+    """`request` as sent to `instance`: with the worker's router token, the only way past its guard."""
+    if not instance.router_token:
+        return request
+    headers = {k: v for k, v in request.headers.items() if k.lower() != ROUTER_TOKEN_HEADER}
+    headers[ROUTER_TOKEN_HEADER] = instance.router_token
+    return UpstreamRequest(request.path, headers, request.body, request.timeout_s)
 
 
 class UpstreamStream(Protocol):
@@ -256,13 +266,17 @@ class InvocationRouter:
     async def send(self, route: EndpointRoute, variant: VariantRoute, request: UpstreamRequest) -> UpstreamResponse:
         """The whole answer of one instance of `variant` (any status). Raises ServiceUnavailable, Throttled, or
         an UpstreamError when forwarding failed."""
-        lease, answer = await self._attempt(route, variant, lambda i: self._upstream.post(i.url, request))
+        lease, answer = await self._attempt(
+            route, variant, lambda i: self._upstream.post(i.url, for_instance(request, i))
+        )
         lease.release()
         return answer
 
     async def open_stream(self, route: EndpointRoute, variant: VariantRoute, request: UpstreamRequest) -> LeasedStream:
         """A streamed answer (any status); the caller closes it, which frees the instance's slot. Raises as `send`."""
-        lease, answer = await self._attempt(route, variant, lambda i: self._upstream.stream(i.url, request))
+        lease, answer = await self._attempt(
+            route, variant, lambda i: self._upstream.stream(i.url, for_instance(request, i))
+        )
         return LeasedStream(answer, lease)
 
     async def _attempt(

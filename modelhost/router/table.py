@@ -21,6 +21,7 @@ from dataclasses import dataclass
 class InstanceRoute:
     instance_id: str
     url: str  # e.g. http://127.0.0.1:41234
+    router_token: str = ""  # the worker's secret, sent in contracts.worker.ROUTER_TOKEN_HEADER
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,13 @@ from botocore.exceptions import (
 from modelhost.contracts.worker import PHASE_DOWNLOAD
 from modelhost.errors import DeploymentError
 from modelhost.storage.extract import MAX_MEMBERS, extract_archive, publish_folder
+from modelhost.storage.limits import (
+    DataLimits,
+    http_refusal,
+    not_regular_reason,
+    outside_roots_reason,
+    resolved_outside_roots_reason,
+)
 from modelhost.storage.model_root import model_root
 from modelhost.storage.transfer import Clock, Progress, Transfer
 from modelhost.storage.uris import HttpLocation, Layout, LocalLocation, ModelDataSource, S3Location
@@ -114,8 +121,10 @@ class ArtifactCache:
         chunk_bytes: int = CHUNK_BYTES,
         max_members: int = MAX_MEMBERS,
         http_transport: httpx.BaseTransport | None = None,
+        limits: DataLimits | None = None,
     ) -> None:
         self.root = root
+        self.limits = DataLimits() if limits is None else limits
         self.max_extract_bytes = max_extract_bytes
         self._clock = clock
         self._chunk_bytes = chunk_bytes
@@ -159,12 +168,20 @@ class ArtifactCache:
 
     def _prepare_local(self, source: ModelDataSource, path: Path, transfer: Transfer) -> Path:
         named = f"{path} ({source.uri})" if source.uri != str(path) else str(path)
+        # outside the roots: refused from the text alone, the same answer whether the path exists or not
+        refusal = outside_roots_reason(path, self.limits.local_roots)
+        refusal = refusal or resolved_outside_roots_reason(path, self.limits.local_roots)
+        if refusal is not None:
+            raise DeploymentError(PHASE_DOWNLOAD, refusal)
         try:
-            st = path.stat()
+            st = path.stat()  # never opened before it is known to be a regular file (a FIFO would block)
         except FileNotFoundError as exc:
             raise DeploymentError(PHASE_DOWNLOAD, f"no file or folder at {named}") from exc
         except OSError as exc:
             raise DeploymentError(PHASE_DOWNLOAD, f"cannot read {named}: {exc.strerror}") from exc
+        irregular = not_regular_reason(st.st_mode, named)
+        if irregular is not None:
+            raise DeploymentError(PHASE_DOWNLOAD, irregular)
         if stat.S_ISDIR(st.st_mode):
             if source.layout is Layout.OBJECT:
                 raise DeploymentError(PHASE_DOWNLOAD, f"{source.uri} is a folder; S3DataType S3Object needs a file")
@@ -180,11 +197,15 @@ class ArtifactCache:
 
     @contextmanager
     def _local_chunks(self, path: Path) -> Iterator[Iterator[bytes]]:
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the caller is done
+        try:  # non-blocking, so a FIFO swapped in after the stat cannot hang the deployment
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             raise DeploymentError(PHASE_DOWNLOAD, f"cannot read {path}: {exc.strerror}") from exc
+        f = os.fdopen(fd, "rb")
         with f:
+            irregular = not_regular_reason(os.fstat(fd).st_mode, str(path))
+            if irregular is not None:
+                raise DeploymentError(PHASE_DOWNLOAD, irregular)
             yield _read_chunks(f, path, self._chunk_bytes)
 
     # -- archives -----------------------------------------------------------------------------------------
@@ -202,6 +223,7 @@ class ArtifactCache:
         with self._locked(f"model:{sha}", transfer):
             if not dest.is_dir():
                 transfer.report(f"extracting {transfer.uri}")
+                self._private_dir(self._models)
                 extract_archive(
                     self._blobs / sha,
                     dest,
@@ -219,7 +241,7 @@ class ArtifactCache:
             with blob.open() as chunks:
                 self._write(chunks, partial_path, transfer, hasher)
             sha = hasher.hexdigest()
-            self._blobs.mkdir(parents=True, exist_ok=True)
+            self._private_dir(self._blobs)
             os.replace(partial_path, self._blobs / sha)  # if it existed, it held the same bytes
         finally:
             partial_path.unlink(missing_ok=True)
@@ -243,7 +265,7 @@ class ArtifactCache:
                 for file in files:
                     with file.open() as chunks:
                         self._write(chunks, folder / file.relative, transfer, None, file.size_bytes)
-                self._models.mkdir(parents=True, exist_ok=True)
+                self._private_dir(self._models)
                 publish_folder(folder, dest)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -262,8 +284,8 @@ class ArtifactCache:
     ) -> None:
         written = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as out:
+            self._private_dir(path.parent)
+            with open(path, "wb", opener=_private_opener) as out:
                 for chunk in chunks:
                     out.write(chunk)
                     if hasher is not None:
@@ -292,6 +314,13 @@ class ArtifactCache:
         finally:
             lock.release()
 
+    def _private_dir(self, folder: Path) -> None:
+        """Create `folder` (and the cache root) readable by this user only: copies keep their privacy."""
+        if not self.root.is_dir():
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.root, 0o700)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     @property
     def _blobs(self) -> Path:
         return self.root / "blobs"
@@ -302,7 +331,7 @@ class ArtifactCache:
 
     def _tmp_path(self, suffix: str) -> Path:
         tmp = self.root / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        self._private_dir(tmp)
         return tmp / f"{uuid.uuid4().hex}{suffix}"
 
     def _read_ref(self, identity: str) -> str | None:
@@ -314,19 +343,28 @@ class ArtifactCache:
 
     def _write_ref(self, identity: str, sha: str) -> None:
         refs = self.root / "refs"
-        refs.mkdir(parents=True, exist_ok=True)
+        self._private_dir(refs)
         tmp = self._tmp_path(".ref")
         tmp.write_text(sha)
         os.replace(tmp, refs / _sha256_text(identity))
 
     # -- http -------------------------------------------------------------------------------------------
 
+    def _check_http(self, request: httpx.Request) -> None:
+        """Every hop (the URL and each redirect) must name a host the limits allow."""
+        refusal = http_refusal(str(request.url), self.limits)
+        if refusal is not None:
+            raise DeploymentError(PHASE_DOWNLOAD, refusal)
+
     @contextmanager
     def _http_chunks(self, url: str, transfer: Transfer) -> Iterator[Iterator[bytes]]:
         seconds = max(0.001, min(READ_TIMEOUT_CAP_S, transfer.remaining_s()))
+        hooks = {"request": [self._check_http]}
         try:
             with (
-                httpx.Client(transport=self._http_transport, timeout=seconds, follow_redirects=True) as client,
+                httpx.Client(
+                    transport=self._http_transport, timeout=seconds, follow_redirects=True, event_hooks=hooks
+                ) as client,
                 client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
             ):
                 if not response.is_success:
@@ -336,10 +374,16 @@ class ArtifactCache:
                 if length.isdigit():
                     transfer.total_bytes = int(length)
                 yield response.iter_raw(self._chunk_bytes)
+        except httpx.ConnectTimeout as exc:  # filtered or down: the same answer as refused
+            if transfer.expired():
+                raise transfer.timeout_error() from exc
+            raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: could not connect to the host") from exc
         except httpx.TimeoutException as exc:
             if transfer.expired():
                 raise transfer.timeout_error() from exc
             raise DeploymentError(PHASE_DOWNLOAD, f"{url} sent nothing for {seconds:g} s") from exc
+        except httpx.ConnectError as exc:  # refused, unreachable, reset: one answer, so no port oracle
+            raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: could not connect to the host") from exc
         except httpx.HTTPError as exc:
             raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: {type(exc).__name__}: {exc}") from exc
 
@@ -483,6 +527,10 @@ def _check_file_names(files: list[_File], uri: str) -> None:
                 raise DeploymentError(
                     PHASE_DOWNLOAD, f"{'/'.join(parts[:i])!r} under {uri} is both a file and a folder"
                 )
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def _read_chunks(f: IO[bytes], path: Path, chunk_bytes: int) -> Iterator[bytes]:

@@ -129,6 +129,7 @@ class SqliteStore:
         fresh = self._path.with_name(self._path.name + ".new")
         fresh.unlink(missing_ok=True)
         _connect(fresh).close()
+        os.chmod(fresh, 0o600)  # readable by the server's user only (its -wal and -shm files follow its mode)
         os.replace(fresh, self._path)
 
     def _scan(self) -> None:

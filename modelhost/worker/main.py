@@ -163,6 +163,7 @@ def serve(spec: WorkerSpec) -> None:
 
     from modelhost.worker.engine_mode.serving_mode import choose_mode
     from modelhost.worker.properties import build_serving_properties
+    from modelhost.worker.router_token import guarded
 
     model_dir = Path(spec.model_dir).resolve()
     properties_file = model_dir / "serving.properties"
@@ -184,7 +185,7 @@ def serve(spec: WorkerSpec) -> None:
 
     try:
         build = _engine_app if decision.mode == "engine" else _handler_app
-        app = build(spec, properties, model_dir, on_load_failure)
+        app = guarded(build(spec, properties, model_dir, on_load_failure), spec.router_token)
     except ValueError as exc:
         _fail(spec, str(exc))
         return

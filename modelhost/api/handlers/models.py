@@ -10,7 +10,9 @@ from modelhost.api.pagination import list_response
 from modelhost.errors import ValidationError
 from modelhost.resources.model import Model
 from modelhost.router.cache import check_cache_environment
-from modelhost.storage.uris import parse_model_data_url, parse_s3_data_source
+from modelhost.scheduler.launchers.environment import refusal_message, refused_model_variables
+from modelhost.storage.limits import outside_roots_reason, parse_local_roots
+from modelhost.storage.uris import LocalLocation, parse_model_data_url, parse_s3_data_source
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 
@@ -26,14 +28,21 @@ def unreadable(error: UnreadableRecord) -> ValidationError:
                            "doctor` on the server's data directory.")
 
 
-def _check_model_data(container: dict[str, Any], where: str) -> None:
+def _check_model_data(ctx: ApiContext, container: dict[str, Any], where: str) -> None:
+    sources = []
     try:
         if container.get("ModelDataUrl"):
-            parse_model_data_url(container["ModelDataUrl"])
+            sources.append(parse_model_data_url(container["ModelDataUrl"]))
         if container.get("ModelDataSource", {}).get("S3DataSource"):
-            parse_s3_data_source(container["ModelDataSource"]["S3DataSource"])
+            sources.append(parse_s3_data_source(container["ModelDataSource"]["S3DataSource"]))
+        roots = parse_local_roots(ctx.settings.local_data_roots)
     except ValueError as exc:
         raise ValidationError(f"{where}: {exc}") from exc
+    for source in sources:  # judged from the text: the same answer whether the path exists or not
+        if isinstance(source.location, LocalLocation):
+            reason = outside_roots_reason(source.location.path, roots)
+            if reason is not None:
+                raise ValidationError(f"{where}: {reason}")
 
 
 def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -47,10 +56,13 @@ def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(
             "modelhost serves one container per model; inference pipelines (several Containers) are not supported."
         )
-    _check_model_data(containers[0], "PrimaryContainer" if body.get("PrimaryContainer") else "Containers.1")
     environment = containers[0].get("Environment") or {}
     if any("\x00" in str(k) or "\x00" in str(v) for k, v in environment.items()):
         raise ValidationError("Environment: names and values cannot contain a NUL character.")
+    refused = refused_model_variables(str(name) for name in environment)
+    if refused:
+        raise ValidationError(refusal_message(refused))
+    _check_model_data(ctx, containers[0], "PrimaryContainer" if body.get("PrimaryContainer") else "Containers.1")
     try:
         check_cache_environment(environment)
     except ValueError as exc:

@@ -48,6 +48,7 @@ class Worker:
     variant_name: str
     url: str  # where it serves /ping and /invocations
     log_path: Path
+    router_token: str = ""  # sent in ROUTER_TOKEN_HEADER on every request the router makes to it
 
 
 class Launcher(Protocol):

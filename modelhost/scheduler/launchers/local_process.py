@@ -4,7 +4,8 @@ It picks the worker's loopback port, its log file (`logs/<endpoint>/<variant>-<n
 (`run/<instance id>/`: the failure record and `worker.json`, what a later server needs to find it again), and
 its device environment (`CUDA_VISIBLE_DEVICES`). A worker left running by a server that died is stopped by
 the next server on the same home only if its environment carries the spec this home recorded for it: a pid
-alone proves nothing, pids are reused.
+alone proves nothing, pids are reused. Each launch gets a fresh random router token (WorkerSpec.router_token)
+that the worker requires on invocations, so only the router, which learns it from the Worker, reaches it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -54,7 +56,7 @@ class LocalProcessLauncher:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir(request.endpoint_name) / request.log_name
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        spec = _spec(request, free_port(self._host), self._host, run_dir)
+        spec = _spec(request, free_port(self._host), self._host, run_dir, secrets.token_urlsafe(32))
         env = {**request.environment, SPEC_ENV: spec.to_json(), "PYTHONUNBUFFERED": "1"}
         env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
         # the one place the worker's devices are decided: the GPUs it was placed on, or none at all
@@ -88,6 +90,7 @@ class LocalProcessLauncher:
             variant_name=request.variant_name,
             url=f"http://{self._host}:{spec.port}",
             log_path=log_path,
+            router_token=spec.router_token,
         )
 
     def pid(self, worker: Worker) -> int | None:
@@ -156,7 +159,7 @@ class LocalProcessLauncher:
         return stopped
 
 
-def _spec(request: LaunchRequest, port: int, host: str, run_dir: Path) -> WorkerSpec:
+def _spec(request: LaunchRequest, port: int, host: str, run_dir: Path, router_token: str) -> WorkerSpec:
     return WorkerSpec(
         instance_id=request.instance_id,
         endpoint_name=request.endpoint_name,
@@ -175,6 +178,7 @@ def _spec(request: LaunchRequest, port: int, host: str, run_dir: Path) -> Worker
         cpu_threads=request.cpu_threads,
         memory_bytes=request.memory_bytes,
         tensor_parallel_degree=request.tensor_parallel_degree,
+        router_token=router_token,
     )
 
 

@@ -35,11 +35,29 @@ def _from_value(value: str, model_dir: Path, source: str, is_file: Callable[[Pat
     if value.startswith(("http://", "https://")):
         raise EntryPointError(f"{source}={value}: an entry point URL is not supported; put the file in the model data")
     if value.endswith(".py") or "/" in value:
-        path = Path(value) if Path(value).is_absolute() else model_dir / value
+        path = _inside_model_dir(value, model_dir, source)
         if not is_file(path):
             raise EntryPointError(f"{source}={value}: file {path} not found")
         return EntryPoint(module_name=path.stem, path=path, source=source)
     return EntryPoint(module_name=value, path=None, source=source)
+
+
+def _inside_model_dir(value: str, model_dir: Path, source: str) -> Path:
+    """The file `value` names in the model folder; EntryPointError when it is absolute or leads out of it
+    (`..`, or a symlink pointing elsewhere): a model's entry point is its own code, never another file."""
+    if Path(value).is_absolute():
+        raise EntryPointError(
+            f"{source}={value}: an entry point must be a file inside the model folder (a relative path such as "
+            "serve.py) or a module name; absolute paths are refused"
+        )
+    path = model_dir / value
+    root = model_dir.resolve()
+    resolved = path.resolve()
+    if ".." in Path(value).parts or (resolved != root and root not in resolved.parents):
+        raise EntryPointError(
+            f"{source}={value}: an entry point must be a file inside the model folder; this path leads out of it"
+        )
+    return path
 
 
 def resolve_entry_point(
@@ -48,7 +66,7 @@ def resolve_entry_point(
     env: Mapping[str, str],
     is_file: Callable[[Path], bool] = Path.is_file,
 ) -> EntryPoint:
-    """option.entryPoint (a file in the model dir, an absolute path, or a module name), else env
+    """option.entryPoint (a file in the model dir or a module name), else env
     DJL_ENTRY_POINT, else <model_dir>/model.py; EntryPointError when there is none."""
     if option_entry_point:
         return _from_value(option_entry_point, model_dir, "option.entryPoint", is_file)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ TGI_IMAGE = (
     "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:"
     "2.1.1-tgi2.0.0-gpu-py310-cu121-ubuntu22.04"
 )
+# The fake engine is a server setting (a model's Environment cannot name MODELHOST_* or PYTHONPATH); workers
+# inherit both through the environment allow-list. It only affects engine-mode endpoints.
 FAKE_ENGINE = {"MODELHOST_ENGINE_FACTORY": "tests.fake_backend:create_backend", "PYTHONPATH": str(ROOT)}
 
 STREAMER = """
@@ -55,6 +58,14 @@ def stream_events(runtime: Any, name: str, body: Any, **kwargs: Any) -> tuple[di
         EndpointName=name, Body=body if isinstance(body, (str, bytes)) else json.dumps(body), **kwargs
     )
     return response, [event["PayloadPart"]["Bytes"] for event in response["Body"]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """This module's own server, started with the fake engine."""
+    proc = ServerProcess(tmp_path_factory.mktemp("stream-home"), env=FAKE_ENGINE).start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +152,13 @@ def fake_engine(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory)
     names = {"lmi": "fake-lmi", "tgi": "fake-tgi", "slot": "fake-one-slot"}
     folder = tmp_path_factory.mktemp("fake-engine")
     (folder / "serving.properties").write_text("option.model_id=fake/model\noption.max_rolling_batch_size=4\n")
-    deploy(sm, names["lmi"], str(folder), environment=FAKE_ENGINE)
-    deploy(sm, names["tgi"], str(folder), environment=FAKE_ENGINE, image=TGI_IMAGE)
+    deploy(sm, names["lmi"], str(folder))
+    deploy(sm, names["tgi"], str(folder), image=TGI_IMAGE)
     slow = tmp_path_factory.mktemp("fake-engine-slow")
     (slow / "serving.properties").write_text(
         "option.model_id=fake/model\noption.max_rolling_batch_size=1\noption.fake_token_delay_ms=50\n"
     )
-    deploy(sm, names["slot"], str(slow), environment=FAKE_ENGINE)
+    deploy(sm, names["slot"], str(slow))
     for name in names.values():
         wait_in_service(sm, name)
     return names

@@ -30,11 +30,35 @@ def test_option_entry_point_file_in_model_dir() -> None:
     )
 
 
-def test_option_entry_point_absolute_path_and_module_name() -> None:
-    entry = resolve_entry_point(MODEL_DIR, "/opt/h/handler.py", {}, files("/opt/h/handler.py"))
-    assert entry.path == Path("/opt/h/handler.py")
+def test_option_entry_point_module_name() -> None:
     by_name = resolve_entry_point(MODEL_DIR, "my_pkg.serving", {}, files())
     assert (by_name.module_name, by_name.path) == ("my_pkg.serving", None)
+    nested = resolve_entry_point(MODEL_DIR, "code/serve.py", {}, files("/models/m/code/serve.py"))
+    assert nested.path == MODEL_DIR / "code" / "serve.py"
+
+
+@pytest.mark.parametrize("value", ["/opt/h/handler.py", "/models/m/model.py"])
+def test_absolute_entry_points_are_refused(value: str) -> None:
+    with pytest.raises(EntryPointError, match="absolute paths are refused"):
+        resolve_entry_point(MODEL_DIR, value, {}, files(value))
+
+
+@pytest.mark.parametrize("value", ["../other/model.py", "code/../../x.py", "../../etc/evil.py"])
+def test_entry_points_leading_out_of_the_model_folder_are_refused(value: str) -> None:
+    with pytest.raises(EntryPointError, match="leads out of it"):
+        resolve_entry_point(MODEL_DIR, value, {}, lambda path: True)
+    with pytest.raises(EntryPointError, match="leads out of it"):
+        resolve_entry_point(MODEL_DIR, None, {"DJL_ENTRY_POINT": value}, lambda path: True)
+
+
+def test_a_symlink_out_of_the_model_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.py"
+    outside.write_text("def handle(inputs): pass\n")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "serve.py").symlink_to(outside)
+    with pytest.raises(EntryPointError, match="leads out of it"):
+        resolve_entry_point(model_dir, "serve.py", {})
 
 
 def test_djl_entry_point_env_comes_before_model_py() -> None:
