@@ -18,8 +18,8 @@ class BodyTooLarge(Exception):
         self.size_bytes = size_bytes
         self.limit_bytes = limit_bytes
         self.declared = declared
-        what = f"declares {size_bytes} bytes" if declared else "is larger"
-        super().__init__(f"The request body {what}, over the {limit_bytes}-byte limit")
+        what = f"declares {size_bytes} bytes, over" if declared else "is over"
+        super().__init__(f"The request body {what} the {limit_bytes}-byte limit")
 
 
 def declared_length(value: str | None) -> int | None:

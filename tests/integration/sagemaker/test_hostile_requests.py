@@ -170,9 +170,7 @@ def _send_huge(server: ServerProcess, path: str, headers: dict[str, str]) -> int
         return None
 
 
-def test_a_256_mib_body_is_refused_without_the_server_growing(
-    server: ServerProcess, endpoints: dict[str, str]
-) -> None:
+def test_a_256_mib_body_is_refused_without_the_server_growing(server: ServerProcess, endpoints: dict[str, str]) -> None:
     before = rss_bytes(server)
     targets = [
         ("/", {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": AMZ_JSON}),
