@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RUNTIME_PATH = re.compile(
-    r"^(?P<prefix>.*)/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream|async-invocations)$"
+    r"^/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream|async-invocations)$"
 )
 FORWARDED_HEADERS = (
     "content-type",

@@ -155,6 +155,12 @@ def test_the_control_plane_is_only_post_root(server: ServerProcess) -> None:
     assert control_plane(server, "ListModels", b"{}").status_code == 200
 
 
+def test_runtime_paths_are_matched_exactly(server: ServerProcess, endpoints: dict[str, str]) -> None:
+    for path in (f"/v1/endpoints/{endpoints['echo']}/invocations", f"//endpoints/{endpoints['echo']}/invocations"):
+        response = httpx.post(f"{server.url}{path}", content=b"hi")
+        assert response.status_code == 400 and "does not serve" in response.json()["message"], path
+
+
 # bodies past the limits ------------------------------------------------------------------------
 def _huge_body() -> Iterator[bytes]:
     chunk = b"x" * MiB
