@@ -146,6 +146,10 @@ class Engine:
             raise ValueError("the prompt is empty")
         if params.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
+        vocab = self.runner.vocab_size
+        if not all(0 <= token < vocab for token in request.prompt_token_ids):
+            # refused here, before it joins a batch: an id outside the embedding fails the whole step
+            raise ValueError(f"prompt token ids must be from 0 to {vocab - 1} (the model's vocabulary)")
         limits = self.limits
         if prompt > limits.max_input_tokens or prompt + params.max_new_tokens > limits.max_model_len:
             raise InputTooLong(prompt, params.max_new_tokens, limits)

@@ -301,3 +301,16 @@ def test_openai_hostile_json_is_400(server: ServerProcess, endpoints: dict[str, 
         )
         assert response.status_code == 400, (raw[:40], response.text)
     serves(server, endpoints)
+
+
+def test_engine_text_with_a_lone_surrogate_is_refused(server: ServerProcess, endpoints: dict[str, str]) -> None:
+    _, runtime = server.clients()
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=endpoints["lmi"], Body=b'{"inputs": "\\ud800"}')
+    assert caught.value.response["OriginalStatusCode"] == 424 and "lone UTF-16 surrogate" in str(caught.value)
+    body = {"model": endpoints["lmi"], "prompt": [1, 2**40], "max_tokens": 2}
+    response = httpx.post(
+        f"{server.url}/v1/completions", content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "prompt token ids" in response.json()["error"]["message"]
+    serves(server, endpoints)

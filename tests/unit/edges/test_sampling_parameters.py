@@ -97,7 +97,7 @@ class NanForSlot:
                 continue
             row = torch.full((self.vocab_size,), -10.0)
             row[3] = 10.0
-            if entry.token_ids[0] == 99:  # the broken request's prompt
+            if entry.token_ids[0] == 7:  # the broken request's prompt
                 self.bad_slots.add(entry.slot)
             if entry.slot in self.bad_slots:
                 row[:] = math.nan
@@ -111,7 +111,7 @@ class NanForSlot:
 async def _run_two(engine: Engine) -> tuple[list[TokenEvent], list[TokenEvent]]:
     sampled = SamplingParams(max_new_tokens=3, do_sample=True, seed=1, ignore_eos=True)
     good = engine.submit(GenerationRequest("good", (1, 2), sampled))
-    bad = engine.submit(GenerationRequest("bad", (99, 2), sampled))
+    bad = engine.submit(GenerationRequest("bad", (7, 2), sampled))
 
     async def drain(stream: Any) -> list[TokenEvent]:
         return [event async for event in stream]
@@ -119,14 +119,18 @@ async def _run_two(engine: Engine) -> tuple[list[TokenEvent], list[TokenEvent]]:
     return await asyncio.wait_for(asyncio.gather(drain(good), drain(bad)), 30)
 
 
-def test_one_requests_failing_sample_does_not_fail_its_batch() -> None:
-    engine = Engine(
+def small_engine() -> Engine:
+    return Engine(
         NanForSlot(),
         limits=ModelLimits(max_model_len=64, max_input_tokens=32, max_batch_size=4),
         scheduler_config=SchedulerConfig(max_batch_size=4, kv_budget_tokens=256),
         eos_token_ids={0},
         decode=lambda ids: "".join(f"<{i}>" for i in ids),
     )
+
+
+def test_one_requests_failing_sample_does_not_fail_its_batch() -> None:
+    engine = small_engine()
     engine.start()
     try:
         good, bad = asyncio.run(_run_two(engine))
@@ -134,3 +138,39 @@ def test_one_requests_failing_sample_does_not_fail_its_batch() -> None:
         engine.stop()
     assert [e.token_id for e in good] == [3, 3, 3] and good[-1].finish_reason == "length"
     assert bad[-1].finished and bad[-1].finish_reason == "error" and "sampling failed" in (bad[-1].error or "")
+
+
+def test_prompt_token_ids_outside_the_vocabulary_never_join_a_batch() -> None:
+    engine = small_engine()
+    for ids in ((8,), (-1,), (2**70,)):
+        with pytest.raises(ValueError, match="from 0 to 7"):
+            engine.check(GenerationRequest("r", ids, SamplingParams()))
+    engine.check(GenerationRequest("r", (0, 7), SamplingParams()))
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"inputs": "\ud800"}, "inputs"),
+        ({"inputs": ["a\udfffb"]}, "inputs"),
+        ({"inputs": "x", "parameters": {"stop": ["\ud800"]}}, "parameters.stop"),
+    ],
+)
+def test_lmi_text_with_lone_surrogates_is_refused(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        lmi.parse_generate(body, "lmi")
+    assert caught.value.param == param and "lone UTF-16 surrogate" in caught.value.message
+
+
+def test_openai_text_with_lone_surrogates_is_refused() -> None:
+    with pytest.raises(RequestError, match="lone UTF-16 surrogate") as caught:
+        openai.parse_chat({"model": "m", "messages": [{"role": "user", "content": "\ud800"}]})
+    assert caught.value.param == "messages[0].content"
+    with pytest.raises(RequestError, match="lone UTF-16 surrogate"):
+        openai.parse_completion({"model": "m", "prompt": "\udc00"})
+
+
+@pytest.mark.parametrize("ids", [[1, -1], [2**31, 1], [1, 2**70], [[3, 2**40]]])
+def test_completion_token_ids_out_of_range_are_refused(ids: list[int]) -> None:
+    with pytest.raises(RequestError, match="prompt token ids must be from 0 to 2147483647"):
+        openai.parse_completion({"model": "m", "prompt": ids})

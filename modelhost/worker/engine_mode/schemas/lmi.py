@@ -17,6 +17,7 @@ from modelhost.worker.engine_mode.schemas.request import (
     MAX_TEMPERATURE,
     RequestError,
     TextRequest,
+    checked_text,
     note_unknown,
     read,
     read_stop,
@@ -74,14 +75,14 @@ def _parameters(body: Mapping[str, Any], api: Literal["lmi", "tgi"]) -> dict[str
 def _prompt(body: Mapping[str, Any]) -> str:
     inputs = body.get("inputs")
     if isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], str):
-        return inputs[0]
+        return checked_text(inputs[0], "inputs")
     if isinstance(inputs, list):
         raise RequestError(
             "inputs must be one string; send one request per prompt (they are batched together)", "inputs"
         )
     if not isinstance(inputs, str):
         raise RequestError("inputs is required and must be a string", "inputs")
-    return inputs
+    return checked_text(inputs, "inputs")
 
 
 def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = False) -> TextRequest:

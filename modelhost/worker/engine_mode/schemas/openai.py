@@ -17,9 +17,11 @@ from modelhost.worker.engine.types import FinishReason, InputTooLong, SamplingPa
 from modelhost.worker.engine_mode.schemas.request import (
     MAX_REPETITION_PENALTY,
     MAX_SEED,
+    MAX_TOKEN_ID,
     MIN_SEED,
     RequestError,
     TextRequest,
+    checked_text,
     note_unknown,
     read,
     read_stop,
@@ -79,13 +81,13 @@ def request_error(exc: RequestError | InputTooLong) -> tuple[int, dict[str, Any]
 
 def _content_text(content: Any, index: int) -> str:
     if isinstance(content, str):
-        return content
+        return checked_text(content, f"messages[{index}].content")
     if isinstance(content, list):
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise RequestError(f"messages[{index}].content: only text parts are supported", f"messages[{index}]")
-            parts.append(part["text"])
+            parts.append(checked_text(part["text"], f"messages[{index}].content"))
         return "".join(parts)
     if content is None:
         return ""
@@ -168,8 +170,10 @@ def _completion_prompt(raw: Any) -> tuple[str | None, tuple[int, ...] | None]:
     if isinstance(raw, list) and len(raw) == 1:
         raw = raw[0]
     if isinstance(raw, str):
-        return raw, None
+        return checked_text(raw, "prompt"), None
     if isinstance(raw, list) and raw and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        if not all(0 <= t <= MAX_TOKEN_ID for t in raw):
+            raise RequestError(f"prompt token ids must be from 0 to {MAX_TOKEN_ID}", "prompt")
         return None, tuple(raw)
     if isinstance(raw, list):
         raise RequestError("prompt must be one string or one list of token ids; send one request per prompt", "prompt")

@@ -18,6 +18,7 @@ MAX_TEMPERATURE = 100.0
 MAX_REPETITION_PENALTY = 100.0
 MIN_SEED = -(2**63)  # torch.Generator.manual_seed's range
 MAX_SEED = 2**64 - 1
+MAX_TOKEN_ID = 2**31 - 1  # no vocabulary is larger; the engine checks the model's own size
 _MISSING = object()
 _logged_unknown: set[tuple[str, str]] = set()
 
@@ -116,6 +117,18 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def checked_text(value: str, label: str) -> str:
+    """`value` when it is valid Unicode text; RequestError naming `label` for a lone UTF-16 surrogate, which
+    no tokenizer can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(
+            f"{label} holds a lone UTF-16 surrogate ({value[exc.start]!r}), which is not valid Unicode text", label
+        ) from None
+    return value
+
+
 def read_stop(data: Mapping[str, Any], name: str, *, where: str = "", limit: int | None = None) -> tuple[str, ...]:
     """A stop sequence or a list of them."""
     value = data.get(name)
@@ -123,9 +136,11 @@ def read_stop(data: Mapping[str, Any], name: str, *, where: str = "", limit: int
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,) if value else ()
+        return (checked_text(value, label),) if value else ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise RequestError(f"{label} must be a string or a list of strings", label)
+    for item in value:
+        checked_text(item, label)
     if limit is not None and len(value) > limit:
         raise RequestError(f"{label} may hold at most {limit} sequences, got {len(value)}", label)
     return tuple(item for item in value if item)
