@@ -34,6 +34,7 @@ from modelhost.controller.instances import InstanceStarter
 from modelhost.controller.loop import ControlLoop, LoopSettings
 from modelhost.controller.preparation import ArtifactPreparer
 from modelhost.errors import ApiError
+from modelhost.front_door import FrontDoor, doors
 from modelhost.registry import ModelRegistry
 from modelhost.resources.status import EndpointStatus
 from modelhost.router.admission import Admission
@@ -287,4 +288,8 @@ def build_app(settings: ServerSettings) -> Starlette:
             finally:
                 server.services = None
 
-    return Starlette(routes=server.routes(), lifespan=lifespan)
+    app = Starlette(routes=server.routes(), lifespan=lifespan)
+    app.add_middleware(
+        FrontDoor, allowed=doors(settings.host, settings.allowed_hosts, settings.allowed_origins)
+    )
+    return app

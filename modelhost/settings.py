@@ -25,6 +25,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_ALLOW_PRIVATE_MODEL_DATA": "1 to let http(s) model data come from loopback, link-local and private "
     "addresses; default refused",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
+    "MODELHOST_ALLOWED_HOSTS": "comma-separated host names the server answers to besides localhost, 127.0.0.1, [::1] "
+    "and --host (a Host header naming anything else is refused: DNS rebinding); default none",
+    "MODELHOST_ALLOWED_ORIGINS": "comma-separated browser origins (https://console.example.com) allowed to call "
+    "the server cross-origin; default none",
     "MODELHOST_INVENTORY": (
         "the host's resources instead of discovering them, as JSON: "
         '{"gpus": [{"memory_gib": 24}], "cpus": 16, "memory_gib": 128}'
@@ -68,6 +72,8 @@ class ServerSettings:
     control_interval_s: float = 0.5  # how often the control loop runs when nothing wakes it
     health_interval_s: float = 5.0  # how often serving instances are pinged
     health_failures: int = 3  # consecutive failed pings after which an instance is replaced
+    allowed_hosts: tuple[str, ...] = ()  # MODELHOST_ALLOWED_HOSTS (front_door.py)
+    allowed_origins: tuple[str, ...] = ()  # MODELHOST_ALLOWED_ORIGINS (front_door.py)
     local_data_roots: str | None = None  # MODELHOST_LOCAL_DATA_ROOTS (storage/limits.py); None: anywhere
     allow_private_model_data: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA: http(s) to private addresses
 
@@ -118,6 +124,7 @@ class ServerSettings:
             )
         if env.get("MODELHOST_LOCAL_DATA_ROOTS"):
             values["local_data_roots"] = env["MODELHOST_LOCAL_DATA_ROOTS"]
+        values.update(_name_lists(env))
         if env.get("MODELHOST_ALLOW_PRIVATE_MODEL_DATA"):
             allow = env["MODELHOST_ALLOW_PRIVATE_MODEL_DATA"].lower()
             values["allow_private_model_data"] = allow in ("1", "true", "yes")
@@ -139,3 +146,11 @@ class ServerSettings:
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()
         return replace(cls(), **values)  # type: ignore[arg-type]
+
+
+def _name_lists(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """The comma-separated settings (allowed hosts and origins) that are set."""
+    lists = {"MODELHOST_ALLOWED_HOSTS": "allowed_hosts", "MODELHOST_ALLOWED_ORIGINS": "allowed_origins"}
+    return {
+        key: tuple(v.strip() for v in env[name].split(",") if v.strip()) for name, key in lists.items() if env.get(name)
+    }

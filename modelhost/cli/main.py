@@ -64,6 +64,8 @@ def cli() -> None:
 @click.option("--strict-instance-types", is_flag=True, default=None, help="refuse GPU types this host lacks")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--allow-unauthenticated", is_flag=True, help="listen on a non-loopback address without access keys")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS with this PEM certificate")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="the PEM private key of --tls-cert")
 def server(
     host: str,
     port: int,
@@ -71,6 +73,8 @@ def server(
     strict_instance_types: bool | None,
     log_level: str,
     allow_unauthenticated: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run the whole platform: API, runtime, controller, workers."""
     import uvicorn
@@ -83,15 +87,24 @@ def server(
         host=host, port=port, home=home, strict_instance_types=strict_instance_types
     )
     configure_logging(log_level)  # one line per record: control characters escaped
+    if bool(tls_cert) != bool(tls_key):
+        fail("--tls-cert and --tls-key go together: give both to serve HTTPS")
     try:  # before the store is opened or any worker touched: who may call, the home's lock, a sound store, the port
         access = access_line(settings, allow_unauthenticated=allow_unauthenticated)
         home_lock, listener = claim_home(settings)
     except ModelhostError as exc:
         fail(str(exc))
     click.echo(access, err=True)
-    click.echo(f"modelhost server on http://{host}:{port} (home {settings.home})", err=True)
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"modelhost server on {scheme}://{host}:{port} (home {settings.home})", err=True)
     config = uvicorn.Config(
-        build_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60
+        build_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=60,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )
     try:
         uvicorn.Server(config).run(sockets=[listener])

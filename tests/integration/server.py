@@ -20,11 +20,19 @@ from modelhost.testing import free_port
 
 
 class ServerProcess:
-    def __init__(self, home: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        scheme: str = "http",
+    ) -> None:
         self.home = home
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
+        self.args = args  # more `modelhost server` options
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60) -> ServerProcess:
@@ -36,7 +44,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/_modelhost/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/_modelhost/health", timeout=1, verify=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -57,6 +65,7 @@ class ServerProcess:
                     str(self.home),
                     "--log-level",
                     "info",
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
