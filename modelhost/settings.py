@@ -21,7 +21,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_STARTUP_TIMEOUT_S": "health-check window when a variant sets none; default 900",
     "MODELHOST_DOWNLOAD_TIMEOUT_S": "model data download limit when a variant sets none; default 3600",
     "MODELHOST_LOCAL_DATA_ROOTS": "colon-separated folders local model data (paths, file://) may be read from; "
-    "default: anywhere while no access keys exist",
+    "default: anywhere while no access keys exist, nowhere once one does",
     "MODELHOST_ALLOW_PRIVATE_MODEL_DATA": "1 to let http(s) model data come from loopback, link-local and private "
     "addresses; default refused",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
@@ -74,7 +74,8 @@ class ServerSettings:
     health_failures: int = 3  # consecutive failed pings after which an instance is replaced
     allowed_hosts: tuple[str, ...] = ()  # MODELHOST_ALLOWED_HOSTS (front_door.py)
     allowed_origins: tuple[str, ...] = ()  # MODELHOST_ALLOWED_ORIGINS (front_door.py)
-    local_data_roots: str | None = None  # MODELHOST_LOCAL_DATA_ROOTS (storage/limits.py); None: anywhere
+    local_data_roots: str | None = None  # MODELHOST_LOCAL_DATA_ROOTS (storage/limits.py); None: anywhere while no
+    # access keys exist, nowhere once one does
     allow_private_model_data: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA: http(s) to private addresses
 
     @property

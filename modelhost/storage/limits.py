@@ -58,6 +58,11 @@ def outside_roots_reason(path: Path, roots: tuple[Path, ...] | None) -> str | No
     folded = Path(os.path.normpath(path))
     if _under(folded, roots):
         return None
+    if not roots:
+        return (
+            f"{path} is a local path, and local model data is not allowed on a server with access keys unless "
+            "MODELHOST_LOCAL_DATA_ROOTS names the folders it may be read from; use s3:// or https:// instead"
+        )
     return (
         f"{path} is outside the folders model data may be read from "
         f"(MODELHOST_LOCAL_DATA_ROOTS={':'.join(str(r) for r in roots)})"

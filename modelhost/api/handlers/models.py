@@ -11,6 +11,7 @@ from modelhost.errors import ValidationError
 from modelhost.resources.model import Model
 from modelhost.router.cache import check_cache_environment
 from modelhost.scheduler.launchers.environment import refusal_message, refused_model_variables
+from modelhost.security.keys import key_store_for
 from modelhost.storage.limits import outside_roots_reason, parse_local_roots
 from modelhost.storage.uris import LocalLocation, parse_model_data_url, parse_s3_data_source
 from modelhost.store.errors import UnreadableRecord
@@ -36,6 +37,8 @@ def _check_model_data(ctx: ApiContext, container: dict[str, Any], where: str) ->
         if container.get("ModelDataSource", {}).get("S3DataSource"):
             sources.append(parse_s3_data_source(container["ModelDataSource"]["S3DataSource"]))
         roots = parse_local_roots(ctx.settings.local_data_roots)
+        if roots is None and key_store_for(ctx.settings.home).enabled():
+            roots = ()  # once access keys exist, local model data needs MODELHOST_LOCAL_DATA_ROOTS
     except ValueError as exc:
         raise ValidationError(f"{where}: {exc}") from exc
     for source in sources:  # judged from the text: the same answer whether the path exists or not

@@ -58,7 +58,10 @@ def error_of(call: Any) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("access-home")).start()
+    home = tmp_path_factory.mktemp("access-home")
+    # with keys, local model data must come from configured roots: the tests' folders live under the basetemp
+    roots = str(tmp_path_factory.getbasetemp())
+    process = ServerProcess(home, env={"MODELHOST_LOCAL_DATA_ROOTS": roots}).start()
     yield process
     process.stop()
 
@@ -154,3 +157,20 @@ def test_presigned_runtime_url(server: ServerProcess, admin: dict[str, str]) -> 
     with mock.patch("botocore.auth.get_current_datetime", return_value=late):
         old = runtime.generate_presigned_url("invoke_endpoint", Params={"EndpointName": "nope", "Body": b""})
     assert httpx.post(old).headers.get("x-amzn-errortype") == "InvalidSignatureException"
+
+
+def test_with_keys_local_model_data_needs_configured_roots(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    key = create_key(home, "--name", "admin")
+    server = ServerProcess(home, env={"MODELHOST_LOCAL_DATA_ROOTS": ""}).start()
+    try:
+        sm, _ = clients(server, key["AccessKeyId"], key["SecretAccessKey"])
+        folder = write_echo_model(tmp_path / "echo")
+        code, message = error_of(
+            lambda: sm.create_model(ModelName="local", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(folder)})
+        )
+        assert code == "ValidationException"
+        assert "local model data is not allowed on a server with access keys" in message
+        assert "MODELHOST_LOCAL_DATA_ROOTS" in message
+    finally:
+        server.stop()
