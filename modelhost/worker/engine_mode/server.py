@@ -247,6 +247,8 @@ class EngineEndpoints:
             return json.loads(raw) if raw.strip() else _BadBody("the body is empty; send a JSON object")
         except ValueError as exc:
             return _BadBody(f"the body is not valid JSON: {exc}")
+        except RecursionError:
+            return _BadBody("the body's JSON is nested too deeply")
 
     async def _openai(
         self, request: Request, body: Any, parse: Callable[[Any, bool], TextRequest], stream_header: bool
@@ -264,6 +266,8 @@ class EngineEndpoints:
             generation = await TextGenerator(backend).open(parsed)
         except (RequestError, InputTooLong) as exc:
             return _json(*errors(exc))
+        except ValueError as exc:  # the engine's own checks (an empty prompt, a token id outside the vocabulary)
+            return _json(*errors(RequestError(str(exc))))
         result = GenerationResult(prompt=generation.prompt, prompt_tokens=generation.prompt_tokens)
         fmt = self._format(parsed, result, backend)
         if parsed.stream:

@@ -125,3 +125,11 @@ def test_load_failure_is_reported() -> None:
         ping = client.get("/ping")
         assert ping.status_code == 503 and "no weights here" in ping.json()["message"]
     assert failures == ["RuntimeError: no weights here"]
+
+
+def test_deeply_nested_json_is_a_client_error_not_a_500(lmi_client: tuple[TestClient, FakeBackend]) -> None:
+    client, _ = lmi_client
+    deep = b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for path in ("/invocations", "/v1/chat/completions"):
+        answer = client.post(path, content=deep, headers={"content-type": "application/json"})
+        assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
