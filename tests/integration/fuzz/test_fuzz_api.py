@@ -198,6 +198,50 @@ def structure(shape: StructureShape, depth: int) -> st.SearchStrategy[dict[str, 
     return st.one_of(complete, complete, partial, st.tuples(complete, extra).map(lambda t: {**t[1], **t[0]}))
 
 
+CLEAN_TEXT = "abcdefghij0123456789"
+POOL_ARNS = [
+    f"arn:aws:sagemaker:us-east-1:{account}:{kind}/{name}"
+    for account in ("123456789012", "000000000000")  # the default account id, and another
+    for kind in ("model", "endpoint", "endpoint-config")
+    for name in NAME_POOL
+]
+
+
+def clean_value(shape: Shape, name: str, depth: int) -> st.SearchStrategy[Any]:
+    """Values that pass validation where a member has no pattern beyond letters and digits: these reach the
+    handlers (and the store), where the junk above is mostly refused by validation."""
+    if isinstance(shape, StructureShape):
+        members = {k: v for k, v in shape.members.items() if depth <= 1 or k in shape.required_members}
+        required = {k: clean_value(v, k, depth + 1) for k, v in members.items() if k in shape.required_members}
+        optional = {k: clean_value(v, k, depth + 1) for k, v in members.items() if k not in shape.required_members}
+        return st.fixed_dictionaries(required, optional=optional)
+    if isinstance(shape, ListShape):
+        low = int(shape.metadata.get("min", 0))
+        return st.lists(clean_value(shape.member, name, depth + 1), min_size=low, max_size=max(low, 2))
+    if isinstance(shape, MapShape):
+        keys = st.text(alphabet=CLEAN_TEXT, min_size=1, max_size=10)
+        return st.dictionaries(keys, clean_value(shape.value, "", depth + 1), max_size=2)
+    kind, low, high = shape.type_name, shape.metadata.get("min"), shape.metadata.get("max")
+    if kind == "string":
+        if shape.enum:
+            return st.sampled_from(list(shape.enum))
+        if name in NAME_MEMBERS:
+            return st.sampled_from(NAME_POOL)
+        if name == "ResourceArn":
+            return st.sampled_from(POOL_ARNS)
+        shortest = max(int(low or 0), 1)
+        return st.text(alphabet=CLEAN_TEXT, min_size=shortest, max_size=max(shortest, min(int(high or 20), 20)))
+    if kind in ("integer", "long"):
+        return st.integers(min_value=low if low is not None else 0, max_value=high if high is not None else 1000)
+    if kind in ("float", "double"):
+        return st.floats(min_value=low if low is not None else 0.0, max_value=high if high is not None else 100.0)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "timestamp":
+        return st.integers(min_value=0, max_value=2_000_000_000)
+    return st.text(alphabet=CLEAN_TEXT, max_size=10)
+
+
 def dump(value: Any, ascii_only: bool) -> str:
     """JSON text for `value` with `Raw` tokens written verbatim (and lone surrogates kept as they are)."""
     if isinstance(value, Raw):
@@ -283,7 +327,7 @@ class Case:
 def input_values(operation: str) -> st.SearchStrategy[Any]:
     """The operation's input shape as a strategy, built once (building it per example is slow)."""
     shape = SM_MODEL.operation_model(operation).input_shape
-    return structure(shape, 0) if shape is not None else json_junk
+    return st.one_of(structure(shape, 0), clean_value(shape, "", 0)) if shape is not None else json_junk
 
 
 @st.composite
@@ -463,8 +507,23 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     proc.stop()
 
 
+def seed_resources(sm: Any) -> None:
+    """A model, config and endpoint named from the pool, so fuzzed Describe/Update/Delete/CreateEndpoint calls
+    meet existing resources. The data path does not exist: the endpoint's deployment fails fast, starting no
+    worker."""
+    name = NAME_POOL[0]
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": "djl-inference:0.22.1", "ModelDataUrl": "/nonexistent/modelhost-fuzz/model"},
+    )
+    variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+
 @pytest.fixture
 def fuzzer(fuzz_server: ServerProcess) -> Iterator[Fuzzer]:
+    seed_resources(fuzz_server.clients()[0])
     with httpx.Client(base_url=fuzz_server.url, trust_env=False, timeout=60) as client:
         fuzz = Fuzzer(fuzz_server, client)
         yield fuzz
@@ -473,6 +532,7 @@ def fuzzer(fuzz_server: ServerProcess) -> Iterator[Fuzzer]:
     # the server still serves: the control plane lists exactly the test's own resources, the endpoint answers
     assert _names(sm, "list_endpoints", "Endpoints", "EndpointName") == [ECHO]
     assert _names(sm, "list_models", "Models", "ModelName") == [ECHO]
+    assert _names(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName") == [ECHO]
     assert json.loads(runtime.invoke_endpoint(EndpointName=ECHO, Body=b"after")["Body"].read())["echo"] == "after"
     fuzz.check()
 
