@@ -46,6 +46,7 @@ from modelhost.router.table import RoutingTable
 from modelhost.scheduler.inventory import GpuLedger, Inventory, discover_inventory
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
+from modelhost.security.keys import key_store_for
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import data_limits
@@ -234,12 +235,11 @@ class ServerRoutes:
         The route needs no credentials, so it names no paths of this host (`modelhost doctor` shows the home)."""
         services = self._running()
         problems = services.controller.problems()
-        body = {
-            "status": "unavailable" if problems else "ok",
-            "problems": problems,
-            "operations": services.controller.operations(),
-            "unreadable_records": services.records.problems.lines(),
-        }
+        body: dict[str, object] = {"status": "unavailable" if problems else "ok"}
+        if not key_store_for(self._settings.home).enabled():  # with access keys, the details stay in the log
+            body["problems"] = problems
+            body["operations"] = services.controller.operations()
+            body["unreadable_records"] = services.records.problems.lines()
         return JSONResponse(body, status_code=503 if problems else 200)
 
     async def quotas(self, request: Request) -> Response:

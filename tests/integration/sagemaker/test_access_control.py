@@ -174,3 +174,7 @@ def test_with_keys_local_model_data_needs_configured_roots(tmp_path: Path) -> No
         assert "MODELHOST_LOCAL_DATA_ROOTS" in message
     finally:
         server.stop()
+
+
+def test_with_keys_the_open_health_route_names_only_the_status(server: ServerProcess, admin: dict[str, str]) -> None:
+    assert httpx.get(f"{server.url}/_modelhost/health").json() == {"status": "ok"}
