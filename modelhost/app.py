@@ -2,7 +2,10 @@
 
 `POST /` with an `X-Amz-Target` header is the control plane (that path only); `/endpoints/{name}/...` is the runtime;
 `/v1/...` is the OpenAI-compatible API (`model` = an endpoint name);
-`/_modelhost/...` are modelhost's own routes (health, logs) used by the CLI.
+`/_modelhost/...` are modelhost's own routes (health, logs, quotas) used by the CLI. Once the home has an access
+key, the logs and quotas routes need a SigV4 signature and the caller's policy must allow `logs:GetLogEvents` on
+the endpoint's log group / `servicequotas:ListServiceQuotas` (security/actions.py); refusals are the control
+plane's AWS JSON errors.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +31,15 @@ from modelhost import ids
 from modelhost.api.app import ControlPlaneApi, error_response
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
+from modelhost.auth import Caller, authenticate, authorize, wire_request
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.instances import InstanceStarter
 from modelhost.controller.loop import ControlLoop, LoopSettings
 from modelhost.controller.preparation import ArtifactPreparer
-from modelhost.errors import ApiError
+from modelhost.errors import ApiError, ValidationError
 from modelhost.front_door import FrontDoor, doors
+from modelhost.http_body import BodyTooLarge, read_limited
 from modelhost.registry import ModelRegistry
 from modelhost.resources.status import EndpointStatus
 from modelhost.router.admission import Admission
@@ -46,6 +51,7 @@ from modelhost.router.table import RoutingTable
 from modelhost.scheduler.inventory import GpuLedger, Inventory, discover_inventory
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
+from modelhost.security import actions
 from modelhost.security.keys import key_store_for
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
@@ -59,6 +65,8 @@ log = logging.getLogger(__name__)
 # SageMaker's EndpointName pattern; the logs route serves `logs/<name>/` only for names that match it,
 # so `..`, `%2e%2e` and names with separators never leave the logs folder.
 ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# modelhost's own GET routes take no body; a signed one may carry a small one (it is part of the signature)
+MAX_OWN_ROUTE_BODY_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -242,16 +250,56 @@ class ServerRoutes:
             body["unreadable_records"] = services.records.problems.lines()
         return JSONResponse(body, status_code=503 if problems else 200)
 
+    async def _caller(self, request: Request) -> Caller:
+        """The caller, verified as the control plane verifies (any caller while the home has no keys)."""
+        try:
+            body = await read_limited(request, MAX_OWN_ROUTE_BODY_BYTES)
+        except BodyTooLarge as exc:
+            message = f"{exc} of modelhost's own routes; send the GET without a body."
+            raise ValidationError(message, status=413) from None
+        return authenticate(wire_request(request.method, request.scope, request.headers.raw, body), self._settings)
+
+    def _log_group_name(self, name: str) -> str:
+        """The endpoint's name as it was created (log group names keep their case), else as asked."""
+        try:
+            endpoint = self._running().records.endpoints.get(name)
+        except UnreadableRecord:
+            return name
+        return name if endpoint is None else endpoint.name
+
+    async def _refused(self, request: Request, action: str, resource: Callable[[Caller], str]) -> Response | None:
+        """None when the caller may perform `action` on `resource(caller)`; else the control plane's AWS error."""
+        try:
+            caller = await self._caller(request)
+            authorize(caller, action, resource(caller), self._settings)
+        except ApiError as exc:
+            log.info("%s %s refused: %s: %s", request.method, request.url.path[:200], exc.code, exc.message)
+            return error_response(exc, ids.request_id())
+        return None
+
     async def quotas(self, request: Request) -> Response:
+        refusal = await self._refused(request, actions.LIST_SERVICE_QUOTAS, lambda caller: "*")
+        if refusal is not None:
+            return refusal
         return JSONResponse(self._running().control_plane.quota_report())
 
     async def endpoint_logs(self, request: Request) -> Response:
         name = request.path_params["name"]
         raw = request.query_params.get("lines", "200")
+        valid_name = ENDPOINT_NAME.fullmatch(name) is not None
+        account = self._settings.account_id
+
+        def log_group(caller: Caller) -> str:
+            group = self._log_group_name(name) if valid_name else name[:200]
+            return actions.log_group_resource(group, region=caller.region, account_id=account)
+
+        refusal = await self._refused(request, actions.GET_LOG_EVENTS, log_group)
+        if refusal is not None:  # before anything about the endpoint's logs is told
+            return refusal
         if not raw.isdigit() or not 0 < int(raw) <= 100_000:
             return PlainTextResponse(f"lines must be a whole number from 1 to 100000, not {raw!r}\n", 400)
         folder = self._settings.logs_dir / name.lower()
-        if ENDPOINT_NAME.fullmatch(name) is None or not folder.is_dir() or folder.is_symlink():
+        if not valid_name or not folder.is_dir() or folder.is_symlink():
             return PlainTextResponse(f"no logs for endpoint {name[:200]!r}\n", status_code=404)
         parts = []
         for path in sorted(p for p in folder.glob("*.log") if p.is_file() and not p.is_symlink()):

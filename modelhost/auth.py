@@ -93,7 +93,8 @@ def authenticate_bearer(headers: Mapping[str, str], settings: ServerSettings) ->
 
 
 def authorize(caller: Caller, operation: str, resource: str, settings: ServerSettings) -> None:
-    """Raise AccessDenied unless the caller's policy allows `sagemaker:<operation>` on `resource`.
+    """Raise AccessDenied unless the caller's policy allows the operation's action on `resource`: a SageMaker
+    operation (`CreateModel`) is `sagemaker:<operation>`, a full name (`logs:GetLogEvents`) stays as it is.
     Mutating control-plane operations are recorded in HOME/logs/audit.log, allowed or not."""
     identity = caller.identity
     action = actions.action(operation)

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote
 
 import click
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from modelhost.cli.client import clients, server_url
+from modelhost.cli.client import aws_error, clients, server_url, signed_get
 from modelhost.cli.doctor import doctor
 from modelhost.cli.keys import keys
 from modelhost.cli.progress import StatusLine
@@ -289,10 +290,14 @@ def logs(endpoint: str, lines: int, follow: bool, url: str | None) -> None:
     seen = ""
     while True:
         try:
-            response = httpx.get(f"{base}/_modelhost/endpoints/{endpoint}/logs", params={"lines": lines}, timeout=10)
+            route = f"{base}/_modelhost/endpoints/{quote(endpoint, safe='')}/logs"
+            response = signed_get(route, {"lines": lines}, "logs")
         except httpx.HTTPError as exc:
             fail(f"cannot reach the modelhost server at {base} ({exc})", code=2)
-        if response.status_code == 404:
+        refusal = aws_error(response)
+        if refusal is not None:
+            fail(refusal)
+        if response.status_code >= 400:
             fail(response.text.strip())
         text = response.text
         sys.stdout.write(text[len(seen) :] if text.startswith(seen) else text)
@@ -311,9 +316,15 @@ def quotas(url: str | None) -> None:
 
     base = server_url(url)
     try:
-        report = httpx.get(f"{base}/_modelhost/quotas", timeout=10).json()
+        response = signed_get(f"{base}/_modelhost/quotas", {}, "servicequotas")
     except httpx.HTTPError as exc:
         fail(f"cannot reach the modelhost server at {base} ({exc})", code=2)
+    refusal = aws_error(response)
+    if refusal is not None:
+        fail(refusal)
+    if response.status_code != 200:
+        fail(f"the server answered {response.status_code}: {response.text.strip()[:300]}")
+    report = response.json()
     host = report["host"]
     mode = "strict" if report["strict_instance_types"] else "GPU types run on CPU where the host lacks GPUs"
     click.echo(f"host: {host['gpus']} GPU(s), {host['cpus']} CPU(s), {host['memory_gib']} GiB ({mode})")

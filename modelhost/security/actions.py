@@ -2,7 +2,10 @@
 
 Pure. Control-plane operations act on the resource their body names (List* on "*"); InvokeEndpoint and
 InvokeEndpointWithResponseStream on the endpoint's ARN; the OpenAI routes count as InvokeEndpoint on the
-endpoint named by `model`.
+endpoint named by `model`. modelhost's own read routes borrow the names IAM users already know for the same
+information: an endpoint's logs are CloudWatch Logs' `logs:GetLogEvents` on the endpoint's log group (SageMaker
+writes them to `/aws/sagemaker/Endpoints/NAME`), the quota report is Service Quotas'
+`servicequotas:ListServiceQuotas` on "*".
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ from typing import Any
 
 from modelhost import ids
 
-READ_ONLY_PREFIXES = ("Describe", "List")
+READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+GET_LOG_EVENTS = "logs:GetLogEvents"
+LIST_SERVICE_QUOTAS = "servicequotas:ListServiceQuotas"
 # body member naming the resource -> ARN kind, in the order they are looked for (CreateEndpoint names both
 # the endpoint and its config: the endpoint is what it acts on)
 _NAME_MEMBERS = (("EndpointName", "endpoint"), ("EndpointConfigName", "endpoint_config"), ("ModelName", "model"))
 
 
 def action(operation: str) -> str:
-    return f"sagemaker:{operation}"
+    """IAM's action name: a SageMaker operation (`CreateModel`) gets `sagemaker:`; `service:Operation` stays."""
+    return operation if ":" in operation else f"sagemaker:{operation}"
 
 
 def is_mutating(operation: str) -> bool:
-    return not operation.startswith(READ_ONLY_PREFIXES)
+    return not operation.rpartition(":")[2].startswith(READ_ONLY_PREFIXES)
 
 
 def control_plane_resource(operation: str, body: Mapping[str, Any], *, region: str, account_id: str) -> str:
@@ -42,6 +48,11 @@ def control_plane_resource(operation: str, body: Mapping[str, Any], *, region: s
 
 def endpoint_resource(endpoint_name: str, *, region: str, account_id: str) -> str:
     return ids.arn("endpoint", endpoint_name, region=region, account_id=account_id)
+
+
+def log_group_resource(endpoint_name: str, *, region: str, account_id: str) -> str:
+    """The endpoint's CloudWatch log group, as SageMaker names it (log group names keep their case)."""
+    return f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"
 
 
 def user_arn(user_name: str, account_id: str) -> str:

@@ -178,3 +178,88 @@ def test_with_keys_local_model_data_needs_configured_roots(tmp_path: Path) -> No
 
 def test_with_keys_the_open_health_route_names_only_the_status(server: ServerProcess, admin: dict[str, str]) -> None:
     assert httpx.get(f"{server.url}/_modelhost/health").json() == {"status": "ok"}
+
+
+def test_with_keys_the_logs_and_quotas_routes_need_a_signature_and_a_policy(
+    server: ServerProcess, admin: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    sm, _ = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"])
+    name = f"logs-{uuid.uuid4().hex[:8]}"
+    deploy(sm, name, str(write_echo_model(tmp_path / "echo")))
+    assert wait_status(sm, name)["EndpointStatus"] == "InService"
+    logs_url = f"{server.url}/_modelhost/endpoints/{name}/logs?lines=50"
+    quotas_url = f"{server.url}/_modelhost/quotas"
+
+    def signed_get(url: str, key: dict[str, str]) -> httpx.Response:
+        request = AWSRequest(method="GET", url=url)
+        SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "logs", "us-east-1").add_auth(request)
+        return httpx.get(url, headers=dict(request.headers.items()))
+
+    for url in (logs_url, quotas_url):
+        unsigned = httpx.get(url)
+        assert unsigned.status_code == 403
+        assert unsigned.json() == {
+            "__type": "MissingAuthenticationTokenException",
+            "message": "Missing Authentication Token",
+        }
+        allowed = signed_get(url, admin)
+        assert allowed.status_code == 200, allowed.text
+    assert "==> endpoint.log <==" in signed_get(logs_url, admin).text
+    assert "host" in signed_get(quotas_url, admin).json()
+
+    policy = tmp_path / "invoke.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint", "Resource": "*"}],
+            }
+        )
+    )
+    invoker = create_key(server.home, "--name", "only-invoke", "--policy", str(policy))
+    time.sleep(1.0)
+    denied = signed_get(logs_url, invoker)
+    assert denied.status_code == 400
+    assert denied.json()["__type"] == "AccessDeniedException"
+    assert (
+        "logs:GetLogEvents on resource: arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/"
+        in (denied.json()["message"])
+    )
+    assert signed_get(quotas_url, invoker).json()["__type"] == "AccessDeniedException"
+
+    # the CLI signs these GETs with the key in its environment
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODELHOST_"))}
+    env = {
+        **base_env,
+        "HOME": str(tmp_path),
+        "MODELHOST_URL": server.url,
+        "MODELHOST_ACCESS_KEY_ID": admin["AccessKeyId"],
+        "MODELHOST_SECRET_ACCESS_KEY": admin["SecretAccessKey"],
+    }
+    cli = [sys.executable, "-m", "modelhost"]
+    out = subprocess.run([*cli, "logs", name], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "==> endpoint.log <==" in out.stdout
+    out = subprocess.run([*cli, "quotas"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("host: "), out.stderr
+    without_key = {**base_env, "HOME": str(tmp_path), "MODELHOST_URL": server.url}
+    out = subprocess.run([*cli, "logs", name], env=without_key, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert (
+        out.stderr.strip()
+        == "error: UnrecognizedClientException: The security token included in the request is invalid."
+    )
+    limited = {
+        **without_key,
+        "MODELHOST_ACCESS_KEY_ID": invoker["AccessKeyId"],
+        "MODELHOST_SECRET_ACCESS_KEY": invoker["SecretAccessKey"],
+    }
+    out = subprocess.run([*cli, "logs", name], env=limited, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith("error: AccessDeniedException: User: "), out.stderr
+    sm.delete_endpoint(EndpointName=name)

@@ -26,7 +26,9 @@ def client_for(home: Path) -> TestClient:
         control_plane=SimpleNamespace(handle=lambda request: answer("control plane", request)),
         runtime=SimpleNamespace(handle=lambda request: answer("runtime", request)),
         controller=SimpleNamespace(problems=lambda: [], operations=lambda: {}),
-        records=SimpleNamespace(problems=SimpleNamespace(lines=lambda: [])),
+        records=SimpleNamespace(
+            problems=SimpleNamespace(lines=lambda: []), endpoints=SimpleNamespace(get=lambda name: None)
+        ),
     )
     routes.services = services
     return TestClient(Starlette(routes=routes.routes()))
