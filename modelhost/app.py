@@ -49,6 +49,7 @@ from modelhost.router.forward import HttpUpstream, InvocationRouter
 from modelhost.router.openai import OpenAiApi, ServedModel
 from modelhost.router.table import RoutingTable
 from modelhost.scheduler.inventory import GpuLedger, Inventory, discover_inventory
+from modelhost.scheduler.launchers.confinement import Confinement, worker_confinement
 from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
 from modelhost.security import actions
@@ -115,10 +116,11 @@ def build_controller(
     admission: Admission,
     registry: ModelRegistry,
     inventory: Inventory,
+    confinement: Confinement,
 ) -> tuple[ControlLoop, LocalProcessLauncher]:
     """The control loop with its applier, on local worker processes."""
     clock = SystemClock()
-    launcher = LocalProcessLauncher(settings.run_dir, settings.logs_dir)
+    launcher = LocalProcessLauncher(settings.run_dir, settings.logs_dir, confinement=confinement)
     starter = InstanceStarter(
         launcher,
         inventory,
@@ -156,8 +158,9 @@ def build_controller(
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: ServerSettings) -> AsyncIterator[Services]:
-    """Start the store, the controller and the APIs; on exit, drain workers and close everything."""
+async def serving(settings: ServerSettings, confinement: Confinement | None = None) -> AsyncIterator[Services]:
+    """Start the store, the controller and the APIs; on exit, drain workers and close everything.
+    `confinement` is how workers are confined (decided by `modelhost server` before it listens; else here)."""
     for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.artifacts_dir):
         folder.mkdir(parents=True, exist_ok=True)
     # Downloads, pip installs and worker stops block in threads; the default pool (cores + 4) is too small.
@@ -172,7 +175,10 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Services]:
     upgrade_store(records)  # rows written before typed records (format 1), converted once
     admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
     registry = ModelRegistry(settings.registry_dir)
-    controller, launcher = build_controller(settings, records, table, admission, registry, inventory)
+    confinement = confinement or worker_confinement(settings)
+    for note in confinement.notes:
+        log.info("%s", note)
+    controller, launcher = build_controller(settings, records, table, admission, registry, inventory, confinement)
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
     status_of = functools.partial(endpoint_status, records)
     upstream = HttpUpstream(client)
@@ -324,12 +330,12 @@ class ServerRoutes:
         ]
 
 
-def build_app(settings: ServerSettings) -> Starlette:
+def build_app(settings: ServerSettings, confinement: Confinement | None = None) -> Starlette:
     server = ServerRoutes(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with serving(settings) as services:
+        async with serving(settings, confinement) as services:
             server.services = services
             try:
                 yield

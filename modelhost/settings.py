@@ -24,6 +24,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "default: anywhere while no access keys exist, nowhere once one does",
     "MODELHOST_ALLOW_PRIVATE_MODEL_DATA": "1 to let http(s) model data come from loopback, link-local and private "
     "addresses; default refused",
+    "MODELHOST_WORKER_SANDBOX": "auto (default): workers run in a bubblewrap sandbox where bwrap works; required: "
+    "refuse to start without it; off: never",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
     "MODELHOST_ALLOWED_HOSTS": "comma-separated host names the server answers to besides localhost, 127.0.0.1, [::1] "
     "and --host (a Host header naming anything else is refused: DNS rebinding); default none",
@@ -47,6 +49,16 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_ENGINE_FACTORY": "module:function that builds engine mode's Backend (read by the worker; tests "
     "use tests.fake_backend:create_backend); default the built-in engine's create_backend",
 }
+
+
+_TEXT_SETTINGS = (  # variables taken as they are
+    ("MODELHOST_REGION", "region"),
+    ("MODELHOST_ACCOUNT_ID", "account_id"),
+    ("MODELHOST_INVENTORY", "inventory_json"),
+    ("MODELHOST_QUOTAS", "quotas"),
+    ("MODELHOST_LOCAL_DATA_ROOTS", "local_data_roots"),
+    ("MODELHOST_WORKER_SANDBOX", "worker_sandbox"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,7 @@ class ServerSettings:
     local_data_roots: str | None = None  # MODELHOST_LOCAL_DATA_ROOTS (storage/limits.py); None: anywhere while no
     # access keys exist, nowhere once one does
     allow_private_model_data: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA: http(s) to private addresses
+    worker_sandbox: str = "auto"  # MODELHOST_WORKER_SANDBOX: auto | required | off (scheduler/launchers/sandbox.py)
 
     @property
     def db_path(self) -> Path:
@@ -109,22 +122,15 @@ class ServerSettings:
         values: dict[str, object] = {}
         if env.get("MODELHOST_HOME"):
             values["home"] = Path(env["MODELHOST_HOME"]).expanduser()
-        if env.get("MODELHOST_REGION"):
-            values["region"] = env["MODELHOST_REGION"]
-        if env.get("MODELHOST_ACCOUNT_ID"):
-            values["account_id"] = env["MODELHOST_ACCOUNT_ID"]
-        if env.get("MODELHOST_INVENTORY"):
-            values["inventory_json"] = env["MODELHOST_INVENTORY"]
-        if env.get("MODELHOST_QUOTAS"):
-            values["quotas"] = env["MODELHOST_QUOTAS"]
+        for name, key in _TEXT_SETTINGS:
+            if env.get(name):
+                values[key] = env[name]
         if env.get("MODELHOST_STRICT_INSTANCE_TYPES"):
             values["strict_instance_types"] = env["MODELHOST_STRICT_INSTANCE_TYPES"].lower() in (
                 "1",
                 "true",
                 "yes",
             )
-        if env.get("MODELHOST_LOCAL_DATA_ROOTS"):
-            values["local_data_roots"] = env["MODELHOST_LOCAL_DATA_ROOTS"]
         values.update(_name_lists(env))
         if env.get("MODELHOST_ALLOW_PRIVATE_MODEL_DATA"):
             allow = env["MODELHOST_ALLOW_PRIVATE_MODEL_DATA"].lower()

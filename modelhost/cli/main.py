@@ -83,6 +83,7 @@ def server(
     from modelhost.app import build_app
     from modelhost.cli.log_format import configure_logging
     from modelhost.cli.serving import access_line, claim_home
+    from modelhost.scheduler.launchers.confinement import worker_confinement
 
     settings = ServerSettings.from_environment(
         host=host, port=port, home=home, strict_instance_types=strict_instance_types
@@ -92,14 +93,17 @@ def server(
         fail("--tls-cert and --tls-key go together: give both to serve HTTPS")
     try:  # before the store is opened or any worker touched: who may call, the home's lock, a sound store, the port
         access = access_line(settings, allow_unauthenticated=allow_unauthenticated)
+        confinement = worker_confinement(settings)  # MODELHOST_WORKER_SANDBOX=required without bwrap stops here
         home_lock, listener = claim_home(settings)
     except ModelhostError as exc:
         fail(str(exc))
     click.echo(access, err=True)
+    for note in confinement.notes:
+        click.echo(note, err=True)
     scheme = "https" if tls_cert else "http"
     click.echo(f"modelhost server on {scheme}://{host}:{port} (home {settings.home})", err=True)
     config = uvicorn.Config(
-        build_app(settings),
+        build_app(settings, confinement),
         host=host,
         port=port,
         log_level=log_level,

@@ -271,13 +271,15 @@ class Applier:
         if run is None:
             return
         group = run.workers_of({exited.group_id})
+        record = next((self._launcher.failure(w) for w in group if w.instance_id == exited.instance_id), None)
         run.serving = [w for w in run.serving if w not in group]
         for worker in group:
             self._launcher.kill(worker)
         self._in_background(self._stop_workers(group))  # reaped, then the GPUs are free (not before)
         run.failures += 1
         run.retry_after = self._clock.monotonic() + restart_delay_s(run.failures)
-        message = f"instance {exited.instance_id} exited with status {exited.exit_code}; replacing it"
+        why = f": {record.reason}" if record is not None and record.reason else ""
+        message = f"instance {exited.instance_id} exited with status {exited.exit_code}{why}; replacing it"
         log.warning("%s", message)
         self.endlog(name).write(message)
         if run.failures >= CRASH_LOOP_FAILURES:
