@@ -134,7 +134,7 @@ def build_controller(
         ArtifactCache(
             settings.artifacts_dir,
             settings.max_extract_bytes,
-            limits=data_limits(settings.local_data_roots, settings.allow_private_model_data),
+            limits=data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home),
         ),
         settings.packages_dir,
         settings.run_dir / "empty-model",

@@ -1,4 +1,5 @@
-"""A variant's model data made ready to serve: fetched, extracted, requirements installed, each by its deadline.
+"""A variant's model data made ready to serve: fetched, extracted, requirements installed, each by its deadline;
+a local path named as the model id (serving.properties, Environment) checked against the model-data limits.
 
 The download phase ends at the variant's ModelDataDownloadTimeoutInSeconds even when a system call blocks (a
 FIFO, a hung mount): the work runs on an abandoned-if-late thread (`modelhost.concurrency`).
@@ -6,18 +7,22 @@ FIFO, a hung mount): the work runs on an abandoned-if-late thread (`modelhost.co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from modelhost.concurrency import Abandoned, run_blocking
-from modelhost.contracts.worker import PHASE_DOWNLOAD, PHASE_REQUIREMENTS
+from modelhost.contracts.worker import PHASE_DOWNLOAD, PHASE_LOAD, PHASE_REQUIREMENTS
 from modelhost.errors import DeploymentError
 from modelhost.requirements import prepare_requirements
 from modelhost.resources.model import Container
 from modelhost.storage.artifacts import ArtifactCache
+from modelhost.storage.limits import DataLimits, effective_roots
+from modelhost.storage.model_ids import deployment_refusal
 from modelhost.storage.uris import ModelDataSource, parse_model_data_url, parse_s3_data_source
+from modelhost.worker.properties import parse_properties
 
 Progress = Callable[[str], None]
 
@@ -50,6 +55,28 @@ def model_data_source(container: Container) -> ModelDataSource | None:
     return None
 
 
+def _file_properties(model_dir: Path) -> dict[str, str]:
+    """serving.properties as written ({} when absent or not a regular file: the worker reports that)."""
+    path = model_dir / "serving.properties"
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # never opened unless regular (a FIFO would block)
+            return {}
+        return parse_properties(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
+
+
+def check_model_ids(model_dir: Path, environment: Mapping[str, str], limits: DataLimits) -> None:
+    """DeploymentError (load) when option.model_id / option.s3url / OPTION_MODEL_ID / HF_MODEL_ID names a local
+    path outside the model data that the limits do not allow (storage/model_ids.py)."""
+    roots = effective_roots(limits)
+    if roots is None:
+        return
+    reason = deployment_refusal(_file_properties(model_dir), environment, model_dir, roots)
+    if reason is not None:
+        raise DeploymentError(PHASE_LOAD, reason)
+
+
 class ArtifactPreparer:
     def __init__(self, artifacts: ArtifactCache, packages_dir: Path, empty_dir: Path) -> None:
         self._artifacts = artifacts
@@ -65,7 +92,9 @@ class ArtifactPreparer:
             model_dir = self._empty_dir
         else:
             progress("fetching model data")
-            model_dir = await self._fetch(source, download_timeout_s, progress)
+            model_dir = await self._fetch(source, container.environment, download_timeout_s, progress)
+        if source is None:
+            check_model_ids(model_dir, container.environment, self._artifacts.limits)
         progress("installing requirements")
         try:
             result = await run_blocking(
@@ -77,10 +106,17 @@ class ArtifactPreparer:
             raise DeploymentError(PHASE_REQUIREMENTS, f"did not finish within {install_timeout_s:g} s") from exc
         return PreparedModel(model_dir, result.packages_dir)
 
-    async def _fetch(self, source: ModelDataSource, timeout_s: float, progress: Progress) -> Path:
+    async def _fetch(
+        self, source: ModelDataSource, environment: Mapping[str, str], timeout_s: float, progress: Progress
+    ) -> Path:
+        def fetch() -> Path:  # the model ids are read from the model folder in the same deadline
+            model_dir = self._artifacts.prepare(source, timeout_s=timeout_s, progress=progress)
+            check_model_ids(model_dir, environment, self._artifacts.limits)
+            return model_dir
+
         try:
             return await run_blocking(
-                lambda: self._artifacts.prepare(source, timeout_s=timeout_s, progress=progress),
+                fetch,
                 timeout_s=timeout_s,
                 name=f"download of {source.uri}",
             )

@@ -3,7 +3,8 @@ folder its files start in (model_root)."""
 
 from __future__ import annotations
 
-from modelhost.storage.artifacts import ArtifactCache
+from typing import TYPE_CHECKING, Any
+
 from modelhost.storage.extract import extract_archive
 from modelhost.storage.model_root import model_root
 from modelhost.storage.uris import (
@@ -16,6 +17,19 @@ from modelhost.storage.uris import (
     parse_model_data_url,
     parse_s3_data_source,
 )
+
+if TYPE_CHECKING:
+    from modelhost.storage.artifacts import ArtifactCache
+
+
+def __getattr__(name: str) -> Any:
+    """ArtifactCache on first use: importing a pure module (limits, model_ids) does not load boto3 and httpx."""
+    if name == "ArtifactCache":
+        from modelhost.storage.artifacts import ArtifactCache
+
+        return ArtifactCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ArtifactCache",

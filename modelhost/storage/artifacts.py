@@ -71,6 +71,7 @@ from modelhost.errors import DeploymentError
 from modelhost.storage.extract import MAX_MEMBERS, extract_archive, publish_folder
 from modelhost.storage.limits import (
     DataLimits,
+    effective_roots,
     http_refusal,
     not_regular_reason,
     outside_roots_reason,
@@ -169,8 +170,8 @@ class ArtifactCache:
     def _prepare_local(self, source: ModelDataSource, path: Path, transfer: Transfer) -> Path:
         named = f"{path} ({source.uri})" if source.uri != str(path) else str(path)
         # outside the roots: refused from the text alone, the same answer whether the path exists or not
-        refusal = outside_roots_reason(path, self.limits.local_roots)
-        refusal = refusal or resolved_outside_roots_reason(path, self.limits.local_roots)
+        roots = effective_roots(self.limits)
+        refusal = outside_roots_reason(path, roots) or resolved_outside_roots_reason(path, roots)
         if refusal is not None:
             raise DeploymentError(PHASE_DOWNLOAD, refusal)
         try:

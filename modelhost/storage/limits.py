@@ -2,8 +2,8 @@
 fetches of loopback, link-local or private addresses unless allowed. Pure deciders plus one resolver.
 
 Local paths (plain or file://) are read only under `DataLimits.local_roots` (MODELHOST_LOCAL_DATA_ROOTS,
-colon-separated). The default, None, allows every path: that is today's behaviour, kept while no access keys
-exist (there is no key store yet); once keys exist the default is meant to become "none". A path outside
+colon-separated). Unset, every path is allowed while no access keys exist and none once one does
+(`effective_roots`, which looks at HOME/keys.json when `DataLimits.keys_home` is set). A path outside
 the roots is refused from its text alone (after `..` is folded), before anything on disk is touched, so the
 answer is the same whether it exists or not; inside the roots symlinks are resolved and must stay inside.
 
@@ -24,11 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from modelhost.security.keys import key_store_for
+
 
 @dataclass(frozen=True, slots=True)
 class DataLimits:
-    local_roots: tuple[Path, ...] | None = None  # None: any local path (no access keys configured)
+    local_roots: tuple[Path, ...] | None = None  # None: unset (any local path while no access keys exist)
     allow_private_http: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA
+    keys_home: Path | None = None  # the home whose keys.json turns an unset local_roots into "none"
+
+
+def effective_roots(limits: DataLimits) -> tuple[Path, ...] | None:
+    """The roots in force now: the configured ones; unset, none at all once the home has an access key."""
+    if limits.local_roots is not None or limits.keys_home is None:
+        return limits.local_roots
+    return () if key_store_for(limits.keys_home).enabled() else None
 
 
 def parse_local_roots(value: str | None) -> tuple[Path, ...] | None:
@@ -135,6 +145,13 @@ def http_refusal(url: str, limits: DataLimits) -> str | None:
     return private_address_reason(host, addresses)
 
 
-def data_limits(local_data_roots: str | None, allow_private_model_data: bool) -> DataLimits:
-    """The limits ServerSettings name (MODELHOST_LOCAL_DATA_ROOTS, MODELHOST_ALLOW_PRIVATE_MODEL_DATA)."""
-    return DataLimits(local_roots=parse_local_roots(local_data_roots), allow_private_http=allow_private_model_data)
+def data_limits(
+    local_data_roots: str | None, allow_private_model_data: bool, keys_home: Path | None = None
+) -> DataLimits:
+    """The limits ServerSettings name (MODELHOST_LOCAL_DATA_ROOTS, MODELHOST_ALLOW_PRIVATE_MODEL_DATA); with
+    `keys_home`, an unset MODELHOST_LOCAL_DATA_ROOTS means no local paths once that home has an access key."""
+    return DataLimits(
+        local_roots=parse_local_roots(local_data_roots),
+        allow_private_http=allow_private_model_data,
+        keys_home=keys_home,
+    )

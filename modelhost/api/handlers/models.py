@@ -11,8 +11,8 @@ from modelhost.errors import ValidationError
 from modelhost.resources.model import Model
 from modelhost.router.cache import check_cache_environment
 from modelhost.scheduler.launchers.environment import refusal_message, refused_model_variables
-from modelhost.security.keys import key_store_for
-from modelhost.storage.limits import outside_roots_reason, parse_local_roots
+from modelhost.storage.limits import data_limits, effective_roots, outside_roots_reason
+from modelhost.storage.model_ids import environment_refusal
 from modelhost.storage.uris import LocalLocation, parse_model_data_url, parse_s3_data_source
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
@@ -30,15 +30,15 @@ def unreadable(error: UnreadableRecord) -> ValidationError:
 
 
 def _check_model_data(ctx: ApiContext, container: dict[str, Any], where: str) -> None:
+    """Local model data and local model ids in the Environment only under the roots in force (limits.py)."""
     sources = []
     try:
         if container.get("ModelDataUrl"):
             sources.append(parse_model_data_url(container["ModelDataUrl"]))
         if container.get("ModelDataSource", {}).get("S3DataSource"):
             sources.append(parse_s3_data_source(container["ModelDataSource"]["S3DataSource"]))
-        roots = parse_local_roots(ctx.settings.local_data_roots)
-        if roots is None and key_store_for(ctx.settings.home).enabled():
-            roots = ()  # once access keys exist, local model data needs MODELHOST_LOCAL_DATA_ROOTS
+        # once access keys exist, local paths need MODELHOST_LOCAL_DATA_ROOTS
+        roots = effective_roots(data_limits(ctx.settings.local_data_roots, False, ctx.settings.home))
     except ValueError as exc:
         raise ValidationError(f"{where}: {exc}") from exc
     for source in sources:  # judged from the text: the same answer whether the path exists or not
@@ -46,6 +46,9 @@ def _check_model_data(ctx: ApiContext, container: dict[str, Any], where: str) ->
             reason = outside_roots_reason(source.location.path, roots)
             if reason is not None:
                 raise ValidationError(f"{where}: {reason}")
+    reason = environment_refusal(container.get("Environment") or {}, roots)
+    if reason is not None:
+        raise ValidationError(f"{where}.Environment: {reason}")
 
 
 def create_model(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:

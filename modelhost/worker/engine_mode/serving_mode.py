@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from modelhost.storage.model_ids import model_id_path
 from modelhost.worker.engine.backends import BACKEND_ALIASES, canonical_backend
 from modelhost.worker.engine.types import EngineConfig
 from modelhost.worker.properties import ServingProperties
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 Mode = Literal["handler", "engine"]
 Schema = Literal["lmi", "tgi"]
 
-SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # HF_MODEL_ID=/opt/ml/model means "the model data"
 _TRUE = {"true", "1", "yes", "on"}
 
 # option.rolling_batch names map to EngineConfig.backend through engine/backends.py (one table with the factory).
@@ -137,8 +137,11 @@ def _model_location(model_id: str | None, model_dir: Path, model_files: Iterable
                 f"option.model_id={model_id}: an s3:// model id is not supported by the built-in engine; "
                 "put the weights in the model data (ModelDataUrl) or register them (modelhost models add)"
             )
-        if model_id.rstrip("/") == SAGEMAKER_MODEL_DIR:
-            model_id = str(model_dir)
+        # the path the controller checked against the model-data limits: /opt/ml/model is the model data, a
+        # relative path is inside the model folder whatever the working directory (storage/model_ids.py)
+        local = model_id_path(model_id, model_dir)
+        if local is not None:
+            model_id = str(local)
         if model_id.endswith(".gguf"):
             return model_id, model_id
         return model_id, None

@@ -263,3 +263,42 @@ def test_with_keys_the_logs_and_quotas_routes_need_a_signature_and_a_policy(
     out = subprocess.run([*cli, "logs", name], env=limited, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.startswith("error: AccessDeniedException: User: "), out.stderr
     sm.delete_endpoint(EndpointName=name)
+
+
+def test_with_keys_a_local_model_id_outside_the_roots_is_refused(
+    server: ServerProcess, admin: dict[str, str], tmp_path: Path
+) -> None:
+    import tarfile
+
+    sm, _ = clients(server, admin["AccessKeyId"], admin["SecretAccessKey"])
+    # in the model's Environment: refused by CreateModel, from the text alone
+    code, message = error_of(
+        lambda: sm.create_model(
+            ModelName=f"m-{uuid.uuid4().hex[:8]}",
+            PrimaryContainer={"Image": IMAGE, "Environment": {"HF_MODEL_ID": "/root/secret-model"}},
+        )
+    )
+    assert code == "ValidationException"
+    assert message.startswith(
+        "PrimaryContainer.Environment: HF_MODEL_ID=/root/secret-model: /root/secret-model is outside the folders "
+        "model data may be read from (MODELHOST_LOCAL_DATA_ROOTS="
+    )
+    assert message.endswith("register them with `modelhost models add MODEL_ID PATH` and name that id")
+    hub_id = f"m-{uuid.uuid4().hex[:8]}"  # a Hub-style id is no local path
+    sm.create_model(ModelName=hub_id, PrimaryContainer={"Image": IMAGE, "Environment": {"HF_MODEL_ID": "org/name"}})
+
+    # in serving.properties inside the archive: the deployment fails before a worker reads it
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "serving.properties").write_text("engine=Python\noption.model_id=/etc\n")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="model")
+    name = f"mid-{uuid.uuid4().hex[:8]}"
+    deploy(sm, name, str(archive))
+    desc = wait_status(sm, name)
+    assert desc["EndpointStatus"] == "Failed"
+    assert desc["FailureReason"].startswith(
+        "load failed: serving.properties option.model_id=/etc: /etc is outside the folders model data may be read from"
+    )
+    sm.delete_endpoint(EndpointName=name)

@@ -35,3 +35,14 @@ def test_local_model_data_outside_the_roots_is_refused(url: str) -> None:
     assert "is outside the folders model data may be read from (MODELHOST_LOCAL_DATA_ROOTS=/data/models)" in (
         caught.value.message
     )
+
+
+@pytest.mark.parametrize("name", ["HF_MODEL_ID", "OPTION_MODEL_ID", "OPTION_S3URL"])
+def test_a_local_model_id_outside_the_roots_is_refused(name: str) -> None:
+    ctx = cast(ApiContext, SimpleNamespace(settings=ServerSettings(local_data_roots="/data/models")))
+    request = {"ModelName": "m", "PrimaryContainer": {"Environment": {name: "/etc"}}}
+    with pytest.raises(ValidationError) as caught:
+        create_model(ctx, request)
+    assert caught.value.message.startswith(
+        f"PrimaryContainer.Environment: {name}=/etc: /etc is outside the folders model data may be read from"
+    )

@@ -103,6 +103,20 @@ def test_weights_in_the_folder() -> None:
     assert config.model_id_or_path == config.gguf_file == str(MODEL_DIR / "m-q8_0.gguf")
 
 
+@pytest.mark.parametrize(
+    ("model_id", "loaded", "gguf"),
+    [
+        ("org/name", "org/name", None),  # a hub or registered id is passed on as it is
+        ("./weights", str(MODEL_DIR / "weights"), None),  # relative paths: inside the model folder, whatever the cwd
+        ("sub/dir/m.gguf", str(MODEL_DIR / "sub/dir/m.gguf"), str(MODEL_DIR / "sub/dir/m.gguf")),
+        ("/srv/models/llama/", "/srv/models/llama", None),  # the path the controller checked (folded)
+    ],
+)
+def test_the_model_id_path_is_the_one_the_controller_checked(model_id: str, loaded: str, gguf: str | None) -> None:
+    config = build_engine_config(props(f"option.model_id={model_id}\n"), {}, MODEL_DIR, [])
+    assert (config.model_id_or_path, config.gguf_file) == (loaded, gguf)
+
+
 def test_rolling_batch_mapping_and_tp_max() -> None:
     assert (
         build_engine_config(props("option.model_id=a/b\noption.rolling_batch=vllm\n"), {}, MODEL_DIR, []).backend
