@@ -83,4 +83,3 @@ def periods_between(start_s: float, end_s: float, period_s: int) -> int:
     """How many periods a range spans (CloudWatch's datapoint count for its 1,440 limit)."""
     span = max(0.0, end_s - start_s)
     return int(-(-span // period_s))
-
