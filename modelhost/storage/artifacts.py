@@ -21,7 +21,8 @@ Sources:
   the AWS CLI honours them. An uncompressed prefix (S3Prefix + None) copies every object under the prefix,
   keeping relative paths (S3-console "folder" markers are skipped); S3Object + None places one file under
   its own name.
-* http(s):// through one streamed httpx GET (redirects followed); nothing else is ever fetched.
+* http(s):// through one streamed httpx GET per hop (redirects followed by pinned_http.py, each hop connected
+  to the address that was checked); nothing else is ever fetched.
 * file:// or a local path: a local **folder is used in place, not copied** (keep it unchanged while
   deployed); a local .tar.gz is copied, hashed and extracted into the cache like a download.
 
@@ -43,6 +44,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import stat
 import threading
 import time
@@ -72,12 +74,13 @@ from modelhost.storage.extract import MAX_MEMBERS, extract_archive, publish_fold
 from modelhost.storage.limits import (
     DataLimits,
     effective_roots,
-    http_refusal,
     not_regular_reason,
     outside_roots_reason,
+    resolve,
     resolved_outside_roots_reason,
 )
 from modelhost.storage.model_root import model_root
+from modelhost.storage.pinned_http import CouldNotConnect, Resolver, pinned_get
 from modelhost.storage.transfer import Clock, Progress, Transfer
 from modelhost.storage.uris import HttpLocation, Layout, LocalLocation, ModelDataSource, S3Location
 
@@ -123,9 +126,11 @@ class ArtifactCache:
         max_members: int = MAX_MEMBERS,
         http_transport: httpx.BaseTransport | None = None,
         limits: DataLimits | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         self.root = root
         self.limits = DataLimits() if limits is None else limits
+        self._resolver = resolver  # the one lookup of each http(s) host (pinned_http.py)
         self.max_extract_bytes = max_extract_bytes
         self._clock = clock
         self._chunk_bytes = chunk_bytes
@@ -351,23 +356,17 @@ class ArtifactCache:
 
     # -- http -------------------------------------------------------------------------------------------
 
-    def _check_http(self, request: httpx.Request) -> None:
-        """Every hop (the URL and each redirect) must name a host the limits allow."""
-        refusal = http_refusal(str(request.url), self.limits)
-        if refusal is not None:
-            raise DeploymentError(PHASE_DOWNLOAD, refusal)
-
     @contextmanager
     def _http_chunks(self, url: str, transfer: Transfer) -> Iterator[Iterator[bytes]]:
         seconds = max(0.001, min(READ_TIMEOUT_CAP_S, transfer.remaining_s()))
-        hooks = {"request": [self._check_http]}
-        try:
-            with (
-                httpx.Client(
-                    transport=self._http_transport, timeout=seconds, follow_redirects=True, event_hooks=hooks
-                ) as client,
-                client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
-            ):
+
+        def client() -> httpx.Client:
+            return httpx.Client(transport=self._http_transport, timeout=seconds, follow_redirects=False)
+
+        try:  # every hop (the URL, each redirect) checked against the limits and connected to what was checked
+            with pinned_get(
+                url, self.limits, client, headers={"Accept-Encoding": "identity"}, resolver=self._resolver
+            ) as response:
                 if not response.is_success:
                     reason = f"{url} answered HTTP {response.status_code} {response.reason_phrase}"
                     raise DeploymentError(PHASE_DOWNLOAD, reason.strip())
@@ -375,6 +374,8 @@ class ArtifactCache:
                 if length.isdigit():
                     transfer.total_bytes = int(length)
                 yield response.iter_raw(self._chunk_bytes)
+        except CouldNotConnect as exc:  # the name did not resolve: the same answer as a refused connection
+            raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: could not connect to the host") from exc
         except httpx.ConnectTimeout as exc:  # filtered or down: the same answer as refused
             if transfer.expired():
                 raise transfer.timeout_error() from exc
@@ -384,6 +385,13 @@ class ArtifactCache:
                 raise transfer.timeout_error() from exc
             raise DeploymentError(PHASE_DOWNLOAD, f"{url} sent nothing for {seconds:g} s") from exc
         except httpx.ConnectError as exc:  # refused, unreachable, reset: one answer, so no port oracle
+            unverified = _certificate_error(exc)  # a host the limits allow answered TLS: say what to fix
+            if unverified is not None:
+                raise DeploymentError(
+                    PHASE_DOWNLOAD,
+                    f"could not download {url}: the server's certificate could not be verified ({unverified}); "
+                    "give the server a certificate for that name, or trust its CA with SSL_CERT_FILE on the server",
+                ) from exc
             raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: could not connect to the host") from exc
         except httpx.HTTPError as exc:
             raise DeploymentError(PHASE_DOWNLOAD, f"could not download {url}: {type(exc).__name__}: {exc}") from exc
@@ -543,6 +551,18 @@ def _read_chunks(f: IO[bytes], path: Path, chunk_bytes: int) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The certificate verification failure behind a connection error (httpx -> httpcore -> ssl), if any."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _sha256_text(text: str) -> str:

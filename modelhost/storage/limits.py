@@ -9,8 +9,8 @@ answer is the same whether it exists or not; inside the roots symlinks are resol
 
 http(s) hosts are resolved first; if any address is loopback, link-local, private, multicast, reserved or
 unspecified the fetch is refused before a connection is made (MODELHOST_ALLOW_PRIVATE_MODEL_DATA=1 allows
-them). Connection failures then read the same whatever the reason, so errors do not tell open ports from
-closed ones.
+them), and the connection then goes to a checked address (pinned_http.py). Connection failures read the same
+whatever the reason, so errors do not tell open ports from closed ones.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from modelhost.security.keys import key_store_for
 
@@ -127,22 +126,8 @@ def private_address_reason(host: str, addresses: Iterable[str]) -> str | None:
 
 
 def resolve(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to (raises OSError when it does not)."""
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
-
-
-def http_refusal(url: str, limits: DataLimits) -> str | None:
-    """Why `url` may not be fetched under `limits` (None: it may); resolves its host."""
-    if limits.allow_private_http:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        addresses = resolve(host, port)
-    except (OSError, ValueError, UnicodeError):
-        return None  # the fetch itself fails the same way ("could not connect to the host")
-    return private_address_reason(host, addresses)
+    """The addresses `host` resolves to, in the system's order of preference (raises OSError when it does not)."""
+    return list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
 
 
 def data_limits(
