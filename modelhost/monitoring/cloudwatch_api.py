@@ -87,6 +87,10 @@ class CloudWatchApi:
         kind: Kind = "json"
         try:
             raw = body if body is not None else await self._read(request)
+            if len(raw) > wire.MAX_BODY_BYTES:
+                raise RequestTooLarge(
+                    f"The request body is over the {wire.MAX_BODY_BYTES}-byte limit of the CloudWatch API."
+                )
             found = cloudwatch_request_kind(request.method, request.url.path, request.headers, raw[: wire.PREFIX_BYTES])
             if found is None:
                 raise UnknownCloudWatchOperation(

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelhost.errors import AccessDenied
 from modelhost.monitoring.cloudwatch_api import CloudWatchApi, IncomingCall, cloudwatch_request_kind
 from modelhost.monitoring.metric_store import SqliteMetricStore
 from modelhost.testing import free_port
@@ -30,8 +31,9 @@ ACCOUNT = "123456789012"
 
 
 class CloudWatchServer:
-    def __init__(self, db_path: Path, now: Any = time.time) -> None:
+    def __init__(self, db_path: Path, now: Any = time.time, deny: frozenset[str] = frozenset()) -> None:
         self.db_path = db_path
+        self.deny = deny  # actions the authorize hook refuses with AccessDeniedException
         self.kinds: list[str | None] = []
         self.calls: list[IncomingCall] = []
         self.store = SqliteMetricStore(db_path)
@@ -44,6 +46,8 @@ class CloudWatchServer:
 
     def _authorize(self, call: IncomingCall) -> str | None:
         self.calls.append(call)
+        if call.action in self.deny:
+            raise AccessDenied(f"User: anonymous is not authorized to perform: {call.action}")
         return None
 
     async def _route(self, request: Request) -> Response:
@@ -69,7 +73,7 @@ class CloudWatchServer:
         self.store.close()
 
 
-def cloudwatch_client(url: str, models_dir: Path, protocol: str | None = None) -> Any:
+def cloudwatch_client(url: str, models_dir: Path, protocol: str | None = None, *, validate: bool = True) -> Any:
     """A real boto3 `cloudwatch` client; `protocol` forces one of the model's protocols by an sdk-extras file
     (botocore's supported way to amend a service model from a data path), else botocore's own choice."""
     session = botocore.session.Session()
@@ -82,7 +86,7 @@ def cloudwatch_client(url: str, models_dir: Path, protocol: str | None = None) -
         session.get_component("data_loader").search_paths.insert(0, str(root))
     client = boto3.Session(
         botocore_session=session, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
-    ).client("cloudwatch", endpoint_url=url, config=Config(retries={"max_attempts": 1}))
+    ).client("cloudwatch", endpoint_url=url, config=Config(retries={"max_attempts": 1}, parameter_validation=validate))
     if protocol is not None:
         assert client.meta.service_model.resolved_protocol == protocol
     return client

@@ -149,8 +149,19 @@ def test_list_metrics_filters_by_namespace_name_and_dimensions(store: SqliteMetr
 
 @pytest.mark.parametrize(
     ("period", "problem"),
-    [(0, "greater than 0"), (7, "multiple of 60"), (90, "multiple of 60"), (1, "10-second buckets"),
-     (5, "10-second buckets"), (10, None), (20, None), (30, None), (60, None), (300, None), (86400, None)],
+    [
+        (0, "greater than 0"),
+        (7, "multiple of 60"),
+        (90, "multiple of 60"),
+        (1, "10-second buckets"),
+        (5, "10-second buckets"),
+        (10, None),
+        (20, None),
+        (30, None),
+        (60, None),
+        (300, None),
+        (86400, None),
+    ],
 )
 def test_period_rules(period: int, problem: str | None) -> None:
     found = period_problem(period)
