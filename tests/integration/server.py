@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,7 +122,7 @@ def handle(inputs: Input):
         "custom": inputs.get_property("greeting"),
         "init_properties": loaded,
         "env": os.environ.get("ECHO_ENV"),
-        "pid": os.getpid(),
+        "worker": int(os.environ["SAGEMAKER_BIND_TO_PORT"]),
     })
 """
 
@@ -200,3 +201,13 @@ class SteadyLoad:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
+
+
+def worker_pids(home: Path) -> list[int]:
+    """The host pids of the workers a server on `home` runs (the launcher's run records). Inside the sandbox a
+    worker's own os.getpid() is its namespace's pid, so tests that signal workers take the pid from here."""
+    pids = []
+    for record in sorted((home / "run").glob("*/worker.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pids.append(int(json.loads(record.read_text())["pid"]))
+    return pids

@@ -47,7 +47,7 @@ def handle(inputs):
         return None
     if inputs.get_as_string() == "reset":
         _close_inbound_connections()
-    return Output().add_as_json({"pid": os.getpid()})
+    return Output().add_as_json({"worker": int(os.environ["SAGEMAKER_BIND_TO_PORT"])})
 """
 
 
@@ -57,13 +57,13 @@ def unique(prefix: str) -> str:
 
 def pid_of(runtime: Any, name: str) -> int:
     body = runtime.invoke_endpoint(EndpointName=name, Body=b"hello", ContentType="text/plain")["Body"].read()
-    return int(json.loads(body)["pid"])
+    return int(json.loads(body)["worker"])
 
 
 def streamed_pid(runtime: Any, name: str) -> int:
     response = runtime.invoke_endpoint_with_response_stream(EndpointName=name, Body=b"hello", ContentType="text/plain")
     parts = b"".join(event["PayloadPart"]["Bytes"] for event in response["Body"] if "PayloadPart" in event)
-    return int(json.loads(parts)["pid"])
+    return int(json.loads(parts)["worker"])
 
 
 def current_count(sm: Any, name: str) -> int:

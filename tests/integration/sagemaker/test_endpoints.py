@@ -70,7 +70,7 @@ def test_walkthrough_with_echo_handler(sm: Any, runtime: Any, echo_model: Path, 
         assert body["env"] == "from-env"
         assert body["init_properties"]["engine"] == "Python"
         assert Path(body["init_properties"]["model_dir"]).is_dir()
-        pids.add(body["pid"])
+        pids.add(body["worker"])
     assert len(pids) == 2  # both instances served
 
     with pytest.raises(ClientError) as exc:

@@ -46,7 +46,7 @@ def handle(inputs: Input):
         "model_dir": properties["model_dir"],
         "tensor_parallel_degree": properties.get("tensor_parallel_degree"),
         "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "pid": os.getpid(),
+        "worker": int(os.environ["SAGEMAKER_BIND_TO_PORT"]),
     })
 """
 # tensor_parallel_degree=2 on the 4 GPUs of an ml.g5.24xlarge makes two copies: the controller read this file.
@@ -138,7 +138,7 @@ def check_served_from_the_inner_folder(server: ServerProcess, runtime: Any, name
         assert answer["text"] == "How do I write a professional email?" and answer["text_length"] == 150
         assert Path(answer["model_dir"]).name == "code_container"
         assert answer["tensor_parallel_degree"] == "2"
-        copies[answer["pid"]] = answer["gpus"]
+        copies[answer["worker"]] = answer["gpus"]
         if len(copies) == 2:
             break
     assert sorted(copies.values()) == ["0,1", "2,3"]  # two copies: the nested serving.properties was read

@@ -16,7 +16,7 @@ from tests.integration.server import ServerProcess, deploy, wait_status, write_e
 
 def invoke_pid(runtime: Any, name: str) -> int:
     body = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Body=b"{}")["Body"].read()
-    return int(json.loads(body)["pid"])
+    return int(json.loads(body)["worker"])
 
 
 def home_files(home: Path) -> dict[str, tuple[int, int]]:

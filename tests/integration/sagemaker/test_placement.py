@@ -17,7 +17,8 @@ from djl_python import Output
 def handle(inputs):
     if inputs.is_empty():
         return None
-    return Output().add_as_json({"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
+    return Output().add_as_json({"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                 "worker": int(os.environ["SAGEMAKER_BIND_TO_PORT"]),
                                  "threads": os.environ.get("MODELHOST_CPU_THREADS")})
 """
 
@@ -33,7 +34,7 @@ def test_gpus_are_assigned_whole_and_never_twice(tmp_path: Path) -> None:
         seen = {}
         for _ in range(30):
             body = json.loads(runtime.invoke_endpoint(EndpointName="two", Body=b"x")["Body"].read())
-            seen[body["pid"]] = (body["gpus"], body["threads"])
+            seen[body["worker"]] = (body["gpus"], body["threads"])
         assert sorted(g for g, _ in seen.values()) == ["0", "1"]
         assert {t for _, t in seen.values()} == {"4"}  # a third of the host's 12 CPUs per GPU
         with pytest.raises(ClientError) as exc:
@@ -60,7 +61,7 @@ def test_tensor_parallel_degree_runs_several_copies_per_instance(tmp_path: Path)
         seen = {}
         for _ in range(30):
             body = json.loads(runtime.invoke_endpoint(EndpointName="tp2", Body=b"x")["Body"].read())
-            seen[body["pid"]] = body["gpus"]
+            seen[body["worker"]] = body["gpus"]
         assert sorted(seen.values()) == ["0,1", "2,3"]  # two copies, and the router uses both
         sm.delete_endpoint(EndpointName="tp2")
         sm.get_waiter("endpoint_deleted").wait(EndpointName="tp2", WaiterConfig={"Delay": 1, "MaxAttempts": 60})

@@ -42,7 +42,7 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
         folder = write_echo_model(tmp_path / "echo")
         deploy(sm, "survivor", str(folder))
         sm.get_waiter("endpoint_in_service").wait(EndpointName="survivor", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        old_pid = json.loads(runtime.invoke_endpoint(EndpointName="survivor", Body=b"x")["Body"].read())["pid"]
+        old_pid = json.loads(runtime.invoke_endpoint(EndpointName="survivor", Body=b"x")["Body"].read())["worker"]
     finally:
         first.stop(sig=signal.SIGKILL)
 
@@ -54,7 +54,7 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
         assert sm.describe_endpoint(EndpointName="survivor")["EndpointStatus"] == "InService"
         body = invoke_when_ready(runtime, "survivor")
         assert body["echo"] == "again"
-        assert body["pid"] != old_pid
+        assert body["worker"] != old_pid
         deadline = time.monotonic() + 10
         while pid_alive(old_pid) and time.monotonic() < deadline:
             time.sleep(0.2)

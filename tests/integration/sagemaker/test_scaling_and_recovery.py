@@ -24,7 +24,7 @@ def unique(prefix: str) -> str:
 
 def pids_serving(runtime: Any, name: str, calls: int = 30) -> set[int]:
     return {
-        json.loads(runtime.invoke_endpoint(EndpointName=name, Body=b"x")["Body"].read())["pid"] for _ in range(calls)
+        json.loads(runtime.invoke_endpoint(EndpointName=name, Body=b"x")["Body"].read())["worker"] for _ in range(calls)
     }
 
 
