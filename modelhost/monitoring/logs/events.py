@@ -84,13 +84,13 @@ def _utf8_cut(piece: bytes) -> int:
     return len(piece)
 
 
-def read_pieces(f: BinaryIO, start: int) -> Iterator[tuple[int, bytes]]:
+def read_pieces(f: BinaryIO, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
     """(offset, piece) from `start` on: whole lines, or `MAX_EVENT_BYTES` pieces of a longer line; stops before
-    a last line that has no newline yet."""
+    a last line that has no newline yet, and at `stop` (a piece boundary) when given."""
     f.seek(start)
     offset = start
-    while True:
-        piece = f.readline(MAX_EVENT_BYTES)
+    while stop is None or offset < stop:
+        piece = f.readline(MAX_EVENT_BYTES if stop is None else min(MAX_EVENT_BYTES, stop - offset))
         if not piece:
             return
         if not piece.endswith(b"\n"):
@@ -104,10 +104,12 @@ def read_pieces(f: BinaryIO, start: int) -> Iterator[tuple[int, bytes]]:
         offset += len(piece)
 
 
-def read_events(f: BinaryIO, start: int, carry_ms: int, local_zone: tzinfo | None = None) -> Iterator[LogEvent]:
-    """The events from the event start `start` to the last complete line, in file order."""
+def read_events(
+    f: BinaryIO, start: int, carry_ms: int, local_zone: tzinfo | None = None, stop: int | None = None
+) -> Iterator[LogEvent]:
+    """The events from the event start `start` to the last complete line (or `stop`), in file order."""
     assembler = EventAssembler(carry_ms, local_zone)
-    for offset, piece in read_pieces(f, start):
+    for offset, piece in read_pieces(f, start, stop):
         event = assembler.feed(offset, piece)
         if event is not None:
             yield event
