@@ -9,12 +9,17 @@ A name that does not resolve is refused as a connection failure, since a second 
 differently; only with the allowance (nothing to protect) is it sent unpinned. Redirects are followed here, not
 by httpx, so each target is resolved, checked and pinned the same way; every hop gets its own client, so a
 connection verified for one name is never reused for another. Addresses are tried in the resolver's order,
-the next one when a connection fails. HTTP(S)_PROXY settings still apply; behind a proxy, the proxy connects.
+the next one when a connection fails.
+
+Behind a proxy (HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, minus NO_PROXY: the server's environment, which httpx
+honours) the proxy resolves the name and connects, so such a hop is checked as above (when the name resolves
+here) but sent by name: pinning covers direct connections only.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -42,15 +47,24 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def checked_addresses(url: httpx.URL, limits: DataLimits, resolver: Resolver) -> list[str]:
-    """The addresses this hop may connect to ([] with the allowance when the name does not resolve: unpinned).
-    DeploymentError (download) when one is refused; CouldNotConnect when the name does not resolve."""
+def proxied(url: httpx.URL) -> bool:
+    """Whether the environment sends `url` through a proxy (HTTP(S)_PROXY, ALL_PROXY, minus NO_PROXY)."""
+    proxies = urllib.request.getproxies()  # what httpx reads too (httpx/_utils.py: get_environment_proxies)
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(url.host)
+
+
+def checked_addresses(url: httpx.URL, limits: DataLimits, resolver: Resolver, *, via_proxy: bool = False) -> list[str]:
+    """The addresses this hop may connect to; [] means "send it by name": through a proxy, or with the allowance
+    when the name does not resolve here. DeploymentError (download) when an address is refused; CouldNotConnect
+    when the name does not resolve and nothing else may connect."""
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         addresses = list(dict.fromkeys(resolver(host, port)))
     except (OSError, UnicodeError, ValueError) as exc:
-        if limits.allow_private_http:
+        if limits.allow_private_http or via_proxy:
             return []
         raise CouldNotConnect(host) from exc
     if not addresses:
@@ -59,7 +73,7 @@ def checked_addresses(url: httpx.URL, limits: DataLimits, resolver: Resolver) ->
         refusal = private_address_reason(host, addresses)
         if refusal is not None:
             raise DeploymentError(PHASE_DOWNLOAD, refusal)
-    return addresses
+    return [] if via_proxy else addresses
 
 
 def pinned_request(
@@ -133,7 +147,7 @@ def pinned_get(
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise DeploymentError(PHASE_DOWNLOAD, f"{url} is not an http(s) URL")
     for _ in range(MAX_REDIRECTS + 1):
-        addresses = checked_addresses(current, limits, resolver)
+        addresses = checked_addresses(current, limits, resolver, via_proxy=proxied(current))
         with _hop(current, addresses, headers or {}, client_for) as response:
             target = _next_url(current, response)
             if target is None:

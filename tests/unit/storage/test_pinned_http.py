@@ -12,9 +12,19 @@ import pytest
 from modelhost.errors import DeploymentError
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import DataLimits
+from modelhost.storage.pinned_http import CouldNotConnect, checked_addresses, proxied
 from modelhost.storage.uris import parse_model_data_url
 
 PUBLIC = "93.184.216.34"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct connections (a proxy of the machine running the tests would take the hops by name)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 def archive() -> bytes:
@@ -146,3 +156,24 @@ def test_redirect_loops_and_odd_schemes_are_refused(tmp_path: Path) -> None:
     c = ArtifactCache(tmp_path / "c2", 1 << 20, http_transport=httpx.MockTransport(to_file), resolver=public)
     with pytest.raises(DeploymentError, match="redirects to file:///etc/passwd, which is not an http"):
         c.prepare(parse_model_data_url("http://models.example/m.tar.gz"), 10)
+
+
+def test_behind_a_proxy_a_hop_is_checked_but_sent_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = httpx.URL("https://models.example/m.tar.gz")
+    assert not proxied(url)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example")
+    assert proxied(url) and not proxied(httpx.URL("https://direct.example/m"))
+    limits = DataLimits()
+    resolver = RebindingResolver()
+    # the proxy resolves and connects: sent by name, after the same check where the name resolves here
+    assert checked_addresses(url, limits, resolver, via_proxy=True) == []
+    with pytest.raises(DeploymentError, match="is a loopback, link-local or private address"):
+        checked_addresses(url, limits, resolver, via_proxy=True)  # the second answer is 127.0.0.1
+
+    def unknown(host: str, port: int) -> list[str]:
+        raise OSError("no local DNS for outside names")
+
+    assert checked_addresses(url, limits, unknown, via_proxy=True) == []
+    with pytest.raises(CouldNotConnect):
+        checked_addresses(url, limits, unknown)  # direct: never sent unresolved
