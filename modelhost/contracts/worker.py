@@ -25,6 +25,8 @@ CHAT_COMPLETIONS_PATH = "/v1/chat/completions"  # POST (engine mode; handler mod
 COMPLETIONS_PATH = "/v1/completions"  # POST (engine mode; handler mode answers a 400)
 MODELS_PATH = "/v1/models"  # GET (engine mode)
 STATS_PATH = "/_modelhost/stats"  # GET (engine mode): {"ready", "engine": the backend's counters}
+METRICS_PATH = "/metrics"  # GET (both modes): Prometheus text format of the worker's own registry; needs the
+# router token like /invocations
 # Headers private to router -> worker requests.
 ROUTER_TOKEN_HEADER = "x-modelhost-router-token"  # the worker's per-launch secret (WorkerSpec.router_token): a
 # worker answers 403 to /invocations and the OpenAI routes without it, so only the router reaches the model

@@ -38,6 +38,7 @@ class _Active:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue[TokenEvent]
     generator: torch.Generator | None
+    queued_s: float  # perf_counter when submitted; its wait ends when a step first runs its prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[TokenEvent] = asyncio.Queue()
         generator = None if is_greedy(request.params) else make_generator(request.params.seed)
-        active = _Active(SequenceOutput(request, self._eos, self._decode), loop, events, generator)
+        active = _Active(SequenceOutput(request, self._eos, self._decode), loop, events, generator, time.perf_counter())
         seq_id = next(self._ids)
         self._inbox.put(_Submit(seq_id, active))
         return TokenStream(self, seq_id, events)
@@ -168,8 +169,15 @@ class Engine:
             "dtype": self.runner.dtype,
             "last_step_ms": round(self._last_step_s * 1000, 3),
             "current_step_s": self.current_step_s(),
+            "kv_cache_usage": self._kv_cache_usage(),
             **self._counters,
         }
+
+    def _kv_cache_usage(self) -> float:
+        """The share of the KV budget that running sequences hold (reservations are what admission is bounded by:
+        a request waits when its reservation does not fit)."""
+        budget = self.scheduler_config.kv_budget_tokens
+        return self._gauges.get("kv_reserved_tokens", 0) / budget if budget > 0 else 0.0
 
     def current_step_s(self) -> float:
         """How long the step running now has been running; 0.0 between steps (safe from any thread)."""
@@ -226,6 +234,7 @@ class Engine:
 
     def _step(self, plan: StepPlan) -> None:
         started = time.perf_counter()
+        self._mark_scheduled(plan, started)
         entries, sampled = self._entries(plan)
         outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]] = {}
         finished: set[int] = set()
@@ -261,6 +270,13 @@ class Engine:
         _deliver(outbox)
         self._last_step_s = time.perf_counter() - started
         self._publish()
+
+    def _mark_scheduled(self, plan: StepPlan, started_s: float) -> None:
+        """A request's time in the queue ends when the first step that runs its prompt starts."""
+        for chunk in plan.prefills:
+            if chunk.start == 0:
+                active = self._active[chunk.seq_id]
+                active.output.queue_time_s = started_s - active.queued_s
 
     def _entries(self, plan: StepPlan) -> tuple[list[RunnerEntry], list[int]]:
         entries: list[RunnerEntry] = []

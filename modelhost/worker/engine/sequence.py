@@ -23,6 +23,7 @@ class SequenceOutput:
         self._stop = StopMatcher(request.params.stop)
         self.token_ids: list[int] = []
         self.finished = False
+        self.queue_time_s: float | None = None  # set by the engine when it first schedules the request
 
     @property
     def generated_tokens(self) -> int:
@@ -70,6 +71,7 @@ class SequenceOutput:
             prompt_tokens=len(self.request.prompt_token_ids),
             generated_tokens=len(self.token_ids),
             error=error,
+            queue_time_s=self.queue_time_s,
         )
 
     def _event(self, token_id: int, text: str, log_prob: float | None, reason: FinishReason | None) -> TokenEvent:
@@ -82,4 +84,5 @@ class SequenceOutput:
             finish_reason=reason,
             prompt_tokens=len(self.request.prompt_token_ids),
             generated_tokens=len(self.token_ids),
+            queue_time_s=self.queue_time_s,
         )

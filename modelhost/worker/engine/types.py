@@ -51,6 +51,8 @@ class TokenEvent:
     prompt_tokens: int = 0
     generated_tokens: int = 0  # counted so far, this token included
     error: str | None = None
+    queue_time_s: float | None = None  # seconds the request waited before the engine first scheduled it (its
+    # prompt's first chunk ran); None while it has not been scheduled, or when the backend does not measure it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,8 @@ class Backend(Protocol):
         request and frees its slot. Raises InputTooLong before the first event when the prompt does not fit."""
 
     def stats(self) -> dict[str, Any]:
-        """Running/waiting sequences, KV-cache use, tokens generated: for /metrics and logs."""
+        """Counters and gauges for /_modelhost/stats, /metrics and logs. Safe to call from any thread. Keys the
+        LLM metrics read when present: "running" and "waiting" (requests), "kv_cache_usage" (0..1)."""
 
 
 @dataclass(slots=True)

@@ -1,4 +1,8 @@
-"""VLLMBackend (optional, GPUs): the `Backend` contract over vLLM's AsyncLLMEngine, streaming deltas as TokenEvents."""
+"""VLLMBackend (optional, GPUs): the `Backend` contract over vLLM's AsyncLLMEngine, streaming deltas as TokenEvents.
+
+Its stats() and events carry what vLLM itself measures (vllm_stats.py): the scheduler's running/waiting/KV-cache
+gauges and each request's queue time.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from modelhost.worker.engine.types import (
     SamplingParams,
     TokenEvent,
 )
+from modelhost.worker.engine.vllm_stats import SchedulerSnapshot, queue_time_s, stat_logger_factory
 
 _DTYPES = {"auto": "auto", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -53,6 +58,7 @@ class VLLMBackend:
         self.eos_token_ids: frozenset[int] = frozenset()
         self._engine: Any = None
         self._tokenizer: Any = None
+        self._scheduler = SchedulerSnapshot()
 
     async def start(self) -> None:
         from vllm import AsyncEngineArgs, AsyncLLMEngine
@@ -66,11 +72,18 @@ class VLLMBackend:
             tensor_parallel_size=visible_gpu_count(self.config.tensor_parallel_degree),
             trust_remote_code=self.config.trust_remote_code,
         )
-        self._engine = AsyncLLMEngine.from_engine_args(args)
+        self._engine = self._create_engine(AsyncLLMEngine, args)
         tokenizer = await self._engine.get_tokenizer()
         self._tokenizer = tokenizer
         if tokenizer.eos_token_id is not None:
             self.eos_token_ids = frozenset({int(tokenizer.eos_token_id)})
+
+    def _create_engine(self, engine_class: Any, args: Any) -> Any:
+        """The engine, with a stat logger that keeps the scheduler snapshot when this vLLM (v1) takes one."""
+        tap = stat_logger_factory(self._scheduler, engine_class)
+        if tap is None:
+            return engine_class.from_engine_args(args)
+        return engine_class.from_engine_args(args, stat_loggers=[tap])
 
     async def shutdown(self) -> None:
         engine, self._engine = self._engine, None
@@ -104,8 +117,11 @@ class VLLMBackend:
         inputs = {"prompt_token_ids": list(request.prompt_token_ids)}
         generated = 0
         finished = False
+        queued_s: float | None = None
         try:
             async for output in self._engine.generate(inputs, sampling, request.request_id):
+                if queued_s is None:
+                    queued_s = queue_time_s(getattr(output, "metrics", None))
                 completion = output.outputs[0]
                 ids = list(completion.token_ids)
                 for i, token in enumerate(ids):
@@ -123,6 +139,7 @@ class VLLMBackend:
                         finish_reason=_reason(completion.finish_reason, completion.stop_reason) if last else None,
                         prompt_tokens=len(request.prompt_token_ids),
                         generated_tokens=generated,
+                        queue_time_s=queued_s,
                     )
                 if output.finished:
                     finished = True
@@ -136,6 +153,7 @@ class VLLMBackend:
                             _reason(completion.finish_reason, completion.stop_reason),
                             len(request.prompt_token_ids),
                             generated,
+                            queue_time_s=queued_s,
                         )
                     return
         finally:
@@ -143,7 +161,7 @@ class VLLMBackend:
                 await self._engine.abort(request.request_id)
 
     def stats(self) -> dict[str, Any]:
-        return {"backend": self.name, "started": self._engine is not None}
+        return {"backend": self.name, "started": self._engine is not None, **self._scheduler.as_stats()}
 
 
 def _reason(finish_reason: str | None, stop_reason: object) -> FinishReason:

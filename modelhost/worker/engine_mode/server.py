@@ -1,5 +1,5 @@
 """The worker's HTTP surface in engine mode: /ping, /invocations (LMI or TGI schema, or a chat),
-/v1/chat/completions, /v1/completions, /v1/models, and /_modelhost/stats, over the engine's Backend.
+/v1/chat/completions, /v1/completions, /v1/models, /_modelhost/stats and /metrics, over the engine's Backend.
 
 Loading (`Backend.start`) runs behind /ping (503 until it is done); once serving, /ping is 503 while one engine
 step has run far longer than any step should (health.engine_health), so a stuck engine gets replaced. A
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +31,7 @@ from modelhost.contracts.worker import (
     CHAT_COMPLETIONS_PATH,
     COMPLETIONS_PATH,
     INVOCATIONS_PATH,
+    METRICS_PATH,
     MODELS_PATH,
     PING_PATH,
     STATS_PATH,
@@ -37,11 +39,13 @@ from modelhost.contracts.worker import (
 )
 from modelhost.worker.engine.types import Backend, InputTooLong, TokenEvent
 from modelhost.worker.engine_mode.generation import OpenGeneration, TextGenerator
+from modelhost.worker.engine_mode.metrics import LlmMetrics
 from modelhost.worker.engine_mode.schemas import lmi, openai, tgi
 from modelhost.worker.engine_mode.schemas.request import RequestError, TextRequest
 from modelhost.worker.engine_mode.schemas.result import GenerationResult
 from modelhost.worker.engine_mode.serving_mode import Schema
 from modelhost.worker.health import ENGINE_STEP_BOUND_S, Health, engine_health
+from modelhost.worker.metrics import metrics_route, worker_registry
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,7 @@ class EngineEndpoints:
         loading_timeout_s: float = 240.0,
         clock: Callable[[], float] = time.monotonic,
         step_bound_s: float = ENGINE_STEP_BOUND_S,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.load_backend = load_backend
         self.schema = schema
@@ -151,6 +156,8 @@ class EngineEndpoints:
         self.step_bound_s = step_bound_s
         self.state = EngineState()
         self.created = int(time.time())
+        self.registry = registry if registry is not None else worker_registry()
+        self.metrics: LlmMetrics | None = None  # registered once the backend has loaded (its limits size buckets)
 
     # lifecycle -------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -167,6 +174,7 @@ class EngineEndpoints:
         except BaseException as exc:
             self._failed(traceback.format_exception_only(exc)[-1].strip(), exc)
             return
+        self.metrics = LlmMetrics.register(self.registry, self.model_name, backend)
         self.state.backend = backend
         self.state.ready = True
         log.info(
@@ -263,7 +271,7 @@ class EngineEndpoints:
             return JSONResponse({"code": 503, "message": "model is not loaded"}, status_code=503)
         try:
             parsed = parse()
-            generation = await TextGenerator(backend).open(parsed)
+            generation = await TextGenerator(backend, self.metrics).open(parsed)
         except (RequestError, InputTooLong) as exc:
             return _json(*errors(exc))
         except ValueError as exc:  # the engine's own checks (an empty prompt, a token id outside the vocabulary)
@@ -322,5 +330,6 @@ def create_engine_app(endpoints: EngineEndpoints) -> Starlette:
         Route(COMPLETIONS_PATH, endpoints.completions, methods=["POST"]),
         Route(MODELS_PATH, endpoints.models, methods=["GET"]),
         Route(STATS_PATH, endpoints.stats, methods=["GET"]),
+        Route(METRICS_PATH, metrics_route(endpoints.registry), methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=endpoints.lifespan)

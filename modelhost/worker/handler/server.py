@@ -1,4 +1,5 @@
-"""Handler mode's HTTP surface: GET /ping and POST /invocations (Starlette), and the model load at startup.
+"""Handler mode's HTTP surface: GET /ping, POST /invocations and GET /metrics (Starlette), and the model load at
+startup.
 
 /ping is 503 while the model loads, after it failed to load, and while the handler thread is stuck in a call
 past its option.predict_timeout (health.handler_health), so the control plane replaces a hung instance.
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -25,6 +27,7 @@ from modelhost.contracts.worker import (
     CHAT_COMPLETIONS_PATH,
     COMPLETIONS_PATH,
     INVOCATIONS_PATH,
+    METRICS_PATH,
     PING_PATH,
     STREAM_HEADER,
 )
@@ -38,10 +41,12 @@ from modelhost.worker.handler.codec import (
 )
 from modelhost.worker.handler.dispatcher import Dispatcher, QueueFull, Reply
 from modelhost.worker.handler.entry_point import EntryPointError
+from modelhost.worker.handler.metrics import HandlerMetrics
 from modelhost.worker.handler.service import HandlerService, LoadRefused
 from modelhost.worker.handler.streaming import stream_chunks
 from modelhost.worker.handler.thread import HandlerThread, HandlerTimeout
 from modelhost.worker.health import Health, handler_health
+from modelhost.worker.metrics import metrics_route, worker_registry
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +69,22 @@ def load_failure_reason(exc: BaseException, loading_timeout_s: float) -> str:
     return traceback.format_exception_only(exc)[-1].strip()
 
 
-class _ReleaseAfterSend:
-    """Wraps a response so the dispatcher learns when it has been sent (or abandoned)."""
+class _AfterSend:
+    """Wraps a response so that, once it has been sent (or abandoned), the dispatcher learns it (the reply is
+    released) and the request is recorded with its status."""
 
-    def __init__(self, response: Response, reply: Reply) -> None:
+    def __init__(self, response: Response, reply: Reply | None, record: Callable[[int], None]) -> None:
         self.response = response
         self.reply = reply
+        self.record = record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.response(scope, receive, send)
         finally:
-            self.reply.release()
+            if self.reply is not None:
+                self.reply.release()
+            self.record(self.response.status_code)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -91,6 +100,7 @@ class WorkerEndpoints:
         thread: HandlerThread,
         on_load_failure: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         properties = service.properties
         self.service = service
@@ -98,6 +108,8 @@ class WorkerEndpoints:
         self.on_load_failure = on_load_failure
         self.clock = clock
         self.state = WorkerState()
+        self.registry = registry if registry is not None else worker_registry()
+        self.metrics = HandlerMetrics(self.registry)
         self.dispatcher = Dispatcher(
             service.invoke,
             thread,
@@ -160,21 +172,34 @@ class WorkerEndpoints:
         return _error(503, "model is loading")
 
     async def invocations(self, request: Request) -> Any:
+        started_s = self.clock()
+
+        def record(status: int) -> None:
+            self.metrics.record(status, self.clock() - started_s)
+
+        try:
+            response, reply = await self._invoke(request)
+        except Exception:
+            record(500)  # Starlette answers 500 for what escapes here
+            raise
+        return _AfterSend(response, reply, record)
+
+    async def _invoke(self, request: Request) -> tuple[Response, Reply | None]:
         if not self.state.ready:
-            return _error(503, "model is not loaded")
+            return _error(503, "model is not loaded"), None
         body = await request.body()
         try:
             # the router's stream request header is for engine mode; a handler streams when its Output does
             headers = [(k, v) for k, v in header_pairs(request.headers.raw) if k.lower() != STREAM_HEADER]
             inputs = request_to_input(headers, request.query_params.multi_items(), body)
         except ValueError as exc:
-            return _error(400, f"cannot parse the request: {exc}")
+            return _error(400, f"cannot parse the request: {exc}"), None
         try:
             reply = await self.dispatcher.submit(inputs)
         except QueueFull as exc:
-            return _error(503, str(exc))
+            return _error(503, str(exc)), None
         try:
-            return _ReleaseAfterSend(self._response(reply), reply)
+            return self._response(reply), reply
         except BaseException:
             reply.release()
             raise
@@ -205,12 +230,15 @@ def create_app(
     thread: HandlerThread,
     on_load_failure: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
+    registry: CollectorRegistry | None = None,
 ) -> Starlette:
-    """The ASGI app. Loading starts with the app; a failed load calls `on_load_failure(reason)`."""
-    endpoints = WorkerEndpoints(service, thread, on_load_failure, clock)
+    """The ASGI app. Loading starts with the app; a failed load calls `on_load_failure(reason)`. `registry` is
+    the worker's Prometheus registry (a fresh one when None)."""
+    endpoints = WorkerEndpoints(service, thread, on_load_failure, clock, registry)
     routes = [
         Route(PING_PATH, endpoints.ping, methods=["GET"]),
         Route(INVOCATIONS_PATH, endpoints.invocations, methods=["POST"]),
+        Route(METRICS_PATH, metrics_route(endpoints.registry), methods=["GET"]),
         Route(CHAT_COMPLETIONS_PATH, openai_refused, methods=["POST"]),
         Route(COMPLETIONS_PATH, openai_refused, methods=["POST"]),
     ]
