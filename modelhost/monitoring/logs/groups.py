@@ -126,7 +126,7 @@ def describe_log_streams(ctx: LogsContext, params: dict[str, Any]) -> dict[str, 
             "creationTime": stats.creation_ms,
             "arn": naming.stream_arn(group.name, stream.name, region=ctx.region, account_id=ctx.account_id),
             "storedBytes": stats.size_bytes,
-            "lastIngestionTime": stats.mtime_ms,
+            "lastIngestionTime": stats.ingestion_ms,
         }
         if stats.first_event_ms is not None and stats.last_event_ms is not None:
             shape["firstEventTimestamp"] = stats.first_event_ms

@@ -44,7 +44,7 @@ class StreamStats:
     size_bytes: int
     first_event_ms: int | None  # None: no event yet
     last_event_ms: int | None
-    mtime_ms: int  # the last write: CloudWatch's lastIngestionTime
+    ingestion_ms: int  # the last write (or the newest event, where the file's mtime is coarser): lastIngestionTime
     creation_ms: int  # the first event's time, else the file's mtime
 
 
@@ -124,7 +124,8 @@ class LogStore:
             with self.open(stream) as (f, index):
                 size = os.fstat(f.fileno()).st_size
                 first, mtime = index.min_ms, index.mtime_ms
-                return StreamStats(size, first, index.max_ms, mtime, mtime if first is None else first)
+                ingestion = max(mtime, index.max_ms or 0)
+                return StreamStats(size, first, index.max_ms, ingestion, mtime if first is None else first)
         except OSError:
             return None
 
