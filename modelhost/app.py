@@ -31,7 +31,7 @@ from modelhost import ids
 from modelhost.api.app import ControlPlaneApi, error_response
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
-from modelhost.auth import Caller, authenticate, authorize, wire_request
+from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.instances import InstanceStarter
@@ -40,6 +40,10 @@ from modelhost.controller.preparation import ArtifactPreparer
 from modelhost.errors import ApiError, ValidationError
 from modelhost.front_door import FrontDoor, doors
 from modelhost.http_body import BodyTooLarge, read_limited
+from modelhost.monitoring import wire as cloudwatch_wire
+from modelhost.monitoring.cloudwatch_api import CloudWatchApi, IncomingCall
+from modelhost.monitoring.exposition import VariantCounts
+from modelhost.monitoring.service import Monitoring
 from modelhost.registry import ModelRegistry
 from modelhost.resources.status import EndpointStatus
 from modelhost.router.admission import Admission
@@ -79,6 +83,8 @@ class Services:
     runtime: RuntimeApi
     openai: OpenAiApi
     client: httpx.AsyncClient
+    monitoring: Monitoring
+    cloudwatch: CloudWatchApi
 
 
 def tail_lines(path: Path, count: int) -> list[str]:
@@ -107,6 +113,31 @@ def endpoint_status(records: Records, name: str) -> str | None:
     except UnreadableRecord:
         return None
     return None if endpoint is None else str(endpoint.status)
+
+
+def variant_counts(records: Records, table: RoutingTable, admission: Admission) -> list[VariantCounts]:
+    """Desired and serving instances and router concurrency of every variant (for /metrics and CloudWatch)."""
+    counts = []
+    for endpoint in records.endpoints.list():
+        installed = table.get(endpoint.name)
+        for state in endpoint.states:
+            route = installed.route.variant(state.name) if installed is not None else None
+            instances = route.instances if route is not None else ()
+            concurrent = sum(admission.in_flight(i.instance_id) for i in instances)
+            concurrent += admission.waiting(endpoint.name, state.name)
+            counts.append(VariantCounts(endpoint.name, state.name, state.desired_count, len(instances), concurrent))
+    return counts
+
+
+def cloudwatch_authorizer(settings: ServerSettings) -> Callable[[IncomingCall], str]:
+    """The CloudWatch API's check before it decodes anything: SigV4 as everywhere, then `cloudwatch:<Op>` on *."""
+
+    def check(call: IncomingCall) -> str:
+        caller = authenticate(wire_request(call.method, call.scope, call.raw_headers, call.body), settings)
+        authorize(caller, call.action, "*", settings)
+        return caller.region
+
+    return check
 
 
 def build_controller(
@@ -183,16 +214,33 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     status_of = functools.partial(endpoint_status, records)
     upstream = HttpUpstream(client)
     router = InvocationRouter(table, admission, upstream, status_of, settings.account_id, settings.invocation_timeout_s)
+    monitoring = Monitoring(
+        settings.home / "metrics.db",
+        settings.home,
+        client,
+        controller.serving_workers,
+        launcher.pid,
+        functools.partial(variant_counts, records, table, admission),
+    )
     services = Services(
         store=store,
         records=records,
         controller=controller,
         control_plane=ControlPlaneApi(records, settings, controller.wake, inventory, parse_quotas(settings.quotas)),
-        runtime=RuntimeApi(settings, router, ResultCache(settings.result_cache_max_bytes, time.monotonic)),
-        openai=OpenAiApi(settings, router, status_of, functools.partial(served_models, records)),
+        runtime=RuntimeApi(
+            settings, router, ResultCache(settings.result_cache_max_bytes, time.monotonic), monitoring.invocations
+        ),
+        openai=OpenAiApi(
+            settings, router, status_of, functools.partial(served_models, records), monitoring.invocations
+        ),
         client=client,
+        monitoring=monitoring,
+        cloudwatch=CloudWatchApi(
+            monitoring.store, settings.account_id, settings.region, authorize=cloudwatch_authorizer(settings)
+        ),
     )
     loop_task = asyncio.create_task(controller.run())
+    monitor_task = asyncio.create_task(monitoring.run())
     log.info(
         "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
         settings.home,
@@ -206,12 +254,21 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         log.info("stopping: draining workers")
         await controller.shutdown()
         loop_task.cancel()
+        monitor_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor_task
+        monitoring.close()  # what is still in memory is written
         upstream.close()
         await launcher.aclose()
         await client.aclose()
         store.close()
+
+
+def _is_form(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/x-www-form-urlencoded"
 
 
 class ServerRoutes:
@@ -230,7 +287,14 @@ class ServerRoutes:
         """AWS JSON 1.1 requests are `POST /` with X-Amz-Target; any other path carrying the header gets a
         404 (so a proxy that exposes one path exposes only that); everything else posted is the runtime."""
         services = self._running()
+        path = request.scope["path"]
+        if path.startswith(cloudwatch_wire.CBOR_PATH_PREFIX):  # CloudWatch in smithy-rpc-v2-cbor
+            return await services.cloudwatch.handle(request)
+        if path == "/" and _is_form(request) and "x-amz-target" not in request.headers:  # the query protocol
+            return await services.cloudwatch.handle(request)
         if "x-amz-target" in request.headers:
+            if request.headers["x-amz-target"].startswith(cloudwatch_wire.TARGET_PREFIX + ".") and path == "/":
+                return await services.cloudwatch.handle(request)
             if request.scope["path"] != "/":
                 return error_response(
                     ApiError(
@@ -313,12 +377,38 @@ class ServerRoutes:
             parts.extend(tail_lines(path, int(raw)))
         return PlainTextResponse("\n".join(parts) + "\n")
 
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus text: the server's metrics and every serving worker's (monitoring/exposition.py). Once the
+        home has keys it needs `Authorization: Bearer <ApiKey>` (Prometheus' `authorization` setting) or a
+        SigV4 signature, and the caller's policy must allow cloudwatch:GetMetricData."""
+        if request.headers.get("authorization", "").lower().startswith("bearer "):
+            try:
+                caller = authenticate_bearer(request.headers, self._settings)
+                authorize(caller, actions.GET_METRIC_DATA, "*", self._settings)
+            except ApiError as exc:
+                return error_response(exc, ids.request_id())
+        else:
+            refusal = await self._refused(request, actions.GET_METRIC_DATA, lambda caller: "*")
+            if refusal is not None:
+                return refusal
+        text = await self._running().monitoring.metrics_text()
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def probe(self, request: Request) -> Response:
+        """GET /health and /ping, as load balancers and benchmark tools probe a server: 200 with the status
+        while the control plane can act, 503 otherwise; no details (those are at /_modelhost/health)."""
+        problems = self._running().controller.problems()
+        return JSONResponse({"status": "unavailable" if problems else "ok"}, status_code=503 if problems else 200)
+
     async def openai_api(self, request: Request) -> Response:
         return await self._running().openai.handle(request)
 
     def routes(self) -> list[Route]:
         return [
             Route("/_modelhost/health", self.health, methods=["GET"]),
+            Route("/health", self.probe, methods=["GET"]),
+            Route("/ping", self.probe, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
             # OpenAI-compatible routes come before the catch-all POST (control plane / sagemaker-runtime)
             Route("/v1/models", self.openai_api, methods=["GET"]),
             Route("/v1/models/{model:path}", self.openai_api, methods=["GET"]),

@@ -111,6 +111,10 @@ class ControlLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await health
 
+    def serving_workers(self) -> list[Worker]:
+        """Every worker in a route now (for monitoring)."""
+        return self._applier.serving_workers()
+
     async def shutdown(self) -> None:
         """Stop every worker; the store keeps the desired state for the next start."""
         self._stopping = True

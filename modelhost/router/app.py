@@ -13,7 +13,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import unquote
 
@@ -23,8 +24,9 @@ from starlette.responses import Response, StreamingResponse
 from modelhost import ids
 from modelhost.auth import authenticate, authorize, wire_request
 from modelhost.contracts.worker import INVOCATIONS_PATH, STREAM_HEADER
-from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError
+from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError, Throttled
 from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
+from modelhost.monitoring.invocations import InvocationMetrics, Outcome, Timing
 from modelhost.router import eventstream
 from modelhost.router.cache import CachedResponse, RequestKey, ResultCache, is_deterministic
 from modelhost.router.forward import (
@@ -60,15 +62,36 @@ EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
 CACHE_HEADER = "X-Modelhost-Cache"  # hit | miss | bypass, on endpoints that opted into the result cache
 
 
-async def _relay_events(answer: LeasedStream, endpoint_name: str, timeout_s: float) -> AsyncIterator[bytes]:
+@dataclass(slots=True)
+class Call:
+    """What the metrics need of one request, filled in as it goes (the endpoint once it is known)."""
+
+    timing: Timing = field(default_factory=Timing)
+    endpoint: str | None = None
+    variant: str = ""
+    instances: int = 1
+    cache: str | None = None
+
+
+def outcome_of_error(error: ApiError) -> Outcome:
+    if isinstance(error, ModelError):
+        return Outcome(error.status, model_status=error.original_status)
+    return Outcome(error.status, throttled=isinstance(error, Throttled))
+
+
+async def _relay_events(
+    answer: LeasedStream, endpoint_name: str, timeout_s: float, done: Callable[[Outcome], None] | None = None
+) -> AsyncIterator[bytes]:
     """The worker's body as PayloadPart events; a broken or stalled worker ends the stream with a
     ModelStreamError event. The upstream answer is closed however the relay ends (client gone included),
-    so the worker sees the disconnect and frees the request's slot."""
+    so the worker sees the disconnect and frees the request's slot. `done` gets the request's outcome."""
+    outcome = Outcome(200)
     try:
         async for chunk in answer.answer.chunks():
             yield eventstream.payload_part(chunk)
     except UpstreamTimeout:
         log.warning("stream from %s stalled for %g s", answer.instance_id, timeout_s)
+        outcome = Outcome(200, model_status=0)
         yield eventstream.model_stream_error(
             f"Your invocation timed out while waiting for the next part of the response from container primary "
             f"(no data for {timeout_s:g} s).",
@@ -76,6 +99,7 @@ async def _relay_events(answer: LeasedStream, endpoint_name: str, timeout_s: flo
         )
     except UpstreamBroken as exc:
         log.warning("stream from %s broke: %s", answer.instance_id, exc)
+        outcome = Outcome(200, model_status=0)
         yield eventstream.model_stream_error(
             f"The response stream from container primary broke before it was complete ({exc}). "
             f"See the endpoint's log (modelhost logs {endpoint_name}) for more information.",
@@ -83,6 +107,8 @@ async def _relay_events(answer: LeasedStream, endpoint_name: str, timeout_s: flo
         )
     finally:
         await answer.aclose()
+        if done is not None:
+            done(outcome)
 
 
 async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -130,25 +156,40 @@ def runtime_error_response(error: ApiError, request_id: str) -> Response:
 
 
 class RuntimeApi:
-    def __init__(self, settings: ServerSettings, router: InvocationRouter, cache: ResultCache) -> None:
+    def __init__(
+        self, settings: ServerSettings, router: InvocationRouter, cache: ResultCache, metrics: InvocationMetrics
+    ) -> None:
         self._settings = settings
         self._router = router
         self._cache = cache
+        self._metrics = metrics
+
+    def _record(self, call: Call, outcome: Outcome) -> None:
+        if call.timing.model_started is not None and call.timing.model_ended is None:
+            call.timing.model_ended = time.perf_counter()  # an answer that ended in an error
+        if call.endpoint is not None:
+            self._metrics.record(call.endpoint, call.variant, outcome, call.timing, call.instances)
 
     async def handle(self, request: Request) -> Response:
         request_id = ids.request_id()
+        call = Call()
         try:
-            return await self._invoke(request, request_id)
+            response = await self._invoke(request, request_id, call)
         except ApiError as exc:
+            self._record(call, outcome_of_error(exc))
             return runtime_error_response(exc, request_id)
         except Exception:
             log.exception("internal error on %s", request.url.path)
+            self._record(call, Outcome(500))
             return runtime_error_response(
                 ApiError("An internal error occurred; see the server log.", code="InternalFailure", status=500),
                 request_id,
             )
+        if not isinstance(response, StreamingResponse):  # a stream is recorded when it ends
+            self._record(call, Outcome(response.status_code, cache=call.cache))
+        return response
 
-    async def _invoke(self, request: Request, request_id: str) -> Response:
+    async def _invoke(self, request: Request, request_id: str, call: Call) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
         match = RUNTIME_PATH.match(raw_path)
         if match is None or match.group("op") not in ("invocations", "invocations-response-stream"):
@@ -163,11 +204,15 @@ class RuntimeApi:
         operation = "InvokeEndpointWithResponseStream" if match.group("op") != "invocations" else "InvokeEndpoint"
         resource = actions.endpoint_resource(name, region=caller.region, account_id=self._settings.account_id)
         authorize(caller, operation, resource, self._settings)
+        call.endpoint = self._router.resolve(name).route.name
         installed, variant = self._router.select(name, request.headers.get("x-amzn-sagemaker-target-variant"))
+        call.variant, call.instances = variant.name, max(1, len(variant.instances))
         if match.group("op") == "invocations-response-stream":
-            return await self._invoke_stream(request, request_id, body, installed.route, variant, caller.region)
+            return await self._invoke_stream(request, request_id, body, installed.route, variant, caller.region, call)
         key = self._cache_key(request, installed, body)
         cached = self._cache.get(key) if key is not None else None
+        if key is not None:
+            call.cache = "hit" if cached is not None else "miss"
         if cached is not None:
             headers = {**dict(cached.headers), "x-Amzn-Invoked-Production-Variant": cached.variant}
             headers.update({CACHE_HEADER: "hit", "x-amzn-RequestId": request_id})
@@ -176,7 +221,7 @@ class RuntimeApi:
         route = installed.route
         try:
             upstream = await until_disconnected(
-                request, self._router.send(route, variant, self._upstream_request(headers, body))
+                request, self._router.send(route, variant, self._upstream_request(headers, body), call.timing)
             )
         except UpstreamError as exc:
             raise self._forward_error(exc, route, caller.region) from exc
@@ -216,7 +261,14 @@ class RuntimeApi:
         )
 
     async def _invoke_stream(
-        self, request: Request, request_id: str, body: bytes, route: EndpointRoute, variant: VariantRoute, region: str
+        self,
+        request: Request,
+        request_id: str,
+        body: bytes,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        region: str,
+        call: Call,
     ) -> Response:
         """InvokeEndpointWithResponseStream: each piece of the worker's body becomes a PayloadPart as it
         arrives; a failure before the first byte is a normal ModelError, after it a ModelStreamError event."""
@@ -225,7 +277,7 @@ class RuntimeApi:
             headers["accept"] = request.headers["x-amzn-sagemaker-accept"]
         headers[STREAM_HEADER] = "true"  # engine-mode workers stream whatever the body says, as LMI does
         try:
-            answer = await self._router.open_stream(route, variant, self._upstream_request(headers, body))
+            answer = await self._router.open_stream(route, variant, self._upstream_request(headers, body), call.timing)
         except UpstreamError as exc:
             raise self._forward_error(exc, route, region) from exc
         upstream = answer.answer
@@ -242,8 +294,13 @@ class RuntimeApi:
         }
         if "x-amzn-sagemaker-custom-attributes" in upstream.headers:
             out_headers["X-Amzn-SageMaker-Custom-Attributes"] = upstream.headers["x-amzn-sagemaker-custom-attributes"]
+
+        def done(outcome: Outcome) -> None:
+            call.timing.model_ended = time.perf_counter()
+            self._record(call, outcome)
+
         return StreamingResponse(
-            _relay_events(answer, route.name, self._settings.invocation_timeout_s),
+            _relay_events(answer, route.name, self._settings.invocation_timeout_s, done),
             media_type=EVENT_STREAM_MEDIA_TYPE,
             headers=out_headers,
         )

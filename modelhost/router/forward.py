@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -24,6 +25,7 @@ import httpx
 
 from modelhost.contracts.worker import ROUTER_TOKEN_HEADER
 from modelhost.errors import RuntimeValidationError, ServiceUnavailable
+from modelhost.monitoring.invocations import Timing
 from modelhost.resources.status import SERVES
 from modelhost.router.admission import Admission, Lease
 from modelhost.router.table import EndpointRoute, InstalledRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
@@ -263,24 +265,37 @@ class InvocationRouter:
             ) from exc
         return installed, variant
 
-    async def send(self, route: EndpointRoute, variant: VariantRoute, request: UpstreamRequest) -> UpstreamResponse:
+    async def send(
+        self, route: EndpointRoute, variant: VariantRoute, request: UpstreamRequest, timing: Timing | None = None
+    ) -> UpstreamResponse:
         """The whole answer of one instance of `variant` (any status). Raises ServiceUnavailable, Throttled, or
-        an UpstreamError when forwarding failed."""
-        lease, answer = await self._attempt(
-            route, variant, lambda i: self._upstream.post(i.url, for_instance(request, i))
-        )
+        an UpstreamError when forwarding failed. `timing` gets when the worker had the request and answered."""
+        try:
+            lease, answer = await self._attempt(
+                route, variant, lambda i: self._upstream.post(i.url, for_instance(request, i)), timing
+            )
+        finally:
+            if timing is not None and timing.model_started is not None:
+                timing.model_ended = time.perf_counter()
         lease.release()
         return answer
 
-    async def open_stream(self, route: EndpointRoute, variant: VariantRoute, request: UpstreamRequest) -> LeasedStream:
-        """A streamed answer (any status); the caller closes it, which frees the instance's slot. Raises as `send`."""
+    async def open_stream(
+        self, route: EndpointRoute, variant: VariantRoute, request: UpstreamRequest, timing: Timing | None = None
+    ) -> LeasedStream:
+        """A streamed answer (any status); the caller closes it, which frees the instance's slot. Raises as `send`.
+        `timing` gets when the worker had the request; the caller marks the end when the stream is done."""
         lease, answer = await self._attempt(
-            route, variant, lambda i: self._upstream.stream(i.url, for_instance(request, i))
+            route, variant, lambda i: self._upstream.stream(i.url, for_instance(request, i)), timing
         )
         return LeasedStream(answer, lease)
 
     async def _attempt(
-        self, route: EndpointRoute, variant: VariantRoute, send: Callable[[InstanceRoute], Awaitable[T]]
+        self,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        send: Callable[[InstanceRoute], Awaitable[T]],
+        timing: Timing | None = None,
     ) -> tuple[Lease, T]:
         """Send on the least-busy instance under its concurrency limit (waiting in the bounded queue when all
         are full); if nothing answered there, report it and try one other."""
@@ -293,6 +308,8 @@ class InvocationRouter:
                 )
             instance = lease.instance
             tried.add(instance.instance_id)
+            if timing is not None:
+                timing.model_started = time.perf_counter()  # the model's time starts when its worker is sent it
             try:
                 return lease, await send(instance)
             except UpstreamGone:

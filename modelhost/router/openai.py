@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from modelhost import json_guard
 from modelhost.auth import Caller, authenticate_bearer, authorize
 from modelhost.errors import AccessDenied, ApiError, AuthError, ServiceUnavailable, Throttled
 from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
+from modelhost.monitoring.invocations import InvocationMetrics, Outcome, Timing
 from modelhost.router.forward import (
     InvocationRouter,
     LeasedStream,
@@ -66,13 +68,16 @@ def _error_for(exc: ApiError | UpstreamError, endpoint: str) -> Response:
     return openai_error(exc.status if exc.status < 500 else 500, exc.message, code=exc.code)
 
 
-async def _relay(answer: LeasedStream, endpoint: str) -> AsyncIterator[bytes]:
-    """The worker's body as it arrives; closing (client gone) closes the upstream so the worker aborts."""
+async def _relay(answer: LeasedStream, endpoint: str, done: Callable[[bool], None]) -> AsyncIterator[bytes]:
+    """The worker's body as it arrives; closing (client gone) closes the upstream so the worker aborts.
+    `done(broke)` is called when it ends."""
     sse = answer.answer.headers.get("content-type", "").startswith("text/event-stream")
+    broke = False
     try:
         async for chunk in answer.answer.chunks():
             yield chunk
     except (UpstreamBroken, UpstreamTimeout) as exc:
+        broke = True
         log.warning("OpenAI stream from %s broke: %s", answer.instance_id, exc)
         if sse:
             error = {
@@ -86,6 +91,7 @@ async def _relay(answer: LeasedStream, endpoint: str) -> AsyncIterator[bytes]:
             yield b"data: " + json.dumps(error).encode() + b"\n\n"
     finally:
         await answer.aclose()
+        done(broke)
 
 
 class OpenAiApi:
@@ -97,11 +103,13 @@ class OpenAiApi:
         router: InvocationRouter,
         endpoint_status: Callable[[str], str | None],
         served_models: Callable[[], list[ServedModel]],
+        metrics: InvocationMetrics,
     ) -> None:
         self._settings = settings
         self._router = router
         self._endpoint_status = endpoint_status
         self._served_models = served_models
+        self._metrics = metrics
 
     async def handle(self, request: Request) -> Response:
         """GET /v1/models[/{model}], POST /v1/chat/completions and /v1/completions."""
@@ -163,17 +171,40 @@ class OpenAiApi:
             )
         headers = {"content-type": "application/json", "accept": accept}
         path = request.url.path[request.url.path.index("/v1/") :]
+        return await self._forward(model, UpstreamRequest(path, headers, body, self._router.timeout_s))
+
+    async def _forward(self, model: str, upstream: UpstreamRequest) -> Response:
+        """Select an instance of `model`, relay its answer, record the outcome when the relay ends."""
+        timing = Timing()
         try:
             installed, variant = self._router.select(model, None)
-            route = installed.route
-            answer = await self._router.open_stream(
-                route, variant, UpstreamRequest(path, headers, body, self._router.timeout_s)
-            )
-        except (ApiError, UpstreamError) as exc:
+        except ApiError as exc:
             return _error_for(exc, model)
+        route = installed.route
+        instances = max(1, len(variant.instances))
+
+        def record(outcome: Outcome) -> None:
+            if timing.model_started is not None and timing.model_ended is None:
+                timing.model_ended = time.perf_counter()
+            self._metrics.record(route.name, variant.name, outcome, timing, instances)
+
+        try:
+            answer = await self._router.open_stream(route, variant, upstream, timing)
+        except (ApiError, UpstreamError) as exc:
+            if isinstance(exc, UpstreamError):
+                record(Outcome(502, model_status=0))
+            else:
+                record(Outcome(exc.status, throttled=isinstance(exc, Throttled)))
+            return _error_for(exc, model)
+        status = answer.answer.status_code
+
+        def done(broke: bool) -> None:
+            model_status = 0 if broke else (status if status >= 300 else None)
+            record(Outcome(status, model_status=model_status))
+
         # the worker's own answer, errors included, is relayed as it is (it speaks OpenAI's shapes)
         out_headers = {h: answer.answer.headers[h] for h in RELAYED_HEADERS if h in answer.answer.headers}
-        return StreamingResponse(_relay(answer, route.name), status_code=answer.answer.status_code, headers=out_headers)
+        return StreamingResponse(_relay(answer, route.name, done), status_code=status, headers=out_headers)
 
 
 def _parse(body: bytes) -> dict[str, Any] | Response:

@@ -5,7 +5,7 @@ InvokeEndpointWithResponseStream on the endpoint's ARN; the OpenAI routes count 
 endpoint named by `model`. modelhost's own read routes borrow the names IAM users already know for the same
 information: an endpoint's logs are CloudWatch Logs' `logs:GetLogEvents` on the endpoint's log group (SageMaker
 writes them to `/aws/sagemaker/Endpoints/NAME`), the quota report is Service Quotas'
-`servicequotas:ListServiceQuotas` on "*".
+`servicequotas:ListServiceQuotas` on "*", the Prometheus /metrics page CloudWatch's `cloudwatch:GetMetricData` on "*".
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from modelhost import ids
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
 GET_LOG_EVENTS = "logs:GetLogEvents"
 LIST_SERVICE_QUOTAS = "servicequotas:ListServiceQuotas"
+GET_METRIC_DATA = "cloudwatch:GetMetricData"  # the server's Prometheus /metrics
 # body member naming the resource -> ARN kind, in the order they are looked for (CreateEndpoint names both
 # the endpoint and its config: the endpoint is what it acts on)
 _NAME_MEMBERS = (("EndpointName", "endpoint"), ("EndpointConfigName", "endpoint_config"), ("ModelName", "model"))

@@ -83,6 +83,9 @@ class FakeLauncher:
         if fake.exit_code is None:
             fake.exit_code = -9
 
+    def pid(self, worker: Worker) -> int | None:
+        return None  # no process: instance metrics have nothing to sample
+
     def recover_stale(self) -> list[str]:
         if self.recover_error is not None:
             raise self.recover_error

@@ -49,6 +49,8 @@ class Worker:
     url: str  # where it serves /ping and /invocations
     log_path: Path
     router_token: str = ""  # sent in ROUTER_TOKEN_HEADER on every request the router makes to it
+    memory_bytes: int = 0  # its memory budget (placement), for utilisation metrics
+    gpu_ids: tuple[int, ...] = ()  # the GPUs it was placed on
 
 
 class Launcher(Protocol):
@@ -75,3 +77,6 @@ class Launcher(Protocol):
 
     def recover_stale(self) -> list[str]:
         """Stop workers that a previous server on this home started and left running; their instance ids."""
+
+    def pid(self, worker: Worker) -> int | None:
+        """The worker's process on this host, for its CPU and memory metrics; None when it has none here."""

@@ -124,6 +124,8 @@ class LocalProcessLauncher:
             url=f"http://{self._host}:{spec.port}",
             log_path=log_path,
             router_token=spec.router_token,
+            memory_bytes=request.memory_bytes,
+            gpu_ids=tuple(request.gpu_ids),
         )
 
     def _group(self, instance_id: str, budget: Budget) -> tuple[WorkerGroup | None, str]:

@@ -8,9 +8,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from modelhost.monitoring.invocations import InvocationMetrics
 from modelhost.router.admission import Admission
 from modelhost.router.app import RuntimeApi
 from modelhost.router.cache import ResultCache
@@ -83,6 +85,8 @@ class Rig:
     upstream: FakeUpstream
     router: InvocationRouter
     app: Starlette
+    registry: CollectorRegistry
+    metrics: InvocationMetrics
 
 
 def rig(
@@ -100,12 +104,14 @@ def rig(
     upstream = FakeUpstream(outcomes)
     settings = ServerSettings(invocation_timeout_s=5.0)
     router = InvocationRouter(table, admission, upstream, status, settings.account_id, 5.0, random.Random(0))
-    runtime = RuntimeApi(settings, router, ResultCache(1 << 20, time.monotonic))
-    openai = OpenAiApi(settings, router, status, lambda: [])
+    registry = CollectorRegistry()
+    metrics = InvocationMetrics(registry)
+    runtime = RuntimeApi(settings, router, ResultCache(1 << 20, time.monotonic), metrics)
+    openai = OpenAiApi(settings, router, status, lambda: [], metrics)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", openai.handle, methods=["POST"]),
             Route("/{path:path}", runtime.handle, methods=["POST"]),
         ]
     )
-    return Rig(table, admission, upstream, router, app)
+    return Rig(table, admission, upstream, router, app, registry, metrics)

@@ -1,0 +1,118 @@
+"""Monitoring as the server runs it: one owner for the metric registry, the invocation recorder, the
+instance sampler, the durable metric store (HOME/metrics.db) and the task that moves samples into it.
+
+Every 10 s the task samples the serving workers (CPU, memory, GPU, disk), drains the invocation windows
+that ended and the routers' concurrency, and writes them in one transaction (off the event loop); every 10
+minutes it prunes data past CloudWatch's retention. At shutdown what is still in memory is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry, disable_created_metrics
+
+from modelhost.concurrency import run_blocking
+from modelhost.monitoring.datapoints import Datapoint, MetricIdentity, StatisticSet, dimensions_of
+from modelhost.monitoring.exposition import Exposition, FleetCollector, ScrapeTarget, VariantCounts
+from modelhost.monitoring.instances import InstanceSampler, WatchedWorker, instance_datapoints
+from modelhost.monitoring.invocations import SAGEMAKER_NAMESPACE, InvocationMetrics
+from modelhost.monitoring.metric_store import SqliteMetricStore
+from modelhost.scheduler.launchers.base import Worker
+
+log = logging.getLogger(__name__)
+
+SAMPLE_INTERVAL_S = 10.0
+PRUNE_INTERVAL_S = 600.0
+STORE_TIMEOUT_S = 60.0
+
+
+def concurrency_datapoints(variants: list[VariantCounts], timestamp_s: float) -> list[Datapoint]:
+    """ConcurrentRequestsPerModel: one sample per variant of what is in flight or queued at the router."""
+    return [
+        Datapoint(
+            MetricIdentity(SAGEMAKER_NAMESPACE, "ConcurrentRequestsPerModel",
+                           dimensions_of((("EndpointName", v.endpoint), ("VariantName", v.variant)))),
+            "None", timestamp_s, StatisticSet.of_value(float(v.concurrent)), True,
+        )  # fmt: skip
+        for v in variants
+    ]
+
+
+class Monitoring:
+    def __init__(
+        self,
+        db_path: Path,
+        disk_path: Path,
+        client: httpx.AsyncClient,
+        serving_workers: Callable[[], list[Worker]],
+        pid_of: Callable[[Worker], int | None],
+        variants: Callable[[], list[VariantCounts]],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double a scrape's size and nothing here reads them
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.invocations = InvocationMetrics(self.registry, now)
+        self.sampler = InstanceSampler(disk_path)
+        self.registry.register(FleetCollector(self.sampler, variants))
+        self.exposition = Exposition(self.registry, client)
+        self.store = SqliteMetricStore(db_path)
+        self._serving_workers = serving_workers
+        self._pid_of = pid_of
+        self._variants = variants
+        self._now = now
+
+    def watched(self) -> list[tuple[WatchedWorker, Worker]]:
+        pairs = []
+        for w in self._serving_workers():
+            watched = WatchedWorker(w.instance_id, w.endpoint_name, w.variant_name, self._pid_of(w), w.memory_bytes,
+                                    w.gpu_ids)  # fmt: skip
+            pairs.append((watched, w))
+        return pairs
+
+    async def metrics_text(self) -> bytes:
+        """The /metrics answer: fresh instance samples, the server's registry and every worker's /metrics."""
+        pairs = self.watched()
+        self.sampler.sample([watched for watched, _ in pairs])
+        targets = [ScrapeTarget(watched, w.url, w.router_token) for watched, w in pairs]
+        return await self.exposition.render(targets)
+
+    def collect(self, *, everything: bool = False) -> list[Datapoint]:
+        """What one tick writes: instance samples, ended invocation windows, router concurrency."""
+        now = self._now()
+        usages = self.sampler.sample([watched for watched, _ in self.watched()])
+        points = instance_datapoints(usages, self.sampler.disk_percent(), now) if usages else []
+        points += self.invocations.drain(everything=everything)
+        points += concurrency_datapoints(self._variants(), now)
+        return points
+
+    async def run(self) -> None:
+        """The sampling task (cancel to stop)."""
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+            try:
+                points = self.collect()
+                if points:
+                    await run_blocking(lambda p=points: self.store.add(p), timeout_s=STORE_TIMEOUT_S)  # type: ignore[misc]
+                if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                    last_prune = time.monotonic()
+                    await run_blocking(lambda: self.store.prune(self._now()), timeout_s=STORE_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a full disk or a locked file must not end monitoring: the next tick retries
+                log.exception("could not record metrics")
+
+    def close(self) -> None:
+        """Write what is still in memory, then close the store."""
+        with contextlib.suppress(Exception):
+            points = self.collect(everything=True)
+            if points:
+                self.store.add(points)
+        self.store.close()
