@@ -13,6 +13,7 @@ import pytest
 from modelhost.monitoring.logs import index as index_module
 from modelhost.monitoring.logs.events import MAX_EVENT_BYTES, LogEvent, read_events
 from modelhost.monitoring.logs.index import FileIndex
+from modelhost.monitoring.logs.reading import Budget, Window, read_backward, read_forward
 
 T0 = round(datetime(2026, 12, 2, 0, 50, 28, tzinfo=UTC).timestamp() * 1000)
 TRACEBACK = (
@@ -180,3 +181,24 @@ def test_a_time_window_skips_whole_segments_but_keeps_every_event_inside_it(tmp_
         read = list(index.events_from(f, 0, start, end))
         assert [e for e in read if start <= e.timestamp_ms < end] == inside
         assert len(read) < len(everything) / 2
+
+
+@pytest.mark.usefixtures("small_segments")
+def test_a_read_stops_at_its_scan_budget_and_says_where_to_go_on(tmp_path: Path) -> None:
+    path = tmp_path / "a-0.log"
+    path.write_bytes(_random_log(random.Random(3)))
+    index, f = indexed(path)
+    with f:
+        everything = list(index.events_from(f, 0, 0, 2**63 - 1))
+        seen, position, calls = [], 0, 0
+        while True:
+            page = read_forward(f, index, position, Window(), Budget(10_000, scan_bytes=64 * 1024))
+            seen += page.events
+            calls += 1
+            if page.position == position:
+                break
+            position = page.position
+        assert seen == everything and calls > 10
+        newest = read_backward(f, index, index.end, Window(), Budget(5))
+        assert newest.events == everything[-5:] and not newest.reached_start
+        assert newest.position == everything[-5].offset
