@@ -8,10 +8,11 @@ a thread of its own (the files are read there) and writes the JSON 1.1 response 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ class LogsCall:
     params: dict[str, Any]  # the JSON body's members (explicit nulls dropped)
     body: bytes  # the raw body (what a SigV4 signature covers)
     log_group: str | None  # the log group it acts on; None for DescribeLogGroups (all of them)
+    # the request as sent, for SigV4: modelhost.auth.wire_request(method, scope, raw_headers, body)
+    method: str = "POST"
+    scope: Mapping[str, Any] = field(default_factory=dict)  # the ASGI scope (raw_path, query_string)
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @property
     def action(self) -> str:
@@ -73,8 +78,9 @@ class LogsCall:
         return naming.group_arn(self.log_group or "*", region=region, account_id=account_id)
 
 
-# the server's check of the caller: raises an ApiError (AccessDeniedException, ...) to refuse; returns the
-# caller's region (ARNs in the answer carry it), or None for the LogsApi's own
+# the server's check of the caller, run after the body is parsed and valid and before anything about the logs
+# is read or told: raises an ApiError (an AuthError, AccessDeniedException) to refuse, answered as JSON 1.1;
+# returns the caller's region (ARNs in the answer carry it), or None for the LogsApi's own
 Authorize = Callable[[LogsCall], str | None]
 
 
@@ -167,7 +173,9 @@ class LogsApi:
             raw = await read_limited(request, MAX_BODY_BYTES)
         except BodyTooLarge as exc:
             raise RequestTooLarge(f"{exc} of CloudWatch Logs.") from None
-        call = parse_call(operation, raw)
+        call = dataclasses.replace(
+            parse_call(operation, raw), method=request.method, scope=request.scope, raw_headers=request.headers.raw
+        )
         region = (self._authorize(call) if self._authorize is not None else None) or self._region
         ctx = LogsContext(self._store, region, self._account_id)
         try:

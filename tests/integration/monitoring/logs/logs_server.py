@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelhost.auth import wire_request
 from modelhost.controller.endpoint_log import EndpointLog
 from modelhost.errors import AccessDenied
 from modelhost.monitoring.logs import LOGS_TARGET_PREFIX, EndpointNames, LogsApi, LogsCall
@@ -64,10 +65,13 @@ class LogsServer:
 
     def _authorize(self, call: LogsCall) -> str | None:
         self.calls.append(call)
+        # what the server's check reads: the request as sent, with boto3's SigV4 Authorization header
+        headers = dict(wire_request(call.method, call.scope, call.raw_headers, call.body).headers)
+        region = headers["authorization"].split("Credential=")[1].split("/")[2]
         if call.action in self.deny:
-            arn = call.resource_arn("eu-west-1", ACCOUNT)
+            arn = call.resource_arn(region, ACCOUNT)
             raise AccessDenied(f"User: anonymous is not authorized to perform: {call.action} on resource: {arn}")
-        return "eu-west-1"  # the caller's region, as the server's SigV4 check would give it
+        return region
 
     async def _route(self, request: Request) -> Response:
         target = request.headers.get("x-amz-target", "")
