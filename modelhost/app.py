@@ -43,6 +43,8 @@ from modelhost.http_body import BodyTooLarge, read_limited
 from modelhost.monitoring import wire as cloudwatch_wire
 from modelhost.monitoring.cloudwatch_api import CloudWatchApi, IncomingCall
 from modelhost.monitoring.exposition import VariantCounts
+from modelhost.monitoring.logs.api import LOGS_TARGET_PREFIX, LogsApi, LogsCall
+from modelhost.monitoring.logs.naming import EndpointNames
 from modelhost.monitoring.service import Monitoring
 from modelhost.registry import ModelRegistry
 from modelhost.resources.status import EndpointStatus
@@ -85,6 +87,7 @@ class Services:
     client: httpx.AsyncClient
     monitoring: Monitoring
     cloudwatch: CloudWatchApi
+    logs: LogsApi
 
 
 def tail_lines(path: Path, count: int) -> list[str]:
@@ -127,6 +130,30 @@ def variant_counts(records: Records, table: RoutingTable, admission: Admission) 
             concurrent += admission.waiting(endpoint.name, state.name)
             counts.append(VariantCounts(endpoint.name, state.name, state.desired_count, len(instances), concurrent))
     return counts
+
+
+def endpoint_names(records: Records, folder: str) -> EndpointNames | None:
+    """An endpoint's names as created (log groups and streams keep their case), from its log folder's name."""
+    try:
+        endpoint = records.endpoints.get(folder)
+    except UnreadableRecord:
+        return None
+    if endpoint is None:
+        return None
+    pending = endpoint.pending.variants if endpoint.pending else ()
+    variants = [v.name for v in (*endpoint.variants, *pending)]
+    return EndpointNames(endpoint.name, tuple(dict.fromkeys(variants)))
+
+
+def logs_authorizer(settings: ServerSettings) -> Callable[[LogsCall], str]:
+    """The Logs API's check once the call is parsed: SigV4 as everywhere, then `logs:<Op>` on the log group."""
+
+    def check(call: LogsCall) -> str:
+        caller = authenticate(wire_request(call.method, call.scope, call.raw_headers, call.body), settings)
+        authorize(caller, call.action, call.resource_arn(caller.region, settings.account_id), settings)
+        return caller.region
+
+    return check
 
 
 def cloudwatch_authorizer(settings: ServerSettings) -> Callable[[IncomingCall], str]:
@@ -238,6 +265,10 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         cloudwatch=CloudWatchApi(
             monitoring.store, settings.account_id, settings.region, authorize=cloudwatch_authorizer(settings)
         ),
+        logs=LogsApi(
+            settings.logs_dir, functools.partial(endpoint_names, records), settings.account_id, settings.region,
+            authorize=logs_authorizer(settings),
+        ),
     )
     loop_task = asyncio.create_task(controller.run())
     monitor_task = asyncio.create_task(monitoring.run())
@@ -293,8 +324,11 @@ class ServerRoutes:
         if path == "/" and _is_form(request) and "x-amz-target" not in request.headers:  # the query protocol
             return await services.cloudwatch.handle(request)
         if "x-amz-target" in request.headers:
-            if request.headers["x-amz-target"].startswith(cloudwatch_wire.TARGET_PREFIX + ".") and path == "/":
+            target = request.headers["x-amz-target"]
+            if target.startswith(cloudwatch_wire.TARGET_PREFIX + ".") and path == "/":
                 return await services.cloudwatch.handle(request)
+            if target.startswith(LOGS_TARGET_PREFIX) and path == "/":
+                return await services.logs.handle(request)
             if request.scope["path"] != "/":
                 return error_response(
                     ApiError(

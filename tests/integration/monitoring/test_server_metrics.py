@@ -174,3 +174,26 @@ def test_a_plain_boto3_cloudwatch_client_works(server: ServerProcess) -> None:
         aws_secret_access_key="y", config=Config(retries={"max_attempts": 1}),
     )  # fmt: skip
     assert "Metrics" in client.list_metrics(Namespace="AWS/SageMaker")
+
+
+def _logs(server: ServerProcess) -> Any:
+    return boto3.client(
+        "logs", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y",
+        config=Config(retries={"max_attempts": 1}),
+    )  # fmt: skip
+
+
+def test_worker_log_lines_come_back_through_the_logs_api(server: ServerProcess) -> None:
+    logs = _logs(server)
+    group = "/aws/sagemaker/Endpoints/counted"
+    assert group in {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
+    streams = {s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]}
+    assert "AllTraffic/alltraffic-0" in streams
+    events = logs.get_log_events(logGroupName=group, logStreamName="AllTraffic/alltraffic-0", startFromHead=True)
+    assert any("listening on" in e["message"] for e in events["events"])
+    assert all(e["timestamp"] > 1_700_000_000_000 for e in events["events"])
+    failed = logs.filter_log_events(logGroupName=group, filterPattern='"the model failed"')["events"]
+    assert failed, "the handler's failure is in the worker's log"
+    assert any("Traceback" in e["message"] and "RuntimeError" in e["message"] for e in failed), failed
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.get_log_events(logGroupName="/aws/sagemaker/Endpoints/nope", logStreamName="x")
