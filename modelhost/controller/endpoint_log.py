@@ -9,13 +9,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def utc_stamp() -> str:
+    """The time a log line starts with: UTC, with its zone (the CloudWatch Logs API reads it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 class EndpointLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def write(self, message: str) -> None:
         """Append one line; a log that cannot be written (full disk) never stops the controller."""
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        stamp = utc_stamp()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:

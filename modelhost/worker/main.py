@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,13 @@ class _QuietPings(logging.Filter):
 def configure_logging(spec: WorkerSpec) -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # model.py print()s reach the log
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{spec.instance_id}] %(name)s: %(message)s"))
+    # UTC with its zone, to the millisecond: the CloudWatch Logs API reads each event's time from it
+    formatter = logging.Formatter(
+        f"%(asctime)s.%(msecs)03dZ %(levelname)s [{spec.instance_id}] %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("MODELHOST_WORKER_LOG_LEVEL", "INFO").upper())

@@ -94,8 +94,9 @@ class LocalProcessLauncher:
         group, budget_line = self._group(request.instance_id, budget)
         command = join_command(group.procs_files if group else (), command)
         with open(log_path, "ab") as log_file:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             for note in (*request.notes, *self._confinement.notes, budget_line):
-                log_file.write(f"[modelhost] {note}\n".encode())
+                log_file.write(f"{stamp} [modelhost] {note}\n".encode())
             log_file.flush()
             process = subprocess.Popen(
                 command,
