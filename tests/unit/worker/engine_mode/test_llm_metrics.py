@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -232,3 +233,17 @@ def test_n_requests_through_the_app_give_exact_counts() -> None:
     assert one("modelhost:request_queue_time_seconds", "modelhost:request_queue_time_seconds_count") == 0
     assert one("modelhost:num_requests_running", "modelhost:num_requests_running") == 0
     assert "process_cpu_seconds_total" in text and "python_info" in text
+
+
+def test_recording_costs_microseconds_not_milliseconds() -> None:
+    """A loose bound that only a real regression breaks (benchmarks/worker_metrics.py measures: a few us per
+    token, tens of us per request)."""
+    metrics = LlmMetrics(CollectorRegistry(), "m", 2048)
+    stream = [token(i, finished=i == 20, reason="length" if i == 20 else None, queue_time_s=0.01) for i in range(1, 21)]
+    started = time.perf_counter()
+    for _ in range(200):
+        recorder = metrics.request()
+        for event in stream:
+            recorder.observe(event)
+    per_request_s = (time.perf_counter() - started) / 200
+    assert per_request_s < 0.002, f"{per_request_s * 1e6:.0f} us to record one 20-token request"
