@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from modelhost.contracts.worker import ROUTER_TOKEN_HEADER, SPEC_ENV
 from tests.integration.server import ServerProcess, deploy, write_echo_model
 
 TRIVIAL_HANDLER = """
@@ -43,8 +43,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-async def sequential_latencies_ms(url: str, count: int) -> list[float]:
-    async with httpx.AsyncClient(timeout=30) as client:
+async def sequential_latencies_ms(url: str, count: int, headers: dict[str, str]) -> list[float]:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         for _ in range(50):  # warm-up
             (await client.post(url, content=b"{}")).raise_for_status()
         out = []
@@ -56,11 +56,11 @@ async def sequential_latencies_ms(url: str, count: int) -> list[float]:
         return out
 
 
-async def closed_loop_rps(url: str, concurrency: int, seconds: float) -> float:
+async def closed_loop_rps(url: str, concurrency: int, seconds: float, headers: dict[str, str]) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
 
         async def one_client() -> None:
             nonlocal done
@@ -73,10 +73,14 @@ async def closed_loop_rps(url: str, concurrency: int, seconds: float) -> float:
         return done / (time.perf_counter() - start)
 
 
-def worker_url(home: Path) -> str:
-    with sqlite3.connect(home / "modelhost.db") as db:
-        (port,) = db.execute("SELECT port FROM instances").fetchone()
-    return f"http://127.0.0.1:{port}/invocations"
+def worker_target(home: Path) -> tuple[str, dict[str, str]]:
+    """The one worker's /invocations URL and the router-token header it demands, from its spec (the launcher's
+    run record names its process; the spec is in that process's environment, readable by the server's user)."""
+    (record,) = sorted((home / "run").glob("*/worker.json"))
+    pid = json.loads(record.read_text())["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    spec = next(json.loads(e.split(b"=", 1)[1]) for e in environ if e.startswith(SPEC_ENV.encode() + b"="))
+    return f"http://127.0.0.1:{spec['port']}/invocations", {ROUTER_TOKEN_HEADER: spec["router_token"]}
 
 
 def main() -> None:
@@ -91,13 +95,14 @@ def main() -> None:
         sm, _ = server.clients()
         deploy(sm, "echo", str(write_echo_model(work / "echo", model_py=TRIVIAL_HANDLER)))
         sm.get_waiter("endpoint_in_service").wait(EndpointName="echo", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        direct, platform = worker_url(server.home), f"{server.url}/endpoints/echo/invocations"
+        direct, token = worker_target(server.home)
+        platform = f"{server.url}/endpoints/echo/invocations"
         results: dict[str, float] = {}
-        for label, url in (("direct", direct), ("platform", platform)):
-            latencies = asyncio.run(sequential_latencies_ms(url, args.requests))
+        for label, url, headers in (("direct", direct, token), ("platform", platform, {})):
+            latencies = asyncio.run(sequential_latencies_ms(url, args.requests, headers))
             results[f"{label}_p50_ms"] = statistics.median(latencies)
             results[f"{label}_p99_ms"] = percentile(latencies, 99)
-            results[f"{label}_rps"] = asyncio.run(closed_loop_rps(url, args.concurrency, args.seconds))
+            results[f"{label}_rps"] = asyncio.run(closed_loop_rps(url, args.concurrency, args.seconds, headers))
         results["added_p50_ms"] = results["platform_p50_ms"] - results["direct_p50_ms"]
         results["added_p99_ms"] = results["platform_p99_ms"] - results["direct_p99_ms"]
         results["throughput_share"] = results["platform_rps"] / results["direct_rps"]
