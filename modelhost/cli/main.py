@@ -18,6 +18,7 @@ from modelhost.cli.client import aws_error, clients, server_url, signed_get
 from modelhost.cli.doctor import doctor
 from modelhost.cli.keys import keys
 from modelhost.cli.progress import StatusLine
+from modelhost.cli.top import top
 from modelhost.errors import ModelhostError
 from modelhost.settings import ServerSettings
 
@@ -422,6 +423,7 @@ def models_ls(home: str | None) -> None:
 
 cli.add_command(doctor)
 cli.add_command(keys)
+cli.add_command(top)
 
 
 def main() -> None:

@@ -1,0 +1,122 @@
+"""`modelhost top`, `modelhost metrics` and `modelhost logs -f` against a real server with a deployed endpoint:
+the counts and rates top shows, the invocations CloudWatch recorded, the lines the model logs while followed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.server import ServerProcess, deploy, write_echo_model
+
+MODEL_PY = """
+from djl_python import Output
+
+def handle(inputs):
+    if inputs.is_empty():
+        return None
+    text = inputs.get_as_string()
+    print(f"handled {text}", flush=True)
+    if text == "bad":
+        return Output().set_code(400).set_message("bad input").add_as_json({"error": "bad input"})
+    return Output().add_as_json({"echo": text})
+"""
+NAME = "observed"
+GOOD, BAD = 6, 2
+
+
+def cli_env(server: ServerProcess) -> dict[str, str]:
+    return {**os.environ, "MODELHOST_URL": server.url, "MODELHOST_HOME": str(server.home)}
+
+
+def run(server: ServerProcess, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelhost", *args], env=cli_env(server), capture_output=True,
+                          text=True, timeout=timeout_s)  # fmt: skip
+
+
+def invoke(runtime: Any, body: bytes) -> None:
+    with contextlib.suppress(runtime.exceptions.ModelError):
+        runtime.invoke_endpoint(EndpointName=NAME, Body=body)
+
+
+@pytest.fixture(scope="module")
+def observed(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The endpoint NAME, invoked GOOD times and answered 400 by the model BAD times."""
+    sm, runtime = server.clients()
+    folder = write_echo_model(tmp_path_factory.mktemp("observed") / "model", model_py=MODEL_PY)
+    deploy(sm, NAME, str(folder))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=NAME, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    for body, times in ((b"hello", GOOD), (b"bad", BAD)):
+        for _ in range(times):
+            invoke(runtime, body)
+    yield server
+    sm.delete_endpoint(EndpointName=NAME)
+
+
+def top_once(server: ServerProcess, interval_s: float) -> dict[str, Any]:
+    shown = run(server, "top", "--once", "--json", "--interval", str(interval_s))
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    rows = [row for row in document["variants"] if row["endpoint"] == NAME]
+    assert len(rows) == 1, document
+    return {"interval_s": document["interval_s"], **rows[0]}
+
+
+def test_top_once_shows_the_counts_and_no_rate_while_idle(observed: ServerProcess) -> None:
+    row = top_once(observed, 1.0)
+    assert row["variant"] == "AllTraffic"
+    assert (row["current_instances"], row["desired_instances"]) == (1, 1)
+    assert row["invocations_total"] == GOOD + BAD and row["errors_total"] == BAD
+    assert row["requests_per_s"] == 0.0 and row["errors_per_s"] == 0.0 and row["invocations_in_interval"] == 0
+    assert row["model_latency_p50_s"] is None and row["tokens_per_s"] is None  # nothing in the interval; no engine
+    assert row["memory_bytes"] > 10 * 1024 * 1024 and row["interval_s"] >= 1.0
+    table = run(observed, "top", "--interval", "0.2")  # not a terminal: one snapshot, as a table
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split()[:4] == ["ENDPOINT", "VARIANT", "INST", "REQ/S"]
+    assert any(line.split()[:4] == [NAME, "AllTraffic", "1/1", "0.0"] for line in table.stdout.splitlines())
+
+
+def test_top_once_rates_match_the_requests_sent_between_its_scrapes(observed: ServerProcess) -> None:
+    _, runtime = observed.clients()
+    sent = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            invoke(runtime, b"bad" if sent % 4 == 3 else b"hello")  # every fourth answered 400
+            sent += 1
+
+    before = top_once(observed, 0.5)["invocations_total"]
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        time.sleep(0.5)
+        row = top_once(observed, 3.0)
+    finally:
+        stop.set()
+        loader.join(timeout=30)
+    after = top_once(observed, 0.5)["invocations_total"]
+    assert after == before + sent  # every request counted once
+    window = row["invocations_in_interval"]
+    assert 0 < window <= sent and before + window <= row["invocations_total"] <= after
+    assert row["requests_per_s"] == pytest.approx(window / row["interval_s"], rel=0.01)
+    assert 0 < row["errors_per_s"] < row["requests_per_s"]
+    assert 0 < row["model_latency_p50_s"] <= row["model_latency_p99_s"] < 5
+
+
+def test_top_without_a_server_is_one_line(tmp_path: Path) -> None:
+    shown = subprocess.run([sys.executable, "-m", "modelhost", "top", "--url", "http://127.0.0.1:9"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 2
+    assert shown.stderr.startswith("error: cannot reach the modelhost server at http://127.0.0.1:9")
+    assert len(shown.stderr.splitlines()) == 1
