@@ -75,3 +75,10 @@ def clients(url: str, region: str = "us-east-1") -> tuple[Any, Any]:
         session.client("sagemaker", endpoint_url=url, config=config),
         session.client("sagemaker-runtime", endpoint_url=url, config=config),
     )
+
+
+def service_client(url: str, service: str, region: str = "us-east-1") -> Any:
+    """A boto3 client of `service` ("cloudwatch", "logs") on the server, signing as `clients` does; short
+    timeouts and one retry, since these calls only read."""
+    config = Config(read_timeout=60, connect_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+    return _session(region).client(service, endpoint_url=url, config=config)

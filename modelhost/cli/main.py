@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from modelhost.cli.client import aws_error, clients, server_url, signed_get
 from modelhost.cli.doctor import doctor
 from modelhost.cli.keys import keys
+from modelhost.cli.metrics import metrics
 from modelhost.cli.progress import StatusLine
 from modelhost.cli.top import top
 from modelhost.errors import ModelhostError
@@ -424,6 +425,7 @@ def models_ls(home: str | None) -> None:
 cli.add_command(doctor)
 cli.add_command(keys)
 cli.add_command(top)
+cli.add_command(metrics)
 
 
 def main() -> None:

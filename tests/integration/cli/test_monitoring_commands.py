@@ -120,3 +120,41 @@ def test_top_without_a_server_is_one_line(tmp_path: Path) -> None:
     assert shown.returncode == 2
     assert shown.stderr.startswith("error: cannot reach the modelhost server at http://127.0.0.1:9")
     assert len(shown.stderr.splitlines()) == 1
+
+
+def test_metrics_shows_the_invocations_once_their_window_is_written(observed: ServerProcess) -> None:
+    deadline = time.monotonic() + 45  # 10 s windows, written every 10 s
+    while True:
+        shown = run(observed, "metrics", NAME, "--json", "--since", "30m", "--period", "60")
+        document = json.loads(shown.stdout) if shown.returncode == 0 else None
+        total = sum(p.get("invocations", 0) for v in document["variants"] for p in v["periods"]) if document else 0
+        if total >= GOOD + BAD or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert shown.returncode == 0, shown.stderr
+    assert document is not None and document["endpoint"] == NAME and document["period_s"] == 60
+    [variant] = document["variants"]
+    overall = variant["overall"]
+    assert variant["variant"] == "AllTraffic"
+    assert overall["invocations"] >= GOOD + BAD  # later tests of this module may have added more
+    assert overall["errors_4xx"] >= BAD and overall["model_errors"] >= BAD and overall["errors_5xx"] == 0
+    assert 0 < overall["model_latency_avg_ms"] <= overall["model_latency_max_ms"] < 5000
+    table = run(observed, "metrics", NAME, "--since", "1h")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith(f"{NAME}: CloudWatch metrics from ") and "variant AllTraffic" in lines
+    header = lines[lines.index("variant AllTraffic") + 1].split()
+    assert header[:5] == ["TIME", "INVOC", "4XX", "5XX", "MODEL_ERR"]
+    assert lines[-1].split()[0] == "overall" and int(lines[-1].split()[1]) >= GOOD + BAD
+
+
+def test_metrics_of_an_endpoint_without_data_is_one_line(observed: ServerProcess) -> None:
+    shown = run(observed, "metrics", "never-deployed")
+    assert shown.returncode == 1
+    assert shown.stderr.startswith("error: no CloudWatch data for endpoint never-deployed in the last 1h")
+    assert len(shown.stderr.splitlines()) == 1
+    bad = run(observed, "metrics", NAME, "--since", "soon")
+    assert bad.returncode == 2 and "is not a duration" in bad.stderr and "Traceback" not in bad.stderr
+    unreachable = subprocess.run([sys.executable, "-m", "modelhost", "metrics", NAME, "--url", "http://127.0.0.1:9"],
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: cannot reach the modelhost server")
