@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote
 
 import click
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -17,6 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from modelhost.cli.client import aws_error, clients, server_url, signed_get
 from modelhost.cli.doctor import doctor
 from modelhost.cli.keys import keys
+from modelhost.cli.logs import logs
 from modelhost.cli.metrics import metrics
 from modelhost.cli.progress import StatusLine
 from modelhost.cli.top import top
@@ -284,37 +284,6 @@ def describe(endpoint: str, url: str | None) -> None:
 
 
 @cli.command()
-@click.argument("endpoint")
-@click.option("--lines", "-n", default=200, show_default=True, help="lines per log")
-@click.option("--follow", "-f", is_flag=True, help="keep printing new lines")
-@url_option
-def logs(endpoint: str, lines: int, follow: bool, url: str | None) -> None:
-    """Print the endpoint's logs (the controller's and every instance's)."""
-    import httpx
-
-    base = server_url(url)
-    seen = ""
-    while True:
-        try:
-            route = f"{base}/_modelhost/endpoints/{quote(endpoint, safe='')}/logs"
-            response = signed_get(route, {"lines": lines}, "logs")
-        except httpx.HTTPError as exc:
-            fail(f"cannot reach the modelhost server at {base} ({exc})", code=2)
-        refusal = aws_error(response)
-        if refusal is not None:
-            fail(refusal)
-        if response.status_code >= 400:
-            fail(response.text.strip())
-        text = response.text
-        sys.stdout.write(text[len(seen) :] if text.startswith(seen) else text)
-        sys.stdout.flush()
-        if not follow:
-            return
-        seen = text
-        time.sleep(1.0)
-
-
-@cli.command()
 @url_option
 def quotas(url: str | None) -> None:
     """Instance limits per type: limit, in use, left (set with MODELHOST_QUOTAS on the server)."""
@@ -426,6 +395,7 @@ cli.add_command(doctor)
 cli.add_command(keys)
 cli.add_command(top)
 cli.add_command(metrics)
+cli.add_command(logs)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -158,3 +159,60 @@ def test_metrics_of_an_endpoint_without_data_is_one_line(observed: ServerProcess
     unreachable = subprocess.run([sys.executable, "-m", "modelhost", "metrics", NAME, "--url", "http://127.0.0.1:9"],
                                  capture_output=True, text=True, timeout=60)  # fmt: skip
     assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: cannot reach the modelhost server")
+
+
+class LineReader:
+    """The lines of a text pipe, read by one thread, so a silent process cannot block the test."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def until(self, wanted: str, deadline_s: float) -> list[str]:
+        """Lines up to the first that contains `wanted`, or all that came before the deadline."""
+        got: list[str] = []
+        deadline = time.monotonic() + deadline_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self.lines.get(timeout=left))
+            except queue.Empty:
+                break
+            if wanted in got[-1]:
+                break
+        return got
+
+
+def test_logs_follow_prints_what_the_model_logs_after_it_started(observed: ServerProcess) -> None:
+    _, runtime = observed.clients()
+    follower = subprocess.Popen([sys.executable, "-m", "modelhost", "logs", NAME, "-f", "-n", "5"],
+                                env=cli_env(observed), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+    try:
+        reader = LineReader(follower.stdout)
+        backlog = reader.until("handled", 60)  # the backlog: the fixture's invocations
+        assert backlog and all(line.startswith("[") for line in backlog), backlog
+        marker = f"followed-{time.time_ns()}"
+        invoke(runtime, marker.encode())
+        shown = reader.until(marker, 30)
+        assert f"[AllTraffic/alltraffic-0] handled {marker}" in shown, shown
+        assert follower.poll() is None  # still following
+    finally:
+        follower.send_signal(2)  # Ctrl-C
+        try:
+            _, err = follower.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            follower.kill()
+            raise
+    assert follower.returncode == 0 and "Traceback" not in err, err
+
+
+def test_logs_without_follow_still_prints_each_log(observed: ServerProcess) -> None:
+    shown = run(observed, "logs", NAME, "-n", "50")
+    assert shown.returncode == 0, shown.stderr
+    assert "==> alltraffic-0.log <==" in shown.stdout and "handled hello" in shown.stdout
+    missing = run(observed, "logs", "never-deployed", "-f")
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ResourceNotFoundException: ")
