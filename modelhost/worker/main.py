@@ -34,7 +34,9 @@ class _QuietPings(logging.Filter):
 
 
 def configure_logging(spec: WorkerSpec) -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # model.py print()s reach the log
+    from modelhost.worker.stdout import StampedLines
+
+    sys.stdout = StampedLines(sys.stdout)  # model.py print()s reach the log, each line with its time
     handler = logging.StreamHandler(sys.stderr)
     # UTC with its zone, to the millisecond: the CloudWatch Logs API reads each event's time from it
     formatter = logging.Formatter(

@@ -198,7 +198,9 @@ def test_logs_follow_prints_what_the_model_logs_after_it_started(observed: Serve
         marker = f"followed-{time.time_ns()}"
         invoke(runtime, marker.encode())
         shown = reader.until(marker, 30)
-        assert f"[AllTraffic/alltraffic-0] handled {marker}" in shown, shown
+        # a printed line is an event of its own: `[stream] <time> stdout: <text>`
+        printed = f" stdout: handled {marker}"
+        assert any(line.startswith("[AllTraffic/alltraffic-0] ") and line.endswith(printed) for line in shown), shown
         assert follower.poll() is None  # still following
     finally:
         follower.send_signal(2)  # Ctrl-C

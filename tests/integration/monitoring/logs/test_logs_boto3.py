@@ -56,12 +56,13 @@ def test_a_traceback_comes_back_as_one_event(logs_server: LogsServer) -> None:
     events = logs_server.client().get_log_events(logGroupName=GROUP, logStreamName=STREAM, startFromHead=True)["events"]
     messages = [e["message"] for e in events]
     assert messages[0] == "[modelhost] budget memory 1.0 GiB, 1 CPU(s): not enforced on this host"
-    assert messages[1].endswith("starting\nhello from model.py")
+    assert messages[1].endswith("starting")
+    assert messages[2].endswith(" stdout: hello from model.py")  # a print is an event of its own, with its time
     failed = next(m for m in messages if "load failed" in m)
     assert failed.splitlines()[1] == "Traceback (most recent call last):"
     assert failed.splitlines()[-1] == "ValueError: the model could not load its weights"
     assert messages[-1].splitlines()[-1] == "RuntimeError: giving up"  # the uncaught one continues the last record
-    assert len(events) == 4  # the launcher's note, and three records of the worker
+    assert len(events) == 5  # the launcher's note, a print and three records of the worker
     assert all(e["timestamp"] > 1_700_000_000_000 for e in events)
     assert events[0]["timestamp"] == events[1]["timestamp"]  # before any timestamp: the file's first known time
 
@@ -182,7 +183,7 @@ def test_what_aws_logs_tail_follow_calls(logs_server: LogsServer, logs_dir: Path
 
     poll()
     first = len(shown)
-    assert first == 6 and shown[-1].endswith("failed: load failed: the model could not load its weights")
+    assert first == 7 and shown[-1].endswith("failed: load failed: the model could not load its weights")
     poll()
     assert len(shown) == first  # asked again from the newest timestamp: nothing is shown twice
     EndpointLog(logs_dir / ENDPOINT.lower() / "endpoint.log").write(f"deleting endpoint {ENDPOINT}")
