@@ -211,3 +211,19 @@ def worker_pids(home: Path) -> list[int]:
         with contextlib.suppress(OSError, ValueError, KeyError):
             pids.append(int(json.loads(record.read_text())["pid"]))
     return pids
+
+
+def worker_process(home: Path, port: int) -> int:
+    """The host pid of the worker serving on `port` (the model's own interpreter, inside its sandbox when it
+    has one): what a test signals to kill, stop or hang one worker."""
+    from modelhost.contracts.worker import SPEC_ENV
+    from modelhost.scheduler.launchers.sandbox import sandboxed_child
+
+    prefix = f"{SPEC_ENV}=".encode()
+    for pid in worker_pids(home):
+        with contextlib.suppress(OSError, ValueError, KeyError, StopIteration):
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            spec = json.loads(next(e for e in environ if e.startswith(prefix))[len(prefix) :])
+            if int(spec["port"]) == port:
+                return sandboxed_child(pid) or pid
+    raise LookupError(f"no worker of {home} serves on port {port}")

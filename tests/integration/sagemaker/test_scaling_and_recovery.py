@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.server import SteadyLoad, deploy, wait_status
+from tests.integration.server import ServerProcess, SteadyLoad, deploy, wait_status, worker_process
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 
@@ -65,7 +65,7 @@ def test_scale_out_and_in_with_update_endpoint_weights_and_capacities(sm: Any, r
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig=FAST)
 
 
-def test_a_worker_that_dies_is_replaced(sm: Any, runtime: Any, echo_model: Path) -> None:
+def test_a_worker_that_dies_is_replaced(server: ServerProcess, sm: Any, runtime: Any, echo_model: Path) -> None:
     name = unique("phoenix")
     deploy(sm, name, str(echo_model), count=2)
     sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=FAST)
@@ -74,7 +74,7 @@ def test_a_worker_that_dies_is_replaced(sm: Any, runtime: Any, echo_model: Path)
     victim = sorted(before)[0]
     with SteadyLoad(runtime, name) as load:
         time.sleep(0.5)
-        os.kill(victim, signal.SIGKILL)
+        os.kill(worker_process(server.home, victim), signal.SIGKILL)
         time.sleep(2)
     assert load.errors == [], load.errors[:3]  # no non-streaming request is lost
     assert len(load.versions) > 20
@@ -93,15 +93,13 @@ def test_a_worker_that_dies_is_replaced(sm: Any, runtime: Any, echo_model: Path)
 
 
 def test_an_instance_that_stops_answering_ping_is_replaced(tmp_path: Path, echo_model: Path) -> None:
-    from tests.integration.server import ServerProcess
-
     server = ServerProcess(tmp_path / "home", env={"MODELHOST_HEALTH_INTERVAL_S": "0.5"}).start()
     try:
         sm, runtime = server.clients()
         deploy(sm, "hung", str(echo_model))
         sm.get_waiter("endpoint_in_service").wait(EndpointName="hung", WaiterConfig=FAST)
         (victim,) = pids_serving(runtime, "hung", 3)
-        os.kill(victim, signal.SIGSTOP)  # alive, but answers nothing
+        os.kill(worker_process(server.home, victim), signal.SIGSTOP)  # alive, but answers nothing
         deadline = time.monotonic() + 30
         while True:
             try:
