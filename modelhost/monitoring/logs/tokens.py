@@ -6,8 +6,15 @@ its group, stream and direction, so a token of another stream is refused rather 
 position gives the same token, which is how clients (the SageMaker SDK, `aws logs get-log-events`) see that
 nothing newer has arrived.
 
-DescribeLogGroups, DescribeLogStreams, FilterLogEvents: where the next page starts (a JSON value), bound to
-the query it was issued for (every parameter but nextToken).
+DescribeLogGroups, DescribeLogStreams, FilterLogEvents: `mh1.` + base64url of where the next page starts
+(a JSON value) and the query it was issued for (every parameter but nextToken). The prefix keeps botocore's
+paginators from misreading it: given a token as `PaginationConfig={"StartingToken": ...}` (the SageMaker
+SDK's deploy waiter does this with FilterLogEvents' nextToken on every poll), botocore first tries it as its
+own resume token (standard base64 of a JSON object whose members become request parameters) and only then
+sends it on as the service's; a plain base64url JSON token could decode, and its members were then sent as
+unknown parameters (ParamValidationError: Unknown parameter "p"). Base64 of a text starting with `mh` starts
+with the byte 0x9A, which no UTF-8 text starts with, so botocore's decoding always fails and the token is sent
+unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from modelhost.monitoring.logs.errors import InvalidParameter
 
 Direction = Literal["f", "b"]
 _STREAM_TOKEN = re.compile(r"([fb])/(\d{1,18})/([0-9a-f]{12})")
+PAGE_TOKEN_PREFIX = "mh1."
 MAX_PAGE_TOKEN_CHARS = 64 * 1024
 
 
@@ -60,7 +68,7 @@ def _fingerprint(operation: str, params: dict[str, Any]) -> str:
 
 def page_token(operation: str, params: dict[str, Any], position: Any) -> str:
     raw = json.dumps({"p": position, "q": _fingerprint(operation, params)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return PAGE_TOKEN_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode()
 
 
 def parse_page_token(operation: str, params: dict[str, Any]) -> Any:
@@ -71,9 +79,9 @@ def parse_page_token(operation: str, params: dict[str, Any]) -> Any:
         return None
     text = str(token)
     try:
-        if len(text) > MAX_PAGE_TOKEN_CHARS:
-            raise ValueError("too long")
-        data = json.loads(base64.urlsafe_b64decode(text.encode()))
+        if len(text) > MAX_PAGE_TOKEN_CHARS or not text.startswith(PAGE_TOKEN_PREFIX):
+            raise ValueError("not a page token of this server")
+        data = json.loads(base64.urlsafe_b64decode(text[len(PAGE_TOKEN_PREFIX) :].encode()))
         position, issued_for = data["p"], data["q"]
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise InvalidParameter(
