@@ -1,4 +1,4 @@
-"""The typed face of the store: models, endpoint configs and endpoints as records, never raw rows.
+"""The typed face of the store: models, endpoint configs, endpoints and their scaling as records, never raw rows.
 
 Each `RecordTable` serialises one record type with `store/codec.py` under a kind in the SQLite store. A row
 that cannot be read as its record is reported by kind and name (`problems()`, a warning in the log) and
@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from modelhost.autoscaling.records import ScalableTarget, ScalingActivity, ScalingPolicy, ScheduledAction
 from modelhost.resources.endpoint import Endpoint
 from modelhost.resources.endpoint_config import EndpointConfig
 from modelhost.resources.model import Model
@@ -136,9 +137,21 @@ class Records:
         self.models = RecordTable(store, "model", Model, self.problems)
         self.endpoint_configs = RecordTable(store, "endpoint_config", EndpointConfig, self.problems)
         self.endpoints = RecordTable(store, "endpoint", Endpoint, self.problems)
+        # Application Auto Scaling (modelhost/autoscaling/scaling_store.py): keyed by naming.VariantRef.key,
+        # policies and scheduled actions by naming.member_key, activities by their ActivityId
+        self.scalable_targets = RecordTable(store, "scalable_target", ScalableTarget, self.problems)
+        self.scaling_policies = RecordTable(store, "scaling_policy", ScalingPolicy, self.problems)
+        self.scheduled_actions = RecordTable(store, "scheduled_action", ScheduledAction, self.problems)
+        self.scaling_activities = RecordTable(store, "scaling_activity", ScalingActivity, self.problems)
 
     def table(self, kind: str) -> RecordTable[Any]:
-        tables: dict[str, RecordTable[Any]] = {
-            t.kind: t for t in (self.models, self.endpoint_configs, self.endpoints)
-        }
-        return tables[kind]
+        every: tuple[RecordTable[Any], ...] = (
+            self.models,
+            self.endpoint_configs,
+            self.endpoints,
+            self.scalable_targets,
+            self.scaling_policies,
+            self.scheduled_actions,
+            self.scaling_activities,
+        )
+        return {t.kind: t for t in every}[kind]

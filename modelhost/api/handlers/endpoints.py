@@ -12,6 +12,7 @@ from modelhost.api.context import ApiContext
 from modelhost.api.handlers.endpoint_configs import get_endpoint_config
 from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
+from modelhost.autoscaling.scaling_store import remove_endpoint_scaling
 from modelhost.errors import ResourceLimitExceeded, ValidationError
 from modelhost.resources.endpoint import Endpoint, PendingUpdate, VariantSpec, VariantState, initial_state
 from modelhost.resources.endpoint_config import EndpointConfig
@@ -119,6 +120,7 @@ def delete_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
     if ctx.records.endpoints.update(name, mark_deleting) is None:
         raise not_found(ctx, name)
+    remove_endpoint_scaling(ctx.records, name)  # its scalable targets, policies and scheduled actions go with it
     ctx.wake_controller()
     return {}
 
