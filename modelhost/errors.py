@@ -115,10 +115,15 @@ class ServiceUnavailable(RuntimeApiError):
 
 
 class Throttled(RuntimeApiError):
-    """Too many requests for the endpoint right now; 429 so every AWS SDK retries it with backoff."""
+    """Too many requests for the endpoint right now; 429 so every AWS SDK retries it with backoff.
+    `retry_after_s`, when set, is sent as Retry-After."""
 
     code = "ThrottlingException"
     status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PayloadTooLarge(RuntimeApiError):

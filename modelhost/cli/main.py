@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from modelhost.cli.client import aws_error, clients, server_url, signed_get
 from modelhost.cli.doctor import doctor
 from modelhost.cli.keys import keys
+from modelhost.cli.lifecycle import STOPPED, is_stopped, start, stop
 from modelhost.cli.logs import logs
 from modelhost.cli.metrics import metrics
 from modelhost.cli.progress import StatusLine
@@ -264,6 +265,10 @@ def list_resources(what: str | None, url: str | None) -> None:
     else:
         pages = sm.get_paginator("list_endpoints").paginate()
         rows = [(e["EndpointName"], e["EndpointStatus"], e["CreationTime"]) for p in pages for e in p["Endpoints"]]
+        rows = [  # an InService endpoint whose variants all want 0 instances is shown as stopped
+            (n, STOPPED if s == "InService" and is_stopped(sm.describe_endpoint(EndpointName=n)) else s, c)
+            for n, s, c in rows
+        ]
     if not rows:
         click.echo("(none)")
         return
@@ -396,6 +401,8 @@ cli.add_command(keys)
 cli.add_command(top)
 cli.add_command(metrics)
 cli.add_command(logs)
+cli.add_command(stop)
+cli.add_command(start)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ class Timing:
     started: float = field(default_factory=time.perf_counter)
     model_started: float | None = None
     model_ended: float | None = None
+    cold_start_s: float = 0.0  # how long it waited for its variant to start from zero instances
 
     def model_s(self) -> float | None:
         if self.model_started is None or self.model_ended is None:

@@ -60,6 +60,7 @@ RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
 STREAM_FORWARDED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
 EVENT_STREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
 CACHE_HEADER = "X-Modelhost-Cache"  # hit | miss | bypass, on endpoints that opted into the result cache
+COLD_START_HEADER = "X-Modelhost-Cold-Start-Seconds"  # how long the request waited for a start from zero
 
 
 @dataclass(slots=True)
@@ -147,12 +148,15 @@ def check_header_values(request: Request) -> None:
 
 def runtime_error_response(error: ApiError, request_id: str) -> Response:
     body = {"message": error.message, **error.extra_fields()}
-    return Response(
-        json.dumps(body),
-        status_code=error.status,
-        media_type="application/json",
-        headers={"X-Amzn-ErrorType": error.code, "x-amzn-RequestId": request_id},
-    )
+    headers = {"X-Amzn-ErrorType": error.code, "x-amzn-RequestId": request_id}
+    if isinstance(error, Throttled) and error.retry_after_s is not None:
+        headers["Retry-After"] = str(error.retry_after_s)
+    return Response(json.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
+
+
+def cold_start_headers(timing: Timing) -> dict[str, str]:
+    """The answer's note that it waited for its variant to start from zero, and for how long."""
+    return {COLD_START_HEADER: f"{timing.cold_start_s:.3f}"} if timing.cold_start_s else {}
 
 
 class RuntimeApi:
@@ -232,6 +236,7 @@ class RuntimeApi:
             **dict(returned),
             "x-Amzn-Invoked-Production-Variant": variant.name,
             "x-amzn-RequestId": request_id,
+            **cold_start_headers(call.timing),
         }
         if key is not None:
             out_headers[CACHE_HEADER] = "miss"
@@ -291,6 +296,7 @@ class RuntimeApi:
             "X-Amzn-SageMaker-Content-Type": upstream.headers.get("content-type", "application/octet-stream"),
             "x-Amzn-Invoked-Production-Variant": variant.name,
             "x-amzn-RequestId": request_id,
+            **cold_start_headers(call.timing),
         }
         if "x-amzn-sagemaker-custom-attributes" in upstream.headers:
             out_headers["X-Amzn-SageMaker-Custom-Attributes"] = upstream.headers["x-amzn-sagemaker-custom-attributes"]

@@ -310,6 +310,7 @@ class InvocationRouter:
             tried.add(instance.instance_id)
             if timing is not None:
                 timing.model_started = time.perf_counter()  # the model's time starts when its worker is sent it
+                timing.cold_start_s = max(timing.cold_start_s, lease.cold_start_s)
             try:
                 return lease, await send(instance)
             except UpstreamGone:

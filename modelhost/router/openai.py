@@ -24,6 +24,7 @@ from modelhost.auth import Caller, authenticate_bearer, authorize
 from modelhost.errors import AccessDenied, ApiError, AuthError, ServiceUnavailable, Throttled
 from modelhost.http_body import BodyTooLarge, printable_ascii, read_limited
 from modelhost.monitoring.invocations import InvocationMetrics, Outcome, Timing
+from modelhost.router.app import COLD_START_HEADER
 from modelhost.router.forward import (
     InvocationRouter,
     LeasedStream,
@@ -64,7 +65,10 @@ def _error_for(exc: ApiError | UpstreamError, endpoint: str) -> Response:
     if isinstance(exc, ServiceUnavailable):
         return openai_error(503, exc.message, code="service_unavailable")
     if isinstance(exc, Throttled):
-        return openai_error(429, exc.message, code="rate_limit_exceeded")
+        answer = openai_error(429, exc.message, code="rate_limit_exceeded")
+        if exc.retry_after_s is not None:
+            answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
     return openai_error(exc.status if exc.status < 500 else 500, exc.message, code=exc.code)
 
 
@@ -204,6 +208,8 @@ class OpenAiApi:
 
         # the worker's own answer, errors included, is relayed as it is (it speaks OpenAI's shapes)
         out_headers = {h: answer.answer.headers[h] for h in RELAYED_HEADERS if h in answer.answer.headers}
+        if timing.cold_start_s:
+            out_headers[COLD_START_HEADER] = f"{timing.cold_start_s:.3f}"
         return StreamingResponse(_relay(answer, route.name, done), status_code=status, headers=out_headers)
 
 

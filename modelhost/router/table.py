@@ -13,7 +13,7 @@ TargetVariant), then the instance with the fewest requests in flight, suspects l
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -107,6 +107,11 @@ class RoutingTable:
         self._reports: set[tuple[str, str]] = set()  # (endpoint name, instance id) not yet taken by the controller
         self._rng = rng or random.Random()
         self._generations = 0
+        self._listeners: list[Callable[[str], None]] = []  # told the endpoint's name on every install
+
+    def on_install(self, listener: Callable[[str], None]) -> None:
+        """`listener(endpoint name)` after every install (admission wakes the requests waiting for instances)."""
+        self._listeners.append(listener)
 
     # the controller's side -------------------------------------------------------------------
     def install(self, route: EndpointRoute) -> InstalledRoute:
@@ -124,6 +129,8 @@ class RoutingTable:
             generation = self._generations
         installed = InstalledRoute(route, generation)
         self._endpoints[key] = installed
+        for listener in self._listeners:
+            listener(route.name)
         return installed
 
     def remove(self, endpoint_name: str) -> None:
