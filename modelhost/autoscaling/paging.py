@@ -3,11 +3,11 @@ bound to the query they were issued for (pure)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import Any, TypeVar
 
+from modelhost import page_tokens
 from modelhost.autoscaling.errors import InvalidNextToken
 from modelhost.errors import ValidationError
 
@@ -26,11 +26,10 @@ def _offset(params: dict[str, Any]) -> int:
     if token is None:
         return 0
     invalid = InvalidNextToken(f"Invalid NextToken: '{str(token)[:100]}' was not issued by this server.")
-    try:
-        data = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        offset, issued_for = data["o"], data["f"]
-    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
-        raise invalid from None
+    data = page_tokens.decode(token)
+    if data is None or "o" not in data or "f" not in data:
+        raise invalid
+    offset, issued_for = data["o"], data["f"]
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise invalid
     if issued_for != _fingerprint(params):
@@ -61,6 +60,5 @@ def page(items: list[T], params: dict[str, Any]) -> tuple[list[T], str | None]:
     end = start + size
     token = None
     if end < len(items):
-        raw = json.dumps({"o": end, "f": _fingerprint(params)}, separators=(",", ":")).encode()
-        token = base64.urlsafe_b64encode(raw).decode()
+        token = page_tokens.encode({"o": end, "f": _fingerprint(params)})
     return items[start:end], token

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import Any
 
+from modelhost import page_tokens
 from modelhost.monitoring.errors import InvalidNextToken
 
 MAX_OFFSET = 10**9
@@ -19,8 +19,7 @@ def fingerprint(params: dict[str, Any]) -> str:
 
 
 def encode_token(offset: int, params: dict[str, Any]) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint(params)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+    return page_tokens.encode({"o": offset, "f": fingerprint(params)})
 
 
 def decode_token(params: dict[str, Any]) -> int:
@@ -30,11 +29,10 @@ def decode_token(params: dict[str, Any]) -> int:
     if token is None:
         return 0
     invalid = InvalidNextToken(f"The NextToken '{str(token)[:100]}' was not issued by this server; start without it.")
-    try:
-        data = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        offset, issued_for = data["o"], data["f"]
-    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
-        raise invalid from None
+    data = page_tokens.decode(token)
+    if data is None or "o" not in data or "f" not in data:
+        raise invalid
+    offset, issued_for = data["o"], data["f"]
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise invalid
     if issued_for != fingerprint(params):

@@ -19,19 +19,16 @@ unchanged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
 from typing import Any, Literal
 
+from modelhost import page_tokens
 from modelhost.monitoring.logs.errors import InvalidParameter
 
 Direction = Literal["f", "b"]
 _STREAM_TOKEN = re.compile(r"([fb])/(\d{1,18})/([0-9a-f]{12})")
-PAGE_TOKEN_PREFIX = "mh1."
-MAX_PAGE_TOKEN_CHARS = 64 * 1024
 
 
 def _tag(*parts: str) -> str:
@@ -67,8 +64,7 @@ def _fingerprint(operation: str, params: dict[str, Any]) -> str:
 
 
 def page_token(operation: str, params: dict[str, Any], position: Any) -> str:
-    raw = json.dumps({"p": position, "q": _fingerprint(operation, params)}, separators=(",", ":"))
-    return PAGE_TOKEN_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode()
+    return page_tokens.encode({"p": position, "q": _fingerprint(operation, params)})
 
 
 def parse_page_token(operation: str, params: dict[str, Any]) -> Any:
@@ -78,15 +74,12 @@ def parse_page_token(operation: str, params: dict[str, Any]) -> Any:
     if token is None:
         return None
     text = str(token)
-    try:
-        if len(text) > MAX_PAGE_TOKEN_CHARS or not text.startswith(PAGE_TOKEN_PREFIX):
-            raise ValueError("not a page token of this server")
-        data = json.loads(base64.urlsafe_b64decode(text[len(PAGE_TOKEN_PREFIX) :].encode()))
-        position, issued_for = data["p"], data["q"]
-    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+    data = page_tokens.decode(text)
+    if data is None or "p" not in data or "q" not in data:
         raise InvalidParameter(
             f"The specified nextToken '{text[:100]}' was not issued by this server; call without nextToken."
-        ) from None
+        )
+    position, issued_for = data["p"], data["q"]
     if issued_for != _fingerprint(operation, params):
         raise InvalidParameter(
             "The specified nextToken was issued for a different request; repeat that request's parameters "
