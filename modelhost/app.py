@@ -32,8 +32,12 @@ from modelhost.api.app import ControlPlaneApi, error_response
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
+from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi, AutoScalingCall
+from modelhost.autoscaling.records import ActivityStatus
+from modelhost.autoscaling.scaling_store import record_activity, targets
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
+from modelhost.controller.cold_start import ColdStarts
 from modelhost.controller.instances import InstanceStarter
 from modelhost.controller.loop import ControlLoop, LoopSettings
 from modelhost.controller.preparation import ArtifactPreparer
@@ -88,6 +92,7 @@ class Services:
     monitoring: Monitoring
     cloudwatch: CloudWatchApi
     logs: LogsApi
+    autoscaling: AutoScalingApi
 
 
 def tail_lines(path: Path, count: int) -> list[str]:
@@ -154,6 +159,45 @@ def logs_authorizer(settings: ServerSettings) -> Callable[[LogsCall], str]:
         return caller.region
 
     return check
+
+
+def autoscaling_authorizer(settings: ServerSettings) -> Callable[[AutoScalingCall], str]:
+    """The Application Auto Scaling API's check before it decodes anything: SigV4, then
+    `application-autoscaling:<Op>` on *."""
+
+    def check(call: AutoScalingCall) -> str:
+        caller = authenticate(wire_request(call.method, call.scope, call.raw_headers, call.body), settings)
+        authorize(caller, call.action, "*", settings)
+        return caller.region
+
+    return check
+
+
+def scales_to_zero(records: Records, endpoint: str, variant: str) -> bool:
+    """Whether a variant may start from zero instances on a request: its scalable target allows 0."""
+    try:
+        return any(
+            t.min_capacity == 0 and t.endpoint_name.lower() == endpoint.lower() and t.variant_name == variant
+            for t in targets(records)
+        )
+    except UnreadableRecord:
+        return False
+
+
+def cold_start_activity(records: Records, clock: SystemClock) -> Callable[[str, str, int, str], None]:
+    """What a start from zero writes to DescribeScalingActivities."""
+
+    def note(endpoint: str, variant: str, count: int, cause: str) -> None:
+        registered = [t.resource_id for t in targets(records)
+                      if t.endpoint_name.lower() == endpoint.lower() and t.variant_name == variant]  # fmt: skip
+        with contextlib.suppress(Exception):  # an activity that cannot be written never blocks a request
+            record_activity(
+                records, resource_id=registered[0] if registered else f"endpoint/{endpoint}/variant/{variant}",
+                description=f"Setting desired instance count to {count}.", cause=cause, now=clock.now(),
+                status=ActivityStatus.SUCCESSFUL,
+            )  # fmt: skip
+
+    return note
 
 
 def cloudwatch_authorizer(settings: ServerSettings) -> Callable[[IncomingCall], str]:
@@ -231,12 +275,19 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     table = RoutingTable()
     records = Records(store)
     upgrade_store(records)  # rows written before typed records (format 1), converted once
-    admission = Admission(table, settings.max_concurrency_per_instance, settings.max_queue_per_variant)
+    cold: list[ColdStarts] = []  # built once the controller exists; admission asks it at zero instances
+    admission = Admission(
+        table, settings.max_concurrency_per_instance, settings.max_queue_per_variant,
+        cold_start=lambda endpoint, variant: bool(cold) and cold[0].request(endpoint, variant),
+    )  # fmt: skip
     registry = ModelRegistry(settings.registry_dir)
     confinement = confinement or worker_confinement(settings)
     for note in confinement.notes:
         log.info("%s", note)
     controller, launcher = build_controller(settings, records, table, admission, registry, inventory, confinement)
+    clock = SystemClock()
+    cold.append(ColdStarts(records, functools.partial(scales_to_zero, records), controller.wake, clock,
+                           cold_start_activity(records, clock)))  # fmt: skip
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
     status_of = functools.partial(endpoint_status, records)
     upstream = HttpUpstream(client)
@@ -265,6 +316,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         cloudwatch=CloudWatchApi(
             monitoring.store, settings.account_id, settings.region, authorize=cloudwatch_authorizer(settings)
         ),
+        autoscaling=AutoScalingApi(records, settings, authorize=autoscaling_authorizer(settings)),
         logs=LogsApi(
             settings.logs_dir, functools.partial(endpoint_names, records), settings.account_id, settings.region,
             authorize=logs_authorizer(settings),
@@ -329,6 +381,8 @@ class ServerRoutes:
                 return await services.cloudwatch.handle(request)
             if target.startswith(LOGS_TARGET_PREFIX) and path == "/":
                 return await services.logs.handle(request)
+            if target.startswith(AAS_TARGET_PREFIX) and path == "/":
+                return await services.autoscaling.handle(request)
             if request.scope["path"] != "/":
                 return error_response(
                     ApiError(
