@@ -7,10 +7,11 @@ Rules (docs/scaling.md tells them with their defaults and how they compare with 
   variant then goes at once to ceil(in_service × mean / target), bounded by Min/Max (never below 1). During
   ScaleOutCooldown the proposal is compared with the desired count, which already holds the capacity the last
   scale-out added, so only a larger scale-out happens (AWS's rule); a scale-out never waits for ScaleInCooldown.
-  AlarmLow: `scale_in_points` consecutive points below scale_in_ratio × target; the variant goes down to
-  ceil(in_service × max / target), not during ScaleInCooldown and never with DisableScaleIn. Missing data
-  (`MetricKind`) decides nothing.
-* Scale to zero (MinCapacity 0): no request for `idle_s` -> 0; at 0, a waiting request -> 1 at once.
+  AlarmLow: the last `scale_in_points` points, averaged per minute, every minute below scale_in_ratio × target;
+  the variant goes down to ceil(in_service × busiest minute / target), not during ScaleInCooldown and never with
+  DisableScaleIn. No data decides nothing (what a missing period means: `MetricKind`).
+* The idle rule: no request for `idle_s` -> MinCapacity (scale to zero when it is 0); at 0, a waiting request
+  -> 1 at once.
 * Step scaling: the step whose interval holds (aggregated metric − threshold) gives the change, computed and
   rounded as Application Auto Scaling does; Cooldown as AWS applies it.
 
@@ -106,18 +107,30 @@ def period_values(series: MetricSeries, settings: ScalingSettings, kind: MetricK
                   now_s: float) -> list[float] | None:  # fmt: skip
     """The values of the `points` newest flushed periods, oldest first, in the target's terms (per minute for
     counts); None when the series is stale, a gauge misses a period, or a count has no sample at all."""
-    res = settings.resolution_s
+    found = _window(series, settings, points, now_s)
+    return None if found is None else _in_target_terms(found, kind, settings.resolution_s)
+
+
+def _window(series: MetricSeries, settings: ScalingSettings, points: int, now_s: float) -> list[float | None] | None:
+    """The samples of the `points` newest flushed periods (None where a period has none); None when stale."""
     if now_s - series.through_s > settings.stale_after_s:
         return None
-    newest = math.floor(series.through_s / res + _EPSILON) - 1  # index of the newest complete period
-    wanted = range(newest - points + 1, newest + 1)
-    by_period = {math.floor(ts / res + _EPSILON): value for ts, value in series.samples}
-    found = [by_period.get(index) for index in wanted]
+    res = settings.resolution_s
+    first = math.floor(series.through_s / res + _EPSILON) - points  # the oldest wanted period's index
+    found: list[float | None] = [None] * points
+    for ts, value in series.samples:
+        index = math.floor(ts / res + _EPSILON) - first
+        if 0 <= index < points:
+            found[index] = value
+    return found
+
+
+def _in_target_terms(found: list[float | None], kind: MetricKind, resolution_s: float) -> list[float] | None:
     if kind is MetricKind.GAUGE:
-        return None if any(v is None for v in found) else [v for v in found if v is not None]
+        return None if None in found else [v for v in found if v is not None]
     if all(v is None for v in found):
         return None
-    scale = 60.0 / res
+    scale = 60.0 / resolution_s
     return [0.0 if v is None else v * scale for v in found]
 
 
@@ -141,7 +154,12 @@ def decide_target_tracking(policy: TargetTrackingPolicy, settings: ScalingSettin
         return _none("the variant has 0 instances: a waiting request wakes it")
     target = policy.target_value
     base = max(1, capacity.in_service)
-    high = period_values(series, settings, policy.metric_kind, settings.scale_out_points, now_s)
+    points = max(settings.scale_out_points, settings.scale_in_points)
+    window = _window(series, settings, points, now_s)
+    if window is None:
+        return _none("no data")
+    res = settings.resolution_s
+    high = _in_target_terms(window[-settings.scale_out_points :], policy.metric_kind, res)
     if high is not None and all(v > target for v in high):
         proposal = _bounded(_ceil(base * (sum(high) / len(high)) / target), capacity)
         if proposal > capacity.desired:
@@ -153,15 +171,16 @@ def decide_target_tracking(policy: TargetTrackingPolicy, settings: ScalingSettin
         why = " the last scale-out's" if _in_cooldown(history.last_scale_out_s, cooldown_s, now_s) else ""
         return _none(f"{policy.alarm_high} in state ALARM: the {capacity.desired}{why} instances cover "
                      f"{proposal} needed")  # fmt: skip
-    return _scale_in(policy, settings, capacity, history, series, now_s, high)
+    low = _in_target_terms(window[-settings.scale_in_points :], policy.metric_kind, res)
+    return _scale_in(policy, settings, capacity, history, now_s, high, low)
 
 
 def _scale_in(policy: TargetTrackingPolicy, settings: ScalingSettings, capacity: Capacity, history: History,
-              series: MetricSeries, now_s: float, high: list[float] | None) -> Decision:  # fmt: skip
+              now_s: float, high: list[float] | None, low: list[float] | None) -> Decision:  # fmt: skip
     target = policy.target_value
-    low = period_values(series, settings, policy.metric_kind, settings.scale_in_points, now_s)
     if low is None:
         return _none("no data" if high is None else "the metric is within its target")
+    low = _minute_means(low, settings.resolution_s)
     if not all(v < settings.scale_in_ratio * target for v in low):
         return _none("the metric is within its target")
     if policy.disable_scale_in:
@@ -176,26 +195,41 @@ def _scale_in(policy: TargetTrackingPolicy, settings: ScalingSettings, capacity:
     return _change(proposal, f"monitor alarm {policy.alarm_low} in state ALARM triggered policy {policy.policy_name}")
 
 
+def _minute_means(values: list[float], resolution_s: float) -> list[float]:
+    """`values` as 1-minute averages (newest minute last; an older partial minute averages what it has): scale-in
+    is judged on minutes, as AWS's AlarmLow is, so that one quiet or busy 10 s period decides nothing."""
+    per_minute = max(1, round(60.0 / resolution_s))
+    ends = range(len(values), 0, -per_minute)
+    return [sum(values[max(0, end - per_minute) : end]) / len(values[max(0, end - per_minute) : end])
+            for end in reversed(ends)]  # fmt: skip
+
+
 def _cooldown(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
 def decide_scale_to_zero(settings: ScalingSettings, capacity: Capacity, traffic: Traffic, now_s: float,
                          disable_scale_in: bool = False) -> Decision:  # fmt: skip
-    """Wake from zero at once when a request waits; go to zero after `idle_s` without requests (MinCapacity 0,
-    scale-in allowed). Decide this before the policies: they have no data at zero or while idle."""
+    """The idle rule: wake from zero at once when a request waits; after `idle_s` without a request, go to
+    MinCapacity (0 when it is 0), scale-in allowed. Decide this before the policies: they have no data at zero or
+    while idle (CloudWatch writes no invocation data point without requests, so target tracking alone would keep
+    an idle variant's instances forever, as SageMaker's does)."""
     if capacity.desired == 0:
         if traffic.request_waiting and capacity.max_capacity >= 1:
             return _change(1, "a request is waiting for the variant at 0 instances")
         return _none("the variant is at 0 instances with no request waiting")
-    if not settings.scale_to_zero or capacity.min_capacity > 0 or disable_scale_in:
-        return _none("scale to zero needs MinCapacity 0")
+    if not settings.scale_to_zero or disable_scale_in:
+        return _none("the idle rule is off")
     if traffic.request_waiting or traffic.idle_since_s is None:
         return _none("the variant is serving requests")
+    floor = max(0, capacity.min_capacity)
+    if capacity.desired <= floor:
+        return _none(f"already at MinCapacity {capacity.min_capacity}")
     idle_s = now_s - traffic.idle_since_s
     if idle_s < settings.idle_s:
         return _none(f"idle for {idle_s:.0f} of {settings.idle_s:g} seconds")
-    return _change(0, f"no request for {idle_s:.0f} seconds (scale to zero after {settings.idle_s:g} s)")
+    to_zero = " (scale to zero)" if floor == 0 else f" (MinCapacity {floor})"
+    return _change(floor, f"no request for {idle_s:.0f} seconds{to_zero}")
 
 
 def step_change(policy: StepScalingPolicy, capacity: int, step: Step) -> int:

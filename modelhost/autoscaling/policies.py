@@ -49,12 +49,12 @@ class ScalingSettings:
     evaluation_s: float = 30.0  # AlarmHigh: every data point of the last this-many seconds above the target
     scale_in_points: int = 30  # AlarmLow: this many consecutive data points below scale_in_ratio × target
     scale_in_ratio: float = 0.9  # AlarmLow's threshold as a share of the target (AWS: 0.9)
-    idle_s: float = 300.0  # scale to zero after this long without a request (MinCapacity 0 only)
+    idle_s: float = 300.0  # after this long without a request, go to MinCapacity (0 when allowed)
     stale_after_s: float = 30.0  # a series flushed longer ago than this is no data
     default_scale_out_cooldown_s: float = 60.0  # a target-tracking policy's ScaleOutCooldown when it sets none
     default_scale_in_cooldown_s: float = 300.0  # ... its ScaleInCooldown when it sets none
     default_step_cooldown_s: float = AWS_DEFAULT_COOLDOWN_S  # a step policy's Cooldown when it sets none
-    scale_to_zero: bool = True  # False: the idle rule never goes to 0 (SageMaker real-time endpoints)
+    scale_to_zero: bool = True  # the idle rule (False: SageMaker, whose real-time endpoints have none)
 
     @property
     def scale_out_points(self) -> int:

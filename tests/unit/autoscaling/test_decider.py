@@ -54,6 +54,7 @@ def cap(desired: int, in_service: int | None = None, lo: int = 1, hi: int = 10) 
 
 
 LOW_30 = [3.0] * 30  # 18 per minute, under 0.9 × 60
+AT_27 = [10.0] * 27  # at the target: neither alarm
 
 
 # ---------------------------------------------------------------- target tracking
@@ -64,8 +65,8 @@ LOW_30 = [3.0] * 30  # 18 per minute, under 0.9 × 60
     [
         # scale-out on crossing: 3 points of 12 (72/min) on 2 instances -> ceil(2 × 72 / 60) = 3
         ("crossing", cap(2), History(), series(*[5.0] * 27, 12, 12, 12), POLICY, 3),
-        ("two of three points high", cap(2), History(), series(5, 12, 12), POLICY, None),
-        ("at the target is not above it", cap(2), History(), series(10, 10, 10), POLICY, None),
+        ("two of three points high", cap(2), History(), series(*AT_27, 5, 12, 12), POLICY, None),
+        ("at the target is not above it", cap(2), History(), series(*AT_27, 10, 10, 10), POLICY, None),
         ("mean of the window", cap(2), History(), series(11, 20, 14), POLICY, 3),  # 15 -> 90/min: 2 × 90 / 60
         ("bounded by max", cap(2, hi=5), History(), series(60, 60, 60), POLICY, 5),
         ("already at max", cap(5, hi=5), History(), series(60, 60, 60), POLICY, None),
@@ -76,16 +77,23 @@ LOW_30 = [3.0] * 30  # 18 per minute, under 0.9 × 60
         ("cooldown, not larger", cap(4, 2), History(NOW - 10, 2), series(20, 20, 20), POLICY, None),  # needs 4
         ("cooldown, larger still", cap(4, 2), History(NOW - 10, 2), series(30, 30, 30), POLICY, 6),
         ("scale-out in ScaleInCooldown", cap(2), History(last_scale_in_s=NOW - 5), series(12, 12, 12), POLICY, 3),
-        # sustained low: 30 points at 18/min on 4 instances -> ceil(4 × 18 / 60) = 2
+        # sustained low, judged on 1-minute means: 5 minutes at 18/min on 4 instances -> ceil(4 × 18 / 60) = 2
         ("sustained low", cap(4), History(), series(*LOW_30), POLICY, 2),
-        ("low, scale-in by the busiest point", cap(4), History(), series(*LOW_30[:-1], 7.0), POLICY, 3),  # 42/min
-        ("low for 29 points only", cap(4), History(), series(*[20.0] * 5, *[3.0] * 29), POLICY, None),
-        ("one point at 0.9 × target", cap(4), History(), series(*LOW_30[:-1], 9.0), POLICY, None),
+        ("low, scale-in by the busiest minute", cap(4), History(), series(*LOW_30[:24], *[7.0] * 6), POLICY, 3),
+        ("low for 4 minutes only", cap(4), History(), series(*[20.0] * 6, *[3.0] * 24), POLICY, None),
+        ("one minute at 0.9 × target", cap(4), History(), series(*LOW_30[:24], *[9.0] * 6), POLICY, None),
+        ("one busy 10 s point in a low minute", cap(4), History(), series(*LOW_30[:29], 9.0), POLICY, 2),
         ("DisableScaleIn", cap(4), History(), series(*LOW_30), replace(POLICY, disable_scale_in=True), None),
         ("ScaleInCooldown", cap(4), History(last_scale_in_s=NOW - 299), series(*LOW_30), POLICY, None),
         ("ScaleInCooldown over", cap(4), History(last_scale_in_s=NOW - 300), series(*LOW_30), POLICY, 2),
-        ("policy's ScaleInCooldown", cap(4), History(last_scale_in_s=NOW - 299), series(*LOW_30),
-         replace(POLICY, scale_in_cooldown_s=60), 2),
+        (
+            "policy's ScaleInCooldown",
+            cap(4),
+            History(last_scale_in_s=NOW - 299),
+            series(*LOW_30),
+            replace(POLICY, scale_in_cooldown_s=60),
+            2,
+        ),
         ("scale-in after a scale-out", cap(4), History(NOW - 5, 2), series(*LOW_30), POLICY, 2),
         ("bounded by min", cap(4, lo=3), History(), series(*LOW_30), POLICY, 3),
         ("never to 0 by tracking", cap(2, lo=0), History(), series(*[0.0] * 30), POLICY, 1),
@@ -138,8 +146,9 @@ def test_gauge_metric_compared_as_it_is_and_missing_period_is_no_data() -> None:
 
 def test_the_evaluation_period_is_a_setting() -> None:
     fast = replace(SETTINGS, evaluation_s=10.0)
-    assert decide_target_tracking(POLICY, fast, cap(2), History(), series(5, 5, 12), NOW).desired == 3
-    assert decide_target_tracking(POLICY, SETTINGS, cap(2), History(), series(5, 5, 12), NOW).desired is None
+    data = series(*AT_27, 5, 5, 12)
+    assert decide_target_tracking(POLICY, fast, cap(2), History(), data, NOW).desired == 3
+    assert decide_target_tracking(POLICY, SETTINGS, cap(2), History(), data, NOW).desired is None
 
 
 def test_sagemaker_settings_need_three_minutes_of_one_minute_data() -> None:
@@ -171,7 +180,7 @@ def test_metric_kind(predefined: str | None, statistic: str | None, kind: Metric
     assert metric_kind_of(predefined, statistic) is kind
 
 
-# ---------------------------------------------------------------- scale to zero
+# ---------------------------------------------------------------- the idle rule: scale to zero, wake at once
 
 
 @pytest.mark.parametrize(
@@ -180,7 +189,8 @@ def test_metric_kind(predefined: str | None, statistic: str | None, kind: Metric
         ("idle for the idle period", cap(1, lo=0), Traffic(NOW - 300), SETTINGS, False, 0),
         ("idle from 3 instances", cap(3, lo=0), Traffic(NOW - 400), SETTINGS, False, 0),
         ("idle not long enough", cap(1, lo=0), Traffic(NOW - 299), SETTINGS, False, None),
-        ("MinCapacity 1", cap(1, lo=1), Traffic(NOW - 3600), SETTINGS, False, None),
+        ("at MinCapacity 1", cap(1, lo=1), Traffic(NOW - 3600), SETTINGS, False, None),
+        ("idle down to MinCapacity 2", cap(5, lo=2), Traffic(NOW - 300), SETTINGS, False, 2),
         ("DisableScaleIn", cap(1, lo=0), Traffic(NOW - 3600), SETTINGS, True, None),
         ("busy", cap(1, lo=0), Traffic(None), SETTINGS, False, None),
         ("a request waits", cap(1, lo=0), Traffic(NOW - 3600, request_waiting=True), SETTINGS, False, None),
@@ -192,7 +202,7 @@ def test_metric_kind(predefined: str | None, statistic: str | None, kind: Metric
         ("MaxCapacity 0", cap(0, lo=0, hi=0), Traffic(NOW, request_waiting=True), SETTINGS, False, None),
     ],
 )
-def test_scale_to_zero(case: str, capacity: Capacity, traffic: Traffic, settings: ScalingSettings,
+def test_idle_rule(case: str, capacity: Capacity, traffic: Traffic, settings: ScalingSettings,
                        disable_scale_in: bool, want: int | None) -> None:  # fmt: skip
     decision = decide_scale_to_zero(settings, capacity, traffic, NOW, disable_scale_in)
     assert decision.desired == want, (case, decision)
