@@ -28,13 +28,22 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from modelhost import ids
+from modelhost.adapters import (
+    autoscaling_authorizer,
+    cloudwatch_authorizer,
+    cold_start_activity,
+    endpoint_names,
+    endpoint_status,
+    logs_authorizer,
+    scales_to_zero,
+    served_models,
+    variant_counts,
+)
 from modelhost.api.app import ControlPlaneApi, error_response
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
-from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi, AutoScalingCall
-from modelhost.autoscaling.records import ActivityStatus
-from modelhost.autoscaling.scaling_store import record_activity, targets
+from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.cold_start import ColdStarts
@@ -45,18 +54,15 @@ from modelhost.errors import ApiError, ValidationError
 from modelhost.front_door import FrontDoor, doors
 from modelhost.http_body import BodyTooLarge, read_limited
 from modelhost.monitoring import wire as cloudwatch_wire
-from modelhost.monitoring.cloudwatch_api import CloudWatchApi, IncomingCall
-from modelhost.monitoring.exposition import VariantCounts
-from modelhost.monitoring.logs.api import LOGS_TARGET_PREFIX, LogsApi, LogsCall
-from modelhost.monitoring.logs.naming import EndpointNames
+from modelhost.monitoring.cloudwatch_api import CloudWatchApi
+from modelhost.monitoring.logs.api import LOGS_TARGET_PREFIX, LogsApi
 from modelhost.monitoring.service import Monitoring
 from modelhost.registry import ModelRegistry
-from modelhost.resources.status import EndpointStatus
 from modelhost.router.admission import Admission
 from modelhost.router.app import RuntimeApi
 from modelhost.router.cache import ResultCache
 from modelhost.router.forward import HttpUpstream, InvocationRouter
-from modelhost.router.openai import OpenAiApi, ServedModel
+from modelhost.router.openai import OpenAiApi
 from modelhost.router.table import RoutingTable
 from modelhost.scheduler.inventory import GpuLedger, Inventory, discover_inventory
 from modelhost.scheduler.launchers.confinement import Confinement, worker_confinement
@@ -105,110 +111,6 @@ def tail_lines(path: Path, count: int) -> list[str]:
     except OSError:
         return []
     return lines[-count:]
-
-
-def served_models(records: Records) -> list[ServedModel]:
-    """InService endpoints, which the OpenAI API lists as models."""
-    return [
-        ServedModel(e.name, int(e.created)) for e in records.endpoints.list() if e.status == EndpointStatus.IN_SERVICE
-    ]
-
-
-def endpoint_status(records: Records, name: str) -> str | None:
-    """The endpoint's status for the router; None when there is no such endpoint."""
-    try:
-        endpoint = records.endpoints.get(name)
-    except UnreadableRecord:
-        return None
-    return None if endpoint is None else str(endpoint.status)
-
-
-def variant_counts(records: Records, table: RoutingTable, admission: Admission) -> list[VariantCounts]:
-    """Desired and serving instances and router concurrency of every variant (for /metrics and CloudWatch)."""
-    counts = []
-    for endpoint in records.endpoints.list():
-        installed = table.get(endpoint.name)
-        for state in endpoint.states:
-            route = installed.route.variant(state.name) if installed is not None else None
-            instances = route.instances if route is not None else ()
-            concurrent = sum(admission.in_flight(i.instance_id) for i in instances)
-            concurrent += admission.waiting(endpoint.name, state.name)
-            counts.append(VariantCounts(endpoint.name, state.name, state.desired_count, len(instances), concurrent))
-    return counts
-
-
-def endpoint_names(records: Records, folder: str) -> EndpointNames | None:
-    """An endpoint's names as created (log groups and streams keep their case), from its log folder's name."""
-    try:
-        endpoint = records.endpoints.get(folder)
-    except UnreadableRecord:
-        return None
-    if endpoint is None:
-        return None
-    pending = endpoint.pending.variants if endpoint.pending else ()
-    variants = [v.name for v in (*endpoint.variants, *pending)]
-    return EndpointNames(endpoint.name, tuple(dict.fromkeys(variants)))
-
-
-def logs_authorizer(settings: ServerSettings) -> Callable[[LogsCall], str]:
-    """The Logs API's check once the call is parsed: SigV4 as everywhere, then `logs:<Op>` on the log group."""
-
-    def check(call: LogsCall) -> str:
-        caller = authenticate(wire_request(call.method, call.scope, call.raw_headers, call.body), settings)
-        authorize(caller, call.action, call.resource_arn(caller.region, settings.account_id), settings)
-        return caller.region
-
-    return check
-
-
-def autoscaling_authorizer(settings: ServerSettings) -> Callable[[AutoScalingCall], str]:
-    """The Application Auto Scaling API's check before it decodes anything: SigV4, then
-    `application-autoscaling:<Op>` on *."""
-
-    def check(call: AutoScalingCall) -> str:
-        caller = authenticate(wire_request(call.method, call.scope, call.raw_headers, call.body), settings)
-        authorize(caller, call.action, "*", settings)
-        return caller.region
-
-    return check
-
-
-def scales_to_zero(records: Records, endpoint: str, variant: str) -> bool:
-    """Whether a variant may start from zero instances on a request: its scalable target allows 0."""
-    try:
-        return any(
-            t.min_capacity == 0 and t.endpoint_name.lower() == endpoint.lower() and t.variant_name == variant
-            for t in targets(records)
-        )
-    except UnreadableRecord:
-        return False
-
-
-def cold_start_activity(records: Records, clock: SystemClock) -> Callable[[str, str, int, str], None]:
-    """What a start from zero writes to DescribeScalingActivities."""
-
-    def note(endpoint: str, variant: str, count: int, cause: str) -> None:
-        registered = [t.resource_id for t in targets(records)
-                      if t.endpoint_name.lower() == endpoint.lower() and t.variant_name == variant]  # fmt: skip
-        with contextlib.suppress(Exception):  # an activity that cannot be written never blocks a request
-            record_activity(
-                records, resource_id=registered[0] if registered else f"endpoint/{endpoint}/variant/{variant}",
-                description=f"Setting desired instance count to {count}.", cause=cause, now=clock.now(),
-                status=ActivityStatus.SUCCESSFUL,
-            )  # fmt: skip
-
-    return note
-
-
-def cloudwatch_authorizer(settings: ServerSettings) -> Callable[[IncomingCall], str]:
-    """The CloudWatch API's check before it decodes anything: SigV4 as everywhere, then `cloudwatch:<Op>` on *."""
-
-    def check(call: IncomingCall) -> str:
-        caller = authenticate(wire_request(call.method, call.scope, call.raw_headers, call.body), settings)
-        authorize(caller, call.action, "*", settings)
-        return caller.region
-
-    return check
 
 
 def build_controller(
