@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from modelhost.auth import authenticate, authorize, wire_request
 from modelhost.autoscaling.api import AutoScalingCall
+from modelhost.autoscaling.policies import ScalingSettings
 from modelhost.autoscaling.records import ActivityStatus
 from modelhost.autoscaling.scaling_store import record_activity, targets
 from modelhost.clock import Clock
@@ -128,3 +129,14 @@ def cloudwatch_authorizer(settings: ServerSettings) -> Callable[[IncomingCall], 
         return caller.region
 
     return check
+
+
+def scaling_settings(settings: ServerSettings) -> ScalingSettings:
+    """The decider's settings from the server's (MODELHOST_SCALING_*, MODELHOST_SCALE_TO_ZERO_IDLE_S)."""
+    return ScalingSettings(
+        evaluation_s=settings.scaling_evaluation_s,
+        scale_in_points=settings.scaling_scale_in_points,
+        idle_s=settings.scale_to_zero_idle_s,
+        default_scale_out_cooldown_s=settings.scaling_scale_out_cooldown_s,
+        default_scale_in_cooldown_s=settings.scaling_scale_in_cooldown_s,
+    )

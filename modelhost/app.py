@@ -36,6 +36,7 @@ from modelhost.adapters import (
     endpoint_status,
     logs_authorizer,
     scales_to_zero,
+    scaling_settings,
     served_models,
     variant_counts,
 )
@@ -44,6 +45,7 @@ from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
 from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi
+from modelhost.autoscaling.loop import ScalingLoop
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.cold_start import ColdStarts
@@ -224,8 +226,13 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
             authorize=logs_authorizer(settings),
         ),
     )
+    scaling = ScalingLoop(
+        records, monitoring.store, scaling_settings(settings), clock, controller.wake,
+        lambda: monitoring.flushed_through_s, interval_s=settings.scaling_interval_s,
+    )  # fmt: skip
     loop_task = asyncio.create_task(controller.run())
     monitor_task = asyncio.create_task(monitoring.run())
+    scaling_task = asyncio.create_task(scaling.run())
     log.info(
         "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
         settings.home,
@@ -240,6 +247,9 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         await controller.shutdown()
         loop_task.cancel()
         monitor_task.cancel()
+        scaling_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scaling_task
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
         with contextlib.suppress(asyncio.CancelledError):

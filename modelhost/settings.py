@@ -26,6 +26,16 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "addresses; default refused",
     "MODELHOST_WORKER_SANDBOX": "auto (default): workers run in a bubblewrap sandbox where bwrap works; required: "
     "refuse to start without it; off: never",
+    "MODELHOST_SCALING_EVALUATION_S": "target tracking scales out when every 10 s data point of this window is above "
+    "the target; default 30 (SageMaker: 180)",
+    "MODELHOST_SCALING_SCALE_IN_POINTS": "10 s data points below 90 % of the target before a scale-in; default 30 "
+    "(SageMaker: 15 one-minute points)",
+    "MODELHOST_SCALING_SCALE_OUT_COOLDOWN_S": "ScaleOutCooldown of a policy that sets none; default 60 "
+    "(SageMaker: 300)",
+    "MODELHOST_SCALING_SCALE_IN_COOLDOWN_S": "ScaleInCooldown of a policy that sets none; default 300",
+    "MODELHOST_SCALE_TO_ZERO_IDLE_S": "a scaled variant without a request for this long goes to its MinCapacity (0 "
+    "when allowed); default 300",
+    "MODELHOST_SCALING_INTERVAL_S": "how often scaling policies are evaluated; default 10",
     "MODELHOST_INVOCATION_TIMEOUT_S": "how long the runtime waits for a worker's answer; default 300",
     "MODELHOST_ALLOWED_HOSTS": "comma-separated host names the server answers to besides localhost, 127.0.0.1, [::1] "
     "and --host (a Host header naming anything else is refused: DNS rebinding); default none",
@@ -90,6 +100,12 @@ class ServerSettings:
     # access keys exist, nowhere once one does
     allow_private_model_data: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA: http(s) to private addresses
     worker_sandbox: str = "auto"  # MODELHOST_WORKER_SANDBOX: auto | required | off (scheduler/launchers/sandbox.py)
+    scaling_evaluation_s: float = 30.0  # MODELHOST_SCALING_EVALUATION_S (autoscaling/policies.py ScalingSettings)
+    scaling_scale_in_points: int = 30  # MODELHOST_SCALING_SCALE_IN_POINTS
+    scaling_scale_out_cooldown_s: float = 60.0  # MODELHOST_SCALING_SCALE_OUT_COOLDOWN_S
+    scaling_scale_in_cooldown_s: float = 300.0  # MODELHOST_SCALING_SCALE_IN_COOLDOWN_S
+    scale_to_zero_idle_s: float = 300.0  # MODELHOST_SCALE_TO_ZERO_IDLE_S
+    scaling_interval_s: float = 10.0  # MODELHOST_SCALING_INTERVAL_S
 
     @property
     def db_path(self) -> Path:
@@ -145,6 +161,12 @@ class ServerSettings:
             ("MODELHOST_DOWNLOAD_TIMEOUT_S", "default_download_timeout_s"),
             ("MODELHOST_INVOCATION_TIMEOUT_S", "invocation_timeout_s"),
             ("MODELHOST_HEALTH_INTERVAL_S", "health_interval_s"),
+            ("MODELHOST_SCALING_EVALUATION_S", "scaling_evaluation_s"),
+            ("MODELHOST_SCALING_SCALE_OUT_COOLDOWN_S", "scaling_scale_out_cooldown_s"),
+            ("MODELHOST_SCALING_SCALE_IN_COOLDOWN_S", "scaling_scale_in_cooldown_s"),
+            ("MODELHOST_SCALE_TO_ZERO_IDLE_S", "scale_to_zero_idle_s"),
+            ("MODELHOST_SCALING_INTERVAL_S", "scaling_interval_s"),
+            ("MODELHOST_SCALING_SCALE_IN_POINTS", "scaling_scale_in_points"),
         ):
             if env.get(name):
                 kind = float if key.endswith("_s") else int

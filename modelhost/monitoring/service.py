@@ -19,6 +19,7 @@ import httpx
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from modelhost.concurrency import run_blocking
+from modelhost.monitoring.alarm_evaluator import AlarmEvaluator
 from modelhost.monitoring.datapoints import Datapoint, MetricIdentity, StatisticSet, dimensions_of
 from modelhost.monitoring.exposition import Exposition, FleetCollector, ScrapeTarget, VariantCounts
 from modelhost.monitoring.instances import InstanceSampler, WatchedWorker, instance_datapoints
@@ -63,10 +64,12 @@ class Monitoring:
         self.registry.register(FleetCollector(self.sampler, variants))
         self.exposition = Exposition(self.registry, client)
         self.store = SqliteMetricStore(db_path)
+        self.alarms = AlarmEvaluator(self.store.alarms, self.store)  # PutMetricAlarm's alarms, evaluated each tick
         self._serving_workers = serving_workers
         self._pid_of = pid_of
         self._variants = variants
         self._now = now
+        self.flushed_through_s = 0.0  # the end of the newest 10 s window written to the store (the scaling loop's)
 
     def watched(self) -> list[tuple[WatchedWorker, Worker]]:
         pairs = []
@@ -98,9 +101,11 @@ class Monitoring:
         while True:
             await asyncio.sleep(SAMPLE_INTERVAL_S)
             try:
+                window = int(self._now() // SAMPLE_INTERVAL_S) * SAMPLE_INTERVAL_S  # windows before it are drained
                 points = self.collect()
                 if points:
                     await run_blocking(lambda p=points: self.store.add(p), timeout_s=STORE_TIMEOUT_S)  # type: ignore[misc]
+                self.flushed_through_s = float(window)
                 if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
                     last_prune = time.monotonic()
                     await run_blocking(lambda: self.store.prune(self._now()), timeout_s=STORE_TIMEOUT_S)
@@ -108,6 +113,12 @@ class Monitoring:
                 raise
             except Exception:  # a full disk or a locked file must not end monitoring: the next tick retries
                 log.exception("could not record metrics")
+            try:
+                await run_blocking(lambda: self.alarms.evaluate(self._now()), timeout_s=STORE_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # as above: the next tick evaluates again
+                log.exception("could not evaluate the metric alarms")
 
     def close(self) -> None:
         """Write what is still in memory, then close the store."""
