@@ -7,8 +7,10 @@ Per target, in order: the capacity bounds (a desired count outside [MinCapacity,
 inside), then the idle rule (scale to zero, or to MinCapacity, after MODELHOST_SCALE_TO_ZERO_IDLE_S without a
 request), then every policy — target tracking over its metric, step scaling when one of its alarms is in
 ALARM — merged by `combine` (the largest scale-out wins; a scale-in needs every policy to agree).
-SuspendedState pauses scale-in and/or scale-out. Waking from zero on a request is not here: the router's
-admission asks controller/cold_start.py at once, without waiting for a tick.
+SuspendedState pauses scale-in and/or scale-out. Scheduled actions whose time came since the last tick set
+the target's MinCapacity/MaxCapacity (the bounds rule then moves the desired count at once), unless
+scheduled scaling is suspended. Waking from zero on a request is not here: the router's admission asks
+controller/cold_start.py at once, without waiting for a tick.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from modelhost.autoscaling.decider import (
 )
 from modelhost.autoscaling.mapping import metric_read, step_policy, tracking_policy, variant_dimensions
 from modelhost.autoscaling.policies import ScalingSettings
-from modelhost.autoscaling.records import ActivityStatus, PolicyType, ScalableTarget, ScalingPolicy
-from modelhost.autoscaling.scaling_store import record_activity, scaling_state
+from modelhost.autoscaling.records import ActivityStatus, PolicyType, ScalableTarget, ScalingPolicy, ScheduledAction
+from modelhost.autoscaling.scaling_store import record_activity, ref_of, scaling_state
+from modelhost.autoscaling.schedules import ScheduleError, next_run, parse_schedule, time_zone
 from modelhost.clock import Clock
 from modelhost.concurrency import run_blocking
 from modelhost.monitoring.datapoints import MetricIdentity
@@ -91,6 +94,7 @@ class ScalingLoop:
         self._interval_s = interval_s
         self._history: dict[str, History] = {}
         self._first_seen: dict[str, float] = {}
+        self._last_tick: float | None = None  # scheduled actions due after it and by now run at this tick
 
     async def run(self) -> None:
         while True:
@@ -104,9 +108,12 @@ class ScalingLoop:
 
     def tick(self) -> list[Applied]:
         now = self._clock.now()
+        since, self._last_tick = self._last_tick if self._last_tick is not None else now, now
         applied = []
         alarms = list(self._alarms())
-        for target, policies, _actions in scaling_state(self._records):
+        for target, policies, actions in scaling_state(self._records):
+            if not target.suspended.scheduled_scaling:
+                target = self._run_schedules(target, actions, since, now)
             endpoint = self._records.endpoints.get(target.endpoint_name)
             if endpoint is None or endpoint.status != EndpointStatus.IN_SERVICE:
                 continue
@@ -119,6 +126,30 @@ class ScalingLoop:
             if changes and decision is not None and self._apply(endpoint, target, decision, now):
                 applied.append(Applied(endpoint.name, target.variant_name, decision.desired or 0, decision.cause))
         return applied
+
+    # scheduled actions -----------------------------------------------------------------------
+    def _run_schedules(self, target: ScalableTarget, actions: list[ScheduledAction], since: float, now: float
+                       ) -> ScalableTarget:  # fmt: skip
+        for action in actions:
+            try:
+                due = next_run(parse_schedule(action.schedule), since, zone=time_zone(action.timezone),
+                               anchor=action.start if action.start is not None else action.created)  # fmt: skip
+            except ScheduleError:
+                continue
+            if due is None or due > now or (action.start is not None and due < action.start):
+                continue
+            if action.end is not None and due > action.end:
+                continue
+            low = action.bounds.min_capacity if action.bounds.min_capacity is not None else target.min_capacity
+            high = action.bounds.max_capacity if action.bounds.max_capacity is not None else target.max_capacity
+            target = replace(target, min_capacity=low, max_capacity=max(low, high))
+            self._records.scalable_targets.put(ref_of(target).key, target)
+            record_activity(
+                self._records, resource_id=target.resource_id,
+                description=f"Setting min capacity to {target.min_capacity} and max capacity to {target.max_capacity}",
+                cause=f"scheduled action name {action.name} was triggered", now=now, status=ActivityStatus.SUCCESSFUL,
+            )  # fmt: skip
+        return target
 
     # deciding --------------------------------------------------------------------------------
     def _decide(
