@@ -1,5 +1,6 @@
-"""The CloudWatch metrics edge: GetMetricStatistics, GetMetricData, ListMetrics and PutMetricData in all three
-protocols botocore speaks for CloudWatch (wire.py), over the metric store.
+"""The CloudWatch metrics edge: GetMetricStatistics, GetMetricData, ListMetrics and PutMetricData, and the metric
+alarm operations (alarm_ops.py), in all three protocols botocore speaks for CloudWatch (wire.py), over the
+metric store.
 
 `handle` reads the body under a limit, finds the protocol and operation, lets the caller's `authorize` hook
 see the call (`IncomingCall`: the raw request for SigV4 and `cloudwatch:<Operation>` for policies) before any
@@ -23,7 +24,8 @@ from modelhost.api.validation import operation_model
 from modelhost.concurrency import Abandoned, run_blocking
 from modelhost.errors import ApiError
 from modelhost.http_body import BodyTooLarge, read_limited
-from modelhost.monitoring import input_check, wire
+from modelhost.monitoring import alarm_ops, input_check, wire
+from modelhost.monitoring.alarms import AlarmStoreError
 from modelhost.monitoring.context import CloudWatchContext
 from modelhost.monitoring.errors import InternalServiceError, RequestTooLarge, UnknownCloudWatchOperation
 from modelhost.monitoring.ingest import put_metric_data
@@ -42,6 +44,7 @@ OPERATIONS: dict[str, Operation] = {
     "GetMetricData": get_metric_data,
     "ListMetrics": list_metrics,
     "PutMetricData": put_metric_data,
+    **alarm_ops.OPERATIONS,
 }
 STORE_TIMEOUT_S = 30.0
 
@@ -138,7 +141,7 @@ class CloudWatchApi:
             result = await run_blocking(
                 lambda: operation(ctx, params), timeout_s=STORE_TIMEOUT_S, name=f"cloudwatch-{head.operation}"
             )
-        except MetricStoreError as exc:
+        except (MetricStoreError, AlarmStoreError) as exc:
             raise InternalServiceError(f"The metric store failed: {exc}") from exc
         except Abandoned:
             raise InternalServiceError(f"The metric store did not answer within {STORE_TIMEOUT_S:.0f} s.") from None

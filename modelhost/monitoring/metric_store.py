@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelhost.errors import ModelhostError
+from modelhost.monitoring.alarm_store import SqliteAlarmStore
 from modelhost.monitoring.datapoints import (
     Datapoint,
     Dimensions,
@@ -99,8 +100,10 @@ class SqliteMetricStore:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise MetricStoreError(f"Cannot open the metric store {self._path}: {exc}") from exc
+        self.alarms = SqliteAlarmStore(self._path)  # metric alarms, in the same file
 
     def close(self) -> None:
+        self.alarms.close()
         with self._lock:
             self._db.close()
 

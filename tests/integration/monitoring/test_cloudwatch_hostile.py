@@ -86,7 +86,7 @@ CASES = {
     "over 1 MiB": ("/", JSON_HEADERS, b" " * (2 * MB), 413, "RequestEntityTooLarge"),
     "unknown operation": (
         "/",
-        {**JSON_HEADERS, "x-amz-target": "GraniteServiceVersion20100801.PutMetricAlarm"},
+        {**JSON_HEADERS, "x-amz-target": "GraniteServiceVersion20100801.PutDashboard"},
         b"{}",
         400,
         "UnknownOperationException",
