@@ -228,7 +228,8 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     )
     scaling = ScalingLoop(
         records, monitoring.store, scaling_settings(settings), clock, controller.wake,
-        lambda: monitoring.flushed_through_s, interval_s=settings.scaling_interval_s,
+        lambda: monitoring.flushed_through_s, alarms=monitoring.alarms.alarm_states,
+        interval_s=settings.scaling_interval_s,
     )  # fmt: skip
     loop_task = asyncio.create_task(controller.run())
     monitor_task = asyncio.create_task(monitoring.run())

@@ -20,7 +20,6 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from modelhost.autoscaling.decider import (
     AlarmBreach,
@@ -41,6 +40,7 @@ from modelhost.autoscaling.scaling_store import record_activity, ref_of, scaling
 from modelhost.autoscaling.schedules import ScheduleError, next_run, parse_schedule, time_zone
 from modelhost.clock import Clock
 from modelhost.concurrency import run_blocking
+from modelhost.monitoring.alarm_evaluator import AlarmState
 from modelhost.monitoring.datapoints import MetricIdentity
 from modelhost.monitoring.invocations import SAGEMAKER_NAMESPACE
 from modelhost.monitoring.metric_store import SqliteMetricStore
@@ -51,17 +51,6 @@ from modelhost.store.records import Records
 log = logging.getLogger(__name__)
 
 PERIOD_S = 10
-
-
-class AlarmView(Protocol):
-    """What step scaling needs of an alarm (the CloudWatch alarm evaluator's state)."""
-
-    name: str
-    state: str  # OK | ALARM | INSUFFICIENT_DATA
-    actions_enabled: bool
-    alarm_actions: Sequence[str]  # ARNs, among them scaling policies'
-    threshold: float
-    values: Sequence[float]  # the datapoints of its last evaluation, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +70,7 @@ class ScalingLoop:
         clock: Clock,
         wake: Callable[[], None],
         flushed_through: Callable[[], float],
-        alarms: Callable[[], Sequence[AlarmView]] = lambda: (),
+        alarms: Callable[[], Sequence[AlarmState]] = lambda: (),
         interval_s: float = 10.0,
     ) -> None:
         self._records = records
@@ -154,7 +143,7 @@ class ScalingLoop:
     # deciding --------------------------------------------------------------------------------
     def _decide(
         self, target: ScalableTarget, policies: list[ScalingPolicy], capacity: Capacity,
-        alarms: list[AlarmView], now: float,
+        alarms: list[AlarmState], now: float,
     ) -> Decision | None:  # fmt: skip
         if capacity.desired < capacity.min_capacity or capacity.desired > capacity.max_capacity:
             bounded = min(max(capacity.desired, capacity.min_capacity), capacity.max_capacity)
@@ -249,10 +238,10 @@ class ScalingLoop:
         return True
 
 
-def _breach(policy: ScalingPolicy, alarms: list[AlarmView]) -> AlarmBreach | None:
-    """The first alarm in ALARM whose actions name this step policy, as the decider takes it."""
+def _breach(policy: ScalingPolicy, alarms: list[AlarmState]) -> AlarmBreach | None:
+    """The first alarm in ALARM (actions enabled) whose actions name this step policy, as the decider takes it."""
     for alarm in alarms:
-        if alarm.state == "ALARM" and alarm.actions_enabled and policy.arn in alarm.alarm_actions:
+        if alarm.state == "ALARM" and policy.arn in alarm.scaling_policy_arns:
             values = tuple(v for v in alarm.values if math.isfinite(v))
             if values:
                 return AlarmBreach(alarm.name, alarm.threshold, values)

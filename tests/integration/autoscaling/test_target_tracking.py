@@ -31,8 +31,8 @@ RESOURCE = "endpoint/tracked/variant/AllTraffic"
 class Load:
     """Requests from `threads` threads, each pausing `pause_s` between calls; every error is kept."""
 
-    def __init__(self, runtime: Any, threads: int, pause_s: float) -> None:
-        self.runtime, self.pause_s = runtime, pause_s
+    def __init__(self, runtime: Any, threads: int, pause_s: float, endpoint: str = "tracked") -> None:
+        self.runtime, self.pause_s, self.endpoint = runtime, pause_s, endpoint
         self.done = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -41,7 +41,7 @@ class Load:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.runtime.invoke_endpoint(EndpointName="tracked", Body=b"x")["Body"].read()
+                self.runtime.invoke_endpoint(EndpointName=self.endpoint, Body=b"x")["Body"].read()
                 self.done += 1
             except Exception as exc:
                 self.errors.append(repr(exc))
@@ -112,3 +112,48 @@ def test_scales_out_under_load_and_back_in_with_no_failed_request(server: Server
     scaled_out = ("Setting desired instance count to 2.", "Setting desired instance count to 3.")
     assert any(d in descriptions for d in scaled_out)
     assert all(a["StatusCode"] == "Successful" for a in activities)
+
+
+@pytest.mark.slow
+def test_a_step_scaling_policy_fires_from_a_cloudwatch_alarm(server: ServerProcess, tmp_path: Path) -> None:
+    sm, runtime = server.clients()
+    deploy(sm, "stepped", str(write_echo_model(tmp_path / "m")))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="stepped", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="x",
+                            aws_secret_access_key="y", config=Config(retries={"max_attempts": 1}))  # fmt: skip
+
+    aas, cw = client("application-autoscaling"), client("cloudwatch")
+    resource = "endpoint/stepped/variant/AllTraffic"
+    dimension = {"ServiceNamespace": "sagemaker", "ResourceId": resource,
+                 "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}  # fmt: skip
+    aas.register_scalable_target(**dimension, MinCapacity=1, MaxCapacity=3)
+    policy = aas.put_scaling_policy(
+        PolicyName="add-one", PolicyType="StepScaling", **dimension,
+        StepScalingPolicyConfiguration={"AdjustmentType": "ChangeInCapacity", "Cooldown": 600,
+                                        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]},
+    )  # fmt: skip
+    cw.put_metric_alarm(
+        AlarmName="stepped-busy", Namespace="AWS/SageMaker", MetricName="Invocations", Statistic="Sum",
+        Dimensions=[{"Name": "EndpointName", "Value": "stepped"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        Period=10, EvaluationPeriods=1, Threshold=5.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[policy["PolicyARN"]],
+    )  # fmt: skip
+    with Load(runtime, threads=2, pause_s=0.05, endpoint="stepped") as load:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            variant = sm.describe_endpoint(EndpointName="stepped")["ProductionVariants"][0]
+            if variant["DesiredInstanceCount"] == 2 and variant["CurrentInstanceCount"] == 2:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the alarm's step policy did not add an instance")
+    assert load.errors == [], load.errors[:3]
+    alarm = cw.describe_alarms(AlarmNames=["stepped-busy"])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM"
+    found = aas.describe_scaling_activities(ServiceNamespace="sagemaker", ResourceId=resource)["ScalingActivities"]
+    assert any("stepped-busy" in a["Cause"] and a["Description"] == "Setting desired instance count to 2."
+               for a in found), found  # fmt: skip
+    time.sleep(6)  # the Cooldown (600 s) holds further steps while the alarm stays in ALARM
+    assert sm.describe_endpoint(EndpointName="stepped")["ProductionVariants"][0]["DesiredInstanceCount"] == 2
