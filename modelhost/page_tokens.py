@@ -37,3 +37,30 @@ def decode(token: object) -> dict[str, Any] | None:
     except (ValueError, binascii.Error, RecursionError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+MAX_OFFSET = 10**9  # more items than any list holds; a token past it was not made here
+
+
+class ForeignToken(ValueError):
+    """A token this server did not issue."""
+
+
+class OtherQueryToken(ValueError):
+    """A token issued for a different query than the one it came back with."""
+
+
+def offset_token(offset: int, fingerprint: str) -> str:
+    """The NextToken of a list page starting at `offset` of the query `fingerprint` identifies."""
+    return encode({"o": offset, "f": fingerprint})
+
+
+def read_offset(token: object, fingerprint: str) -> int:
+    """The offset an `offset_token` carries; ForeignToken / OtherQueryToken otherwise (each API words them)."""
+    data = decode(token)
+    offset = data.get("o") if data is not None else None
+    if data is None or isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ForeignToken(str(token)[:200])
+    if data.get("f") != fingerprint:
+        raise OtherQueryToken(str(token)[:200])
+    return offset

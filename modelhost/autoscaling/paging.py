@@ -13,7 +13,6 @@ from modelhost.errors import ValidationError
 
 T = TypeVar("T")
 MAX_RESULTS = 50
-MAX_OFFSET = 10**9
 
 
 def _fingerprint(params: dict[str, Any]) -> str:
@@ -25,18 +24,14 @@ def _offset(params: dict[str, Any]) -> int:
     token = params.get("NextToken")
     if token is None:
         return 0
-    invalid = InvalidNextToken(f"Invalid NextToken: '{str(token)[:100]}' was not issued by this server.")
-    data = page_tokens.decode(token)
-    if data is None or "o" not in data or "f" not in data:
-        raise invalid
-    offset, issued_for = data["o"], data["f"]
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise invalid
-    if issued_for != _fingerprint(params):
+    try:
+        return page_tokens.read_offset(token, _fingerprint(params))
+    except page_tokens.ForeignToken:
+        raise InvalidNextToken(f"Invalid NextToken: '{str(token)[:100]}' was not issued by this server.") from None
+    except page_tokens.OtherQueryToken:
         raise InvalidNextToken(
             "Invalid NextToken: it was issued for a different query; repeat that query or start again."
-        )
-    return offset
+        ) from None
 
 
 def max_results(params: dict[str, Any]) -> int:
@@ -60,5 +55,5 @@ def page(items: list[T], params: dict[str, Any]) -> tuple[list[T], str | None]:
     end = start + size
     token = None
     if end < len(items):
-        token = page_tokens.encode({"o": end, "f": _fingerprint(params)})
+        token = page_tokens.offset_token(end, _fingerprint(params))
     return items[start:end], token

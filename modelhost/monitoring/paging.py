@@ -9,8 +9,6 @@ from typing import Any
 from modelhost import page_tokens
 from modelhost.monitoring.errors import InvalidNextToken
 
-MAX_OFFSET = 10**9
-
 
 def fingerprint(params: dict[str, Any]) -> str:
     """What identifies a query across its pages: every parameter but NextToken."""
@@ -19,7 +17,7 @@ def fingerprint(params: dict[str, Any]) -> str:
 
 
 def encode_token(offset: int, params: dict[str, Any]) -> str:
-    return page_tokens.encode({"o": offset, "f": fingerprint(params)})
+    return page_tokens.offset_token(offset, fingerprint(params))
 
 
 def decode_token(params: dict[str, Any]) -> int:
@@ -28,13 +26,13 @@ def decode_token(params: dict[str, Any]) -> int:
     token = params.get("NextToken")
     if token is None:
         return 0
-    invalid = InvalidNextToken(f"The NextToken '{str(token)[:100]}' was not issued by this server; start without it.")
-    data = page_tokens.decode(token)
-    if data is None or "o" not in data or "f" not in data:
-        raise invalid
-    offset, issued_for = data["o"], data["f"]
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise invalid
-    if issued_for != fingerprint(params):
-        raise InvalidNextToken("The NextToken was issued for a different query; repeat that query or start without it.")
-    return offset
+    try:
+        return page_tokens.read_offset(token, fingerprint(params))
+    except page_tokens.ForeignToken:
+        raise InvalidNextToken(
+            f"The NextToken '{str(token)[:100]}' was not issued by this server; start without it."
+        ) from None
+    except page_tokens.OtherQueryToken:
+        raise InvalidNextToken(
+            "The NextToken was issued for a different query; repeat that query or start without it."
+        ) from None
