@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 import cbor2
 from botocore.model import Shape
 
 from modelhost.monitoring import cbor_codec
 from modelhost.monitoring.errors import InvalidParameterValue, MalformedRequest
+from modelhost.monitoring.xml_text import xml_text
 
 MAX_QUERY_KEY_CHARS = 1024
 MAX_LIST_INDEX = 100_000
@@ -202,5 +202,5 @@ def to_xml(shape: Shape, value: Any, name: str) -> str:
     elif kind in ("double", "float"):
         inner = repr(float(value))
     else:
-        inner = escape(str(value))
+        inner = xml_text(str(value))
     return f"<{name}>{inner}</{name}>"

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel, ServiceModel
 from starlette.responses import Response
@@ -30,6 +29,7 @@ from modelhost.api.validation import service_model
 from modelhost.errors import ApiError
 from modelhost.monitoring import cbor_codec, shape_codec
 from modelhost.monitoring.errors import MalformedRequest, MissingParameter, RequestTooLarge, UnknownCloudWatchOperation
+from modelhost.monitoring.xml_text import xml_text
 
 Kind = Literal["cbor", "json", "query"]
 
@@ -233,8 +233,8 @@ def failure(kind: Kind, error: ApiError, request_id: str) -> Response:
     headers = {"x-amzn-RequestId": request_id}
     if kind == "query":
         xml = (
-            f'<ErrorResponse xmlns="{XML_NAMESPACE}"><Error><Type>{fault}</Type><Code>{escape(error.code)}</Code>'
-            f"<Message>{escape(error.message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            f'<ErrorResponse xmlns="{XML_NAMESPACE}"><Error><Type>{fault}</Type><Code>{xml_text(error.code)}</Code>'
+            f"<Message>{xml_text(error.message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
         )
         return Response(xml, status_code=error.status, media_type="text/xml", headers=headers)
     shape_name = _error_shapes().get(error.code, error.code)
