@@ -86,6 +86,15 @@ class ScalingLoop:
         self._last_tick: float | None = None  # scheduled actions due after it and by now run at this tick
 
     async def run(self) -> None:
+        """Ticks on a worker thread (the store blocks); the controller is woken on the event loop's thread, since
+        its wake-up event is not thread-safe."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake
+
+        def wake_on_loop() -> None:
+            loop.call_soon_threadsafe(wake)
+
+        self._wake = wake_on_loop
         while True:
             await asyncio.sleep(self._interval_s)
             try:

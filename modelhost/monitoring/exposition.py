@@ -148,15 +148,29 @@ class Exposition:
         self._scrape_errors = Counter("modelhost_worker_scrape_errors", "Worker /metrics scrapes that failed.",
                                       ["endpoint", "variant"], registry=registry)  # fmt: skip
 
+    async def _fetch(self, target: ScrapeTarget) -> str:
+        """The worker's exposition, read as it streams and refused past MAX_WORKER_TEXT (a worker runs model
+        code: its answer must not be able to grow the server's memory)."""
+        headers = {ROUTER_TOKEN_HEADER: target.router_token}
+        async with self._client.stream("GET", f"{target.url}{METRICS_PATH}", timeout=SCRAPE_TIMEOUT_S,
+                                       headers=headers) as response:  # fmt: skip
+            if response.status_code != 200:
+                raise ValueError(f"status {response.status_code}")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_WORKER_TEXT:
+                    raise ValueError(f"more than {MAX_WORKER_TEXT} bytes")
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+
     async def _scrape(self, target: ScrapeTarget) -> list[Metric]:
         w = target.worker
         try:
-            response = await self._client.get(f"{target.url}{METRICS_PATH}", timeout=SCRAPE_TIMEOUT_S,
-                                              headers={ROUTER_TOKEN_HEADER: target.router_token})  # fmt: skip
-            if response.status_code != 200 or len(response.content) > MAX_WORKER_TEXT:
-                raise ValueError(f"status {response.status_code}, {len(response.content)} bytes")
-            families = list(text_string_to_metric_families(response.text))
-        except (httpx.HTTPError, ValueError) as exc:
+            # the whole scrape has its deadline: a worker trickling bytes must not hold the page
+            text = await asyncio.wait_for(self._fetch(target), SCRAPE_TIMEOUT_S)
+            families = list(text_string_to_metric_families(text))
+        except Exception as exc:  # unreachable, too slow, too big, or text the parser rejects: left out, counted
             log.debug("scraping %s failed: %s", w.instance_id, exc)
             self._scrape_errors.labels(w.endpoint, w.variant).inc()
             return []
