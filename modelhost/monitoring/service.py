@@ -20,11 +20,12 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from modelhost.concurrency import run_blocking
 from modelhost.monitoring.alarm_evaluator import AlarmEvaluator
+from modelhost.monitoring.alarms import AlarmStoreError
 from modelhost.monitoring.datapoints import Datapoint, MetricIdentity, StatisticSet, dimensions_of
 from modelhost.monitoring.exposition import Exposition, FleetCollector, ScrapeTarget, VariantCounts
 from modelhost.monitoring.instances import InstanceSampler, WatchedWorker, instance_datapoints
 from modelhost.monitoring.invocations import SAGEMAKER_NAMESPACE, InvocationMetrics
-from modelhost.monitoring.metric_store import SqliteMetricStore
+from modelhost.monitoring.metric_store import MetricStoreError, SqliteMetricStore
 from modelhost.scheduler.launchers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,20 @@ def concurrency_datapoints(variants: list[VariantCounts], timestamp_s: float) ->
     ]
 
 
+def open_metric_store(path: Path) -> SqliteMetricStore:
+    """HOME/metrics.db; one that cannot be opened (damaged, another schema) is moved aside to
+    `metrics.db.unreadable-<time>` and a new one started: metrics must never keep the server from starting."""
+    try:
+        return SqliteMetricStore(path)
+    except (MetricStoreError, AlarmStoreError) as exc:
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        log.warning("%s; moved it to %s and started an empty metric store", exc, aside.name)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").rename(f"{aside}{suffix}")
+        return SqliteMetricStore(path)
+
+
 class Monitoring:
     def __init__(
         self,
@@ -63,7 +78,7 @@ class Monitoring:
         self.sampler = InstanceSampler(disk_path)
         self.registry.register(FleetCollector(self.sampler, variants))
         self.exposition = Exposition(self.registry, client)
-        self.store = SqliteMetricStore(db_path)
+        self.store = open_metric_store(db_path)
         self.alarms = AlarmEvaluator(self.store.alarms, self.store)  # PutMetricAlarm's alarms, evaluated each tick
         self._serving_workers = serving_workers
         self._pid_of = pid_of
