@@ -1,0 +1,1 @@
+"""Batch transform jobs: records, filters, progress and the runner."""
