@@ -41,11 +41,14 @@ from modelhost.adapters import (
     variant_counts,
 )
 from modelhost.api.app import ControlPlaneApi, error_response
+from modelhost.api.handlers.transform_jobs import hidden_endpoint
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
 from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi
 from modelhost.autoscaling.loop import ScalingLoop
+from modelhost.batch.runner import RunnerSettings
+from modelhost.batch.supervisor import TransformJobs
 from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.cold_start import ColdStarts
@@ -75,6 +78,7 @@ from modelhost.security.keys import key_store_for
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import data_limits
+from modelhost.storage.objects import Objects
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.records import Records
 from modelhost.store.sqlite import SqliteStore
@@ -196,6 +200,17 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     status_of = functools.partial(endpoint_status, records)
     upstream = HttpUpstream(client)
     router = InvocationRouter(table, admission, upstream, status_of, settings.account_id, settings.invocation_timeout_s)
+    transform_jobs = TransformJobs(
+        records, router,
+        Objects(data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home),
+                forbidden=(settings.home,)),
+        RunnerSettings(settings.transform_staging_dir), hidden_endpoint, controller.wake,
+    )  # fmt: skip
+
+    def desired_state_changed() -> None:
+        controller.wake()
+        transform_jobs.wake()
+
     monitoring = Monitoring(
         settings.home / "metrics.db",
         settings.home,
@@ -208,7 +223,8 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         store=store,
         records=records,
         controller=controller,
-        control_plane=ControlPlaneApi(records, settings, controller.wake, inventory, parse_quotas(settings.quotas)),
+        control_plane=ControlPlaneApi(records, settings, desired_state_changed, inventory,
+                                      parse_quotas(settings.quotas)),  # fmt: skip
         runtime=RuntimeApi(
             settings, router, ResultCache(settings.result_cache_max_bytes, time.monotonic), monitoring.invocations
         ),
@@ -234,6 +250,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     loop_task = asyncio.create_task(controller.run())
     monitor_task = asyncio.create_task(monitoring.run())
     scaling_task = asyncio.create_task(scaling.run())
+    jobs_task = asyncio.create_task(transform_jobs.run())
     log.info(
         "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
         settings.home,
@@ -245,6 +262,10 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         yield services
     finally:
         log.info("stopping: draining workers")
+        await transform_jobs.shutdown()  # jobs stay InProgress: the next start resumes them
+        jobs_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await jobs_task
         await controller.shutdown()
         loop_task.cancel()
         monitor_task.cancel()

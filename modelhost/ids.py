@@ -5,7 +5,12 @@ from __future__ import annotations
 import uuid
 
 # SageMaker ARN resource kinds by the noun used in our store.
-ARN_KINDS = {"model": "model", "endpoint_config": "endpoint-config", "endpoint": "endpoint"}
+ARN_KINDS = {
+    "model": "model",
+    "endpoint_config": "endpoint-config",
+    "endpoint": "endpoint",
+    "transform_job": "transform-job",
+}
 
 
 def arn(kind: str, name: str, *, region: str, account_id: str) -> str:

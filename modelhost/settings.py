@@ -131,6 +131,10 @@ class ServerSettings:
     def run_dir(self) -> Path:
         return self.home / "run"
 
+    @property
+    def transform_staging_dir(self) -> Path:
+        return self.home / "transform-jobs"
+
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
         """Defaults, then MODELHOST_* variables, then explicit overrides (CLI flags) that are not None."""

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from modelhost import ids, json_guard
 from modelhost.api import validation
 from modelhost.api.context import ApiContext
-from modelhost.api.handlers import endpoint_configs, endpoints, models, tags
+from modelhost.api.handlers import endpoint_configs, endpoints, models, tags, transform_jobs
 from modelhost.auth import authenticate, authorize, wire_request
 from modelhost.errors import ApiError, UnknownOperation, ValidationError
 from modelhost.http_body import BodyTooLarge, read_limited
@@ -43,6 +43,7 @@ OPERATIONS: dict[str, Handler] = {
     **endpoint_configs.OPERATIONS,
     **endpoints.OPERATIONS,
     **tags.OPERATIONS,
+    **transform_jobs.OPERATIONS,
 }
 
 

@@ -21,7 +21,12 @@ LIST_SERVICE_QUOTAS = "servicequotas:ListServiceQuotas"
 GET_METRIC_DATA = "cloudwatch:GetMetricData"  # the server's Prometheus /metrics
 # body member naming the resource -> ARN kind, in the order they are looked for (CreateEndpoint names both
 # the endpoint and its config: the endpoint is what it acts on)
-_NAME_MEMBERS = (("EndpointName", "endpoint"), ("EndpointConfigName", "endpoint_config"), ("ModelName", "model"))
+_NAME_MEMBERS = (
+    ("TransformJobName", "transform_job"),  # CreateTransformJob names its model too: the job is what it acts on
+    ("EndpointName", "endpoint"),
+    ("EndpointConfigName", "endpoint_config"),
+    ("ModelName", "model"),
+)
 
 
 def action(operation: str) -> str:

@@ -8,15 +8,18 @@ resource is damaged. The rest of the control plane keeps working.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from modelhost.async_inference.records import AsyncRequest
 from modelhost.autoscaling.records import ScalableTarget, ScalingActivity, ScalingPolicy, ScheduledAction
 from modelhost.resources.endpoint import Endpoint
 from modelhost.resources.endpoint_config import EndpointConfig
 from modelhost.resources.model import Model
+from modelhost.resources.transform_job import TransformJob, TransformObject
 from modelhost.store.codec import decode, encode
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import SqliteStore
@@ -112,6 +115,23 @@ class RecordTable(Generic[T]):
         self._problems.clear(self.kind, name)
         return deleted
 
+    def list_under(self, prefix: str) -> builtins.list[T]:
+        """The readable records whose names start with `prefix`, in name order."""
+        records = []
+        for key, row in self._store.items_under(self.kind, prefix):
+            try:
+                records.append(self._from_row(key, row))
+            except UnreadableRecord:
+                continue
+        return records
+
+    def put_many(self, records: builtins.list[tuple[str, T]]) -> None:
+        """All stored in one transaction, or none."""
+        self._store.put_many(self.kind, [(name, self._to_row(name, record)) for name, record in records])
+
+    def delete_under(self, prefix: str) -> int:
+        return self._store.delete_under(self.kind, prefix)
+
     def update(self, name: str, change: Callable[[T], T | None]) -> T | None:
         """Atomic read-modify-write: `change` gets the record and returns the new one (None: leave it as is).
         Returns the stored record afterwards, None when there is none."""
@@ -143,6 +163,11 @@ class Records:
         self.scaling_policies = RecordTable(store, "scaling_policy", ScalingPolicy, self.problems)
         self.scheduled_actions = RecordTable(store, "scheduled_action", ScheduledAction, self.problems)
         self.scaling_activities = RecordTable(store, "scaling_activity", ScalingActivity, self.problems)
+        # InvokeEndpointAsync's durable queue (modelhost/async_inference/): one row per request, by its key
+        self.async_requests = RecordTable(store, "async_request", AsyncRequest, self.problems)
+        # batch transform (modelhost/batch/): jobs by name; their input objects by `<job key>/<index>`
+        self.transform_jobs = RecordTable(store, "transform_job", TransformJob, self.problems)
+        self.transform_objects = RecordTable(store, "transform_object", TransformObject, self.problems)
 
     def table(self, kind: str) -> RecordTable[Any]:
         every: tuple[RecordTable[Any], ...] = (
@@ -153,5 +178,8 @@ class Records:
             self.scaling_policies,
             self.scheduled_actions,
             self.scaling_activities,
+            self.async_requests,
+            self.transform_jobs,
+            self.transform_objects,
         )
         return {t.kind: t for t in every}[kind]

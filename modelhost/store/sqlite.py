@@ -246,6 +246,45 @@ class SqliteStore:
             self._clear_problem(kind, name.lower())
         return cur.rowcount > 0
 
+    def put_many(self, kind: str, rows: builtins.list[tuple[str, dict[str, Any]]]) -> None:
+        """Every (name, data) in one transaction: all are stored or none."""
+        with self._db("write") as db:
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO resources (kind, key, data) VALUES (?, ?, ?)",
+                    [(kind, name.lower(), _encode(data)) for name, data in rows],
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def items_under(self, kind: str, prefix: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """(stored name, record) of the readable records of `kind` whose names start with `prefix` (lower-cased),
+        in name order; read through the primary key, not a scan of the kind."""
+        low = prefix.lower()
+        with self._db("read") as db:
+            rows = db.execute(
+                "SELECT key, data FROM resources WHERE kind = ? AND key >= ? AND key < ? ORDER BY key",
+                (kind, low, low + "\U0010ffff"),
+            ).fetchall()
+        records: builtins.list[tuple[str, dict[str, Any]]] = []
+        for key, data in rows:
+            try:
+                records.append((str(key), decode_record(data)))
+            except ValueError as exc:
+                self._note_problem(kind, str(key), str(exc))
+        return records
+
+    def delete_under(self, kind: str, prefix: str) -> int:
+        low = prefix.lower()
+        with self._db("write") as db:
+            cur = db.execute(
+                "DELETE FROM resources WHERE kind = ? AND key >= ? AND key < ?", (kind, low, low + "\U0010ffff")
+            )
+        return cur.rowcount
+
     def list(self, kind: str) -> builtins.list[dict[str, Any]]:
         """Every readable record of `kind`; unreadable rows are skipped and reported by `problems()`."""
         return [record for _, record in self.items(kind)]

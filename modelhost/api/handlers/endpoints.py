@@ -18,6 +18,7 @@ from modelhost.resources.endpoint import Endpoint, PendingUpdate, VariantSpec, V
 from modelhost.resources.endpoint_config import EndpointConfig
 from modelhost.resources.quota import instances_in_use
 from modelhost.resources.status import IN_PROGRESS, EndpointStatus
+from modelhost.resources.transform_job import job_of_hidden_endpoint
 from modelhost.scheduler.placement import quota_for, quota_message
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
@@ -43,7 +44,7 @@ def get_endpoint(ctx: ApiContext, name: str) -> Endpoint:
     return endpoint
 
 
-def _check_capacity(ctx: ApiContext, wanted: list[tuple[str, int]]) -> None:
+def check_capacity(ctx: ApiContext, wanted: list[tuple[str, int]]) -> None:
     """Refuse what would exceed an instance-type quota, as AWS refuses it (ResourceLimitExceeded)."""
     used = instances_in_use(ctx.records.endpoints.list())
     delta: dict[str, int] = {}
@@ -71,7 +72,7 @@ def create_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(f'Cannot create already existing endpoint "{endpoint_arn}".')
     config = get_endpoint_config(ctx, body["EndpointConfigName"])
     variants = _snapshot(ctx, config)
-    _check_capacity(ctx, [(s.instance_type, s.variant.initial_instance_count) for s in variants])
+    check_capacity(ctx, [(s.instance_type, s.variant.initial_instance_count) for s in variants])
     now = ctx.now()
     endpoint = Endpoint(
         name=name,
@@ -99,7 +100,7 @@ def describe_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 
 def list_endpoints(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     return list_response(
-        [shapes.endpoint_summary(e) for e in ctx.records.endpoints.list()],
+        [shapes.endpoint_summary(e) for e in ctx.records.endpoints.list() if job_of_hidden_endpoint(e.name) is None],
         body,
         result_key="Endpoints",
         summary_keys=("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus"),
@@ -135,7 +136,7 @@ def update_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     states = tuple(initial_state(s.variant, now) for s in variants)
     if body.get("RetainAllVariantProperties"):
         states = _retain_variant_properties(endpoint, states, body.get("ExcludeRetainedVariantProperties", []))
-    _check_capacity(ctx, [(s.instance_type, st.desired_count) for s, st in zip(variants, states, strict=True)])
+    check_capacity(ctx, [(s.instance_type, st.desired_count) for s, st in zip(variants, states, strict=True)])
     pending = PendingUpdate(config_name=config.name, variants=variants, states=states, started=now)
 
     def apply(current: Endpoint) -> Endpoint:
@@ -179,7 +180,7 @@ def update_endpoint_weights_and_capacities(ctx: ApiContext, body: dict[str, Any]
         state = endpoint.state(spec.name)
         if count is not None and state is not None and count > state.desired_count:
             growth.append((spec.instance_type, count - state.desired_count))
-    _check_capacity(ctx, growth)
+    check_capacity(ctx, growth)
 
     def apply(current: Endpoint) -> Endpoint:
         if current.status != EndpointStatus.IN_SERVICE:

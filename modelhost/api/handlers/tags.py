@@ -33,9 +33,12 @@ def _locate(ctx: ApiContext, arn: str) -> tuple[RecordTable[Any], str]:
         "model": ctx.records.models,
         "endpoint-config": ctx.records.endpoint_configs,
         "endpoint": ctx.records.endpoints,
+        "transform-job": ctx.records.transform_jobs,
     }
     if len(kind_name) != 2 or kind_name[0] not in tables:
-        raise ValidationError(f"Resource arn {arn} is not a model, endpoint configuration or endpoint ARN.")
+        raise ValidationError(
+            f"Resource arn {arn} is not a model, endpoint configuration, endpoint or transform job ARN."
+        )
     table = tables[kind_name[0]]
     try:
         found = table.get(kind_name[1]) is not None
