@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from modelhost.resources.async_inference import AsyncInferenceConfig
 from modelhost.resources.endpoint_config import ProductionVariant
 from modelhost.resources.model import Container, Model, Tag
 from modelhost.resources.status import EndpointStatus, check_transition
@@ -84,6 +85,7 @@ class PendingUpdate:
     variants: tuple[VariantSpec, ...]
     states: tuple[VariantState, ...]
     started: float
+    async_inference: AsyncInferenceConfig | None = None  # the new configuration's
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class Endpoint:
     failure_reason: str | None = None
     pending: PendingUpdate | None = None
     tags: tuple[Tag, ...] = ()
+    async_inference: AsyncInferenceConfig | None = None  # the config's AsyncInferenceConfig, snapshotted
 
     @property
     def key(self) -> str:
@@ -137,6 +140,7 @@ class Endpoint:
             states=pending.states,
             pending=None,
             failure_reason=None,
+            async_inference=pending.async_inference,
         )
 
     def roll_back(self, reason: str, now: float) -> Endpoint:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelhost.resources.async_inference import AsyncInferenceConfig
 from modelhost.resources.model import Tag
 
 
@@ -28,3 +29,4 @@ class EndpointConfig:
     variants: tuple[ProductionVariant, ...]
     tags: tuple[Tag, ...] = ()
     request: Mapping[str, Any] = field(default_factory=dict)  # as sent, for DescribeEndpointConfig only
+    async_inference: AsyncInferenceConfig | None = None  # AsyncInferenceConfig: an asynchronous endpoint
