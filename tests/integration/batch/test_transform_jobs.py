@@ -161,7 +161,8 @@ def test_single_record_gzip_with_filters_and_join(batch_server: ServerProcess, m
         TransformInput={"CompressionType": "Gzip"},
         BatchStrategy="SingleRecord",
         MaxConcurrentTransforms=4,
-        DataProcessing={"InputFilter": "$.features", "JoinSource": "Input", "OutputFilter": "$['id','SageMakerOutput']"},
+        DataProcessing={"InputFilter": "$.features", "JoinSource": "Input",
+                        "OutputFilter": "$['id','SageMakerOutput']"},
     )  # fmt: skip
     sm.create_transform_job(**request)
     sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="single-join", WaiterConfig=WAIT)
@@ -180,7 +181,8 @@ def test_failing_record_fails_the_job_naming_it(batch_server: ServerProcess, mod
     inputs = write_inputs(tmp_path / "in", {"1-good.jsonl": [1, 2], "2-bad.jsonl": [3, 4, "boom", 5]})
     out = tmp_path / "out"
     sm.create_transform_job(**job_request("fails", "doubler-fails", inputs, out, BatchStrategy="SingleRecord",
-                                          MaxConcurrentTransforms=1, ModelClientConfig={"InvocationsMaxRetries": 0}))  # fmt: skip
+                                          MaxConcurrentTransforms=1,
+                                          ModelClientConfig={"InvocationsMaxRetries": 0}))  # fmt: skip
     with pytest.raises(WaiterError):
         sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="fails", WaiterConfig=WAIT)
     described = sm.describe_transform_job(TransformJobName="fails")
