@@ -34,6 +34,7 @@ from modelhost.adapters import (
     cold_start_activity,
     endpoint_names,
     endpoint_status,
+    job_name,
     logs_authorizer,
     scales_to_zero,
     scaling_settings,
@@ -44,6 +45,7 @@ from modelhost.api.app import ControlPlaneApi, error_response
 from modelhost.api.handlers.transform_jobs import hidden_endpoint
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
+from modelhost.async_inference.service import backlog_source, build_async_inference
 from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
 from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi
 from modelhost.autoscaling.loop import ScalingLoop
@@ -204,7 +206,8 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         records, router,
         Objects(data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home),
                 forbidden=(settings.home,)),
-        RunnerSettings(settings.transform_staging_dir), hidden_endpoint, controller.wake,
+        RunnerSettings(settings.transform_staging_dir, max_per_instance=settings.max_concurrency_per_instance),
+        hidden_endpoint, controller.wake,
     )  # fmt: skip
 
     def desired_state_changed() -> None:
@@ -218,7 +221,11 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         controller.serving_workers,
         launcher.pid,
         functools.partial(variant_counts, records, table, admission),
+        job_names=functools.partial(job_name, records),
     )
+    async_dispatcher, async_intake = build_async_inference(settings, records, router, table, monitoring.invocations)
+    async_dispatcher.load()  # every stored InvokeEndpointAsync request is queued again
+    monitoring.add_source(backlog_source(async_dispatcher))
     services = Services(
         store=store,
         records=records,
@@ -226,8 +233,9 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         control_plane=ControlPlaneApi(records, settings, desired_state_changed, inventory,
                                       parse_quotas(settings.quotas)),  # fmt: skip
         runtime=RuntimeApi(
-            settings, router, ResultCache(settings.result_cache_max_bytes, time.monotonic), monitoring.invocations
-        ),
+            settings, router, ResultCache(settings.result_cache_max_bytes, time.monotonic), monitoring.invocations,
+            async_intake,
+        ),  # fmt: skip
         openai=OpenAiApi(
             settings, router, status_of, functools.partial(served_models, records), monitoring.invocations
         ),
@@ -239,7 +247,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         autoscaling=AutoScalingApi(records, settings, authorize=autoscaling_authorizer(settings)),
         logs=LogsApi(
             settings.logs_dir, functools.partial(endpoint_names, records), settings.account_id, settings.region,
-            authorize=logs_authorizer(settings),
+            authorize=logs_authorizer(settings), job_names=functools.partial(job_name, records),
         ),
     )
     scaling = ScalingLoop(
@@ -251,6 +259,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     monitor_task = asyncio.create_task(monitoring.run())
     scaling_task = asyncio.create_task(scaling.run())
     jobs_task = asyncio.create_task(transform_jobs.run())
+    async_task = asyncio.create_task(async_dispatcher.run())
     log.info(
         "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
         settings.home,
@@ -266,6 +275,10 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         jobs_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await jobs_task
+        async_task.cancel()  # requests in flight stay stored: the next start runs them again
+        with contextlib.suppress(asyncio.CancelledError):
+            await async_task
+        await async_dispatcher.stop()
         await controller.shutdown()
         loop_task.cancel()
         monitor_task.cancel()

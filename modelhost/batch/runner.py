@@ -47,6 +47,7 @@ MiB = 1024 * 1024
 class RunnerSettings:
     staging_dir: Path  # HOME/transform-jobs
     concurrency_per_instance: int = 16  # when MaxConcurrentTransforms is not given
+    max_per_instance: int = 64  # the router's limit per instance (MODELHOST_MAX_CONCURRENCY_PER_INSTANCE)
     max_object_bytes: int = 1024 * MiB  # one input object, decompressed
     max_open_bytes: int = 256 * MiB  # input objects held in memory at once
     commit_interval_s: float = 0.5  # how often progress is made durable while an object runs
@@ -137,7 +138,8 @@ class JobRun:
         self._report()
 
     def _concurrency(self) -> int:
-        per_instance = self._job.max_concurrent or self._settings.concurrency_per_instance
+        per_instance = min(self._job.max_concurrent or self._settings.concurrency_per_instance,
+                           self._settings.max_per_instance)  # fmt: skip
         return max(1, per_instance * self._job.instance_count)
 
     async def _object_rows(self) -> list[TransformObject]:

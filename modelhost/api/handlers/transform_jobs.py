@@ -40,6 +40,7 @@ from modelhost.store.sqlite import AlreadyExists
 KIND = "transform_job"
 VARIANT = "AllTraffic"
 DEFAULT_MAX_PAYLOAD_MB = 6
+MAX_PAYLOAD_MB = 100  # SageMaker's limit
 DEFAULT_TIMEOUT_S = 600
 DEFAULT_RETRIES = 3
 _DATA_TYPES = ("S3Prefix", "ManifestFile")
@@ -117,6 +118,9 @@ def _environment(body: dict[str, Any]) -> dict[str, str]:
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
+    if int(body.get("MaxPayloadInMB", DEFAULT_MAX_PAYLOAD_MB)) > MAX_PAYLOAD_MB:
+        raise ValidationError(f"MaxPayloadInMB must be at most {MAX_PAYLOAD_MB} (MB per request), not "
+                              f"{body['MaxPayloadInMB']}.")  # fmt: skip
     if body.get("DataCaptureConfig"):
         raise ValidationError(
             "DataCaptureConfig (batch data capture) is not supported by modelhost; leave it out. Every job's "

@@ -295,3 +295,35 @@ def test_list_filters_and_pages(batch_server: ServerProcess, model_dir: Path, tm
         sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=f"listed-{i}", WaiterConfig=WAIT)
     done = sm.list_transform_jobs(NameContains="listed-", StatusEquals="Completed")["TransformJobSummaries"]
     assert len(done) == 3
+
+
+def test_model_that_cannot_start_fails_the_job(batch_server: ServerProcess, tmp_path: Path) -> None:
+    sm, _ = batch_server.clients()
+    broken = write_echo_model(tmp_path / "broken", model_py="raise RuntimeError('weights are missing')\n")
+    create_model(sm, "doubler-broken", broken)
+    inputs = write_inputs(tmp_path / "in", {"a.jsonl": [1]})
+    sm.create_transform_job(**job_request("broken", "doubler-broken", inputs, tmp_path / "out"))
+    with pytest.raises(WaiterError):
+        sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="broken", WaiterConfig=WAIT)
+    reason = sm.describe_transform_job(TransformJobName="broken")["FailureReason"]
+    assert reason.startswith("the job's instances could not start: ") and "weights are missing" in reason, reason
+    assert not (tmp_path / "out").exists()
+
+
+def test_payload_limit_checked(batch_server: ServerProcess, model_dir: Path, tmp_path: Path) -> None:
+    sm, _ = batch_server.clients()
+    create_model(sm, "doubler-payload", model_dir)
+    inputs = write_inputs(tmp_path / "in", {"a.jsonl": [1]})
+    with pytest.raises(ClientError) as caught:
+        sm.create_transform_job(**job_request("too-big", "doubler-payload", inputs, tmp_path / "out",
+                                              MaxPayloadInMB=101))  # fmt: skip
+    assert "MaxPayloadInMB must be at most 100" in caught.value.response["Error"]["Message"]
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "one.jsonl").write_text(json.dumps({"x": 1, "pad": "p" * (1024 * 1024 + 10)}) + "\n")
+    sm.create_transform_job(**job_request("record-too-big", "doubler-payload", big, tmp_path / "out2",
+                                          MaxPayloadInMB=1))  # fmt: skip
+    with pytest.raises(WaiterError):
+        sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="record-too-big", WaiterConfig=WAIT)
+    reason = sm.describe_transform_job(TransformJobName="record-too-big")["FailureReason"]
+    assert "one.jsonl, record 1" in reason and "MaxPayloadInMB" in reason, reason
