@@ -1,7 +1,8 @@
 """The adapters between the server's services: small functions that give one service what it needs from
 another (records → the OpenAI model list and endpoint statuses, records + routing table + admission → variant
-counts for metrics, records → log group names, the key store → each AWS API's authorizer, scalable targets →
-whether a variant wakes from zero, scaling activities for cold starts). Each is wired once, in app.py."""
+counts for metrics, records → log group names and transform job names, the key store → each AWS API's
+authorizer, scalable targets → whether a variant wakes from zero, scaling activities for cold starts). Each is
+wired once, in app.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from modelhost.monitoring.exposition import VariantCounts
 from modelhost.monitoring.logs.api import LogsCall
 from modelhost.monitoring.logs.naming import EndpointNames
 from modelhost.resources.status import EndpointStatus
+from modelhost.resources.transform_job import job_of_hidden_endpoint
 from modelhost.router.admission import Admission
 from modelhost.router.openai import ServedModel
 from modelhost.router.table import RoutingTable
@@ -30,7 +32,9 @@ from modelhost.store.records import Records
 def served_models(records: Records) -> list[ServedModel]:
     """InService endpoints, which the OpenAI API lists as models."""
     return [
-        ServedModel(e.name, int(e.created)) for e in records.endpoints.list() if e.status == EndpointStatus.IN_SERVICE
+        ServedModel(e.name, int(e.created))
+        for e in records.endpoints.list()
+        if e.status == EndpointStatus.IN_SERVICE and job_of_hidden_endpoint(e.name) is None
     ]
 
 
@@ -68,6 +72,15 @@ def endpoint_names(records: Records, folder: str) -> EndpointNames | None:
     pending = endpoint.pending.variants if endpoint.pending else ()
     variants = [v.name for v in (*endpoint.variants, *pending)]
     return EndpointNames(endpoint.name, tuple(dict.fromkeys(variants)))
+
+
+def job_name(records: Records, key: str) -> str | None:
+    """A transform job's name as created (its log streams and metrics keep its case), from its key."""
+    try:
+        job = records.transform_jobs.get(key)
+    except UnreadableRecord:
+        return None
+    return None if job is None else job.name
 
 
 def logs_authorizer(settings: ServerSettings) -> Callable[[LogsCall], str]:

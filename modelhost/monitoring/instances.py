@@ -1,5 +1,7 @@
 """Instance metrics: CPU, memory, disk and GPU use of each serving worker, read from /proc (and NVML where
-GPUs exist), for Prometheus and for CloudWatch's /aws/sagemaker/Endpoints namespace.
+GPUs exist), for Prometheus and for CloudWatch: an endpoint's instances in /aws/sagemaker/Endpoints (EndpointName,
+VariantName: averaged over the variant's instances), a batch transform job's (its hidden endpoint's) in
+/aws/sagemaker/TransformJobs with one `Host` = `<TransformJobName>/<instance>` per instance, as SageMaker does.
 
 A worker is its process and everything under it (a model's own subprocesses, and inside a sandbox the
 interpreter under bwrap), so CPU time and resident memory are summed over the process tree. SageMaker's
@@ -21,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from modelhost.monitoring.datapoints import Datapoint, MetricIdentity, StatisticSet, dimensions_of
+from modelhost.resources.transform_job import job_of_hidden_endpoint
 
 log = logging.getLogger(__name__)
 
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+JOB_NAMESPACE = "/aws/sagemaker/TransformJobs"
+JobNames = Callable[[str], str | None]  # a job's key (lower-case name) -> its TransformJobName as created
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -39,6 +44,7 @@ class WatchedWorker:
     pid: int | None
     memory_bytes: int  # its budget (the instance type's memory on this host)
     gpu_ids: tuple[int, ...] = ()
+    instance_name: str = ""  # its log file's stem (`alltraffic-0`): a job's Host is `<job>/<instance_name>`
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +169,23 @@ class InstanceSampler:
         return 100.0 * usage.used / usage.total if usage.total else 0.0
 
 
-def instance_datapoints(usages: Iterable[InstanceUsage], disk_percent: float, timestamp_s: float) -> list[Datapoint]:
-    """One sample per instance into its variant's CloudWatch metrics (Average over instances, as SageMaker)."""
-    by_variant: dict[tuple[str, str], dict[str, StatisticSet]] = {}
+def metric_series(worker: WatchedWorker, job_names: JobNames | None = None) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(namespace, dimensions) of a worker's instance metrics: its endpoint variant's, or for a transform job's
+    instance its own Host `<TransformJobName>/<instance>` (the job's case where `job_names` knows it)."""
+    key = job_of_hidden_endpoint(worker.endpoint)
+    if key is None:
+        return INSTANCE_NAMESPACE, (("EndpointName", worker.endpoint), ("VariantName", worker.variant))
+    known = job_names(key) if job_names is not None else None
+    job = known if known is not None and known.lower() == key else key
+    return JOB_NAMESPACE, (("Host", f"{job}/{worker.instance_name or worker.instance_id}"),)
+
+
+def instance_datapoints(
+    usages: Iterable[InstanceUsage], disk_percent: float, timestamp_s: float, job_names: JobNames | None = None
+) -> list[Datapoint]:
+    """One sample per instance into its variant's CloudWatch metrics (Average over instances, as SageMaker), or
+    a transform job instance's into its Host's in /aws/sagemaker/TransformJobs."""
+    by_series: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, StatisticSet]] = {}
     for usage in usages:
         values = {"MemoryUtilization": usage.memory_percent, "DiskUtilization": disk_percent}
         if usage.cpu_percent is not None:
@@ -173,14 +193,14 @@ def instance_datapoints(usages: Iterable[InstanceUsage], disk_percent: float, ti
         if usage.gpu_percent is not None and usage.gpu_memory_percent is not None:
             values["GPUUtilization"] = usage.gpu_percent
             values["GPUMemoryUtilization"] = usage.gpu_memory_percent
-        metrics = by_variant.setdefault((usage.worker.endpoint, usage.worker.variant), {})
+        metrics = by_series.setdefault(metric_series(usage.worker, job_names), {})
         for name, value in values.items():
             one = StatisticSet.of_value(value)
             metrics[name] = metrics[name].merge(one) if name in metrics else one
     points = []
-    for (endpoint, variant), metrics in by_variant.items():
-        dims = dimensions_of((("EndpointName", endpoint), ("VariantName", variant)))
+    for (namespace, pairs), metrics in by_series.items():
+        dims = dimensions_of(pairs)
         for name, stats in metrics.items():
-            identity = MetricIdentity(INSTANCE_NAMESPACE, name, dims)
+            identity = MetricIdentity(namespace, name, dims)
             points.append(Datapoint(identity, "Percent", timestamp_s, stats, True))
     return points

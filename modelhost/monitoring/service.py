@@ -71,6 +71,7 @@ class Monitoring:
         pid_of: Callable[[Worker], int | None],
         variants: Callable[[], list[VariantCounts]],
         now: Callable[[], float] = time.time,
+        job_names: Callable[[str], str | None] | None = None,  # a transform job's key -> its name as created
     ) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double a scrape's size and nothing here reads them
         self.registry = CollectorRegistry(auto_describe=True)
@@ -84,15 +85,28 @@ class Monitoring:
         self._pid_of = pid_of
         self._variants = variants
         self._now = now
+        self._job_names = job_names
+        self._known_jobs: dict[str, str] = {}  # names never change: each job is looked up once
         self.flushed_through_s = 0.0  # the end of the newest 10 s window written to the store (the scaling loop's)
 
     def watched(self) -> list[tuple[WatchedWorker, Worker]]:
         pairs = []
         for w in self._serving_workers():
             watched = WatchedWorker(w.instance_id, w.endpoint_name, w.variant_name, self._pid_of(w), w.memory_bytes,
-                                    w.gpu_ids)  # fmt: skip
+                                    w.gpu_ids, instance_name=w.log_path.stem)  # fmt: skip
             pairs.append((watched, w))
         return pairs
+
+    def _job_name(self, key: str) -> str | None:
+        """A transform job's name as created; None (asked again next tick) while its record is not found."""
+        if key not in self._known_jobs:
+            found = self._job_names(key) if self._job_names is not None else None
+            if found is None:
+                return None
+            if len(self._known_jobs) >= 1024:
+                self._known_jobs.clear()
+            self._known_jobs[key] = found
+        return self._known_jobs[key]
 
     async def metrics_text(self) -> bytes:
         """The /metrics answer: fresh instance samples, the server's registry and every worker's /metrics."""
@@ -105,7 +119,7 @@ class Monitoring:
         """What one tick writes: instance samples, ended invocation windows, router concurrency."""
         now = self._now()
         usages = self.sampler.sample([watched for watched, _ in self.watched()])
-        points = instance_datapoints(usages, self.sampler.disk_percent(), now) if usages else []
+        points = instance_datapoints(usages, self.sampler.disk_percent(), now, self._job_name) if usages else []
         points += self.invocations.drain(everything=everything)
         points += concurrency_datapoints(self._variants(), now)
         return points

@@ -4,6 +4,9 @@ Names (naming.py):
     log group   /aws/sagemaker/Endpoints/<EndpointName>          one per folder logs/<endpoint lower>/
     streams     <VariantName>/<variant lower>-<n>[-<copy>]       one per instance file <variant lower>-<n>[-<copy>].log
                 modelhost/endpoint-events                        endpoint.log, the controller's events
+    log group   /aws/sagemaker/TransformJobs                     every folder logs/transform-job.<job lower>/
+    streams     <TransformJobName>/<variant lower>-<n>[-<copy>]  one per instance file of the job's instances
+                <TransformJobName>/modelhost-events              the job's endpoint.log
 
 Events (events.py): a line starting with a timestamp begins an event, the lines after it without one (a
 traceback, print()s) continue it; an event holds at most 256 KiB. Served: DescribeLogGroups,

@@ -36,7 +36,7 @@ from modelhost.monitoring.logs.errors import (
 from modelhost.monitoring.logs.event_ops import get_log_events
 from modelhost.monitoring.logs.filtering import filter_log_events
 from modelhost.monitoring.logs.groups import LogsContext, describe_log_groups, describe_log_streams
-from modelhost.monitoring.logs.store import LogStore, NameLookup
+from modelhost.monitoring.logs.store import JobLookup, LogStore, NameLookup
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,8 @@ def _log_group(operation: str, params: dict[str, Any]) -> str | None:
 
 
 class LogsApi:
-    """CloudWatch Logs over the endpoints' log folders (`logs_dir`/<endpoint>/*.log)."""
+    """CloudWatch Logs over the endpoints' log folders (`logs_dir`/<endpoint>/*.log), and the transform jobs'
+    (`logs_dir`/transform-job.<job>/*.log) as /aws/sagemaker/TransformJobs; `job_names` gives jobs their case."""
 
     def __init__(
         self,
@@ -145,8 +146,9 @@ class LogsApi:
         region: str,
         authorize: Authorize | None = None,
         local_zone: tzinfo | None = None,
+        job_names: JobLookup | None = None,
     ) -> None:
-        self._store = LogStore(logs_dir, names, local_zone)
+        self._store = LogStore(logs_dir, names, local_zone, job_names=job_names)
         self._account_id = account_id
         self._region = region
         self._authorize = authorize

@@ -35,7 +35,10 @@ def named_group(ctx: LogsContext, params: dict[str, Any]) -> LogGroup:
 
 
 def naming_hint(message: str, asked: object) -> str:
-    return f"{message} ({str(asked)[:200]!r}; endpoint log groups are {naming.GROUP_PREFIX}<EndpointName>)"
+    return (
+        f"{message} ({str(asked)[:200]!r}; endpoint log groups are {naming.GROUP_PREFIX}<EndpointName>, "
+        f"transform jobs' {naming.JOBS_GROUP})"
+    )
 
 
 def _position(operation: str, params: dict[str, Any], like: SortKey) -> SortKey | None:

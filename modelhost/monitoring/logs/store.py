@@ -1,8 +1,9 @@
 """The endpoints' log folders seen as log groups and streams, read in place (no copy of the logs is kept).
 
-`LogStore` lists groups (one per endpoint log folder) and streams (naming.py), and opens a stream's file with
-its index brought up to date. Only plain files and folders are read: no symlinks, and a FIFO or device put in
-the folder is never opened for reading in a way that could block.
+`LogStore` lists groups (one per endpoint log folder, and /aws/sagemaker/TransformJobs over every transform
+job's folder) and streams (naming.py), and opens a stream's file with its index brought up to date. Only
+plain files and folders are read: no symlinks, and a FIFO or device put in the folder is never opened for
+reading in a way that could block.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ from typing import BinaryIO
 from modelhost.monitoring.logs import naming
 from modelhost.monitoring.logs.index import FileIndex
 from modelhost.monitoring.logs.naming import EndpointNames
+from modelhost.resources.transform_job import HIDDEN_ENDPOINT_PREFIX
 
 NameLookup = Callable[[str], EndpointNames | None]  # a folder's (lower-case) name -> the endpoint's names
+JobLookup = Callable[[str], str | None]  # a job's key (its lower-case name) -> its TransformJobName as created
 MAX_CACHED_INDEXES = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class LogGroup:
-    name: str  # /aws/sagemaker/Endpoints/<EndpointName>
-    folder: Path
+    name: str  # /aws/sagemaker/Endpoints/<EndpointName>, or /aws/sagemaker/TransformJobs
+    folder: Path  # the endpoint's log folder; for the jobs' group, the logs folder that holds every job's
     variants: tuple[str, ...]  # the endpoint's VariantNames as created (empty when it is unknown)
+    jobs: bool = False  # the transform jobs' group: its streams are every job folder's files
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +61,12 @@ def _is_plain(path: Path, kind: int) -> bool:
 
 
 class LogStore:
-    def __init__(self, logs_dir: Path, names: NameLookup, local_zone: tzinfo | None = None) -> None:
+    def __init__(
+        self, logs_dir: Path, names: NameLookup, local_zone: tzinfo | None = None, *, job_names: JobLookup | None = None
+    ) -> None:
         self._dir = logs_dir
         self._names = names
+        self._job_names = job_names
         self._zone = local_zone
         self._lock = threading.Lock()
         self._indexes: OrderedDict[Path, tuple[threading.Lock, FileIndex]] = OrderedDict()
@@ -70,17 +77,42 @@ class LogStore:
             return LogGroup(naming.group_name(folder.name), folder, ())
         return LogGroup(naming.group_name(names.endpoint), folder, names.variants)
 
-    def groups(self) -> list[LogGroup]:
-        """Every endpoint log folder's group, sorted by name."""
+    def _entries(self) -> list[Path]:
         try:
-            entries = sorted(self._dir.iterdir())
+            return sorted(self._dir.iterdir())
         except OSError:
             return []
+
+    def _jobs_group(self) -> LogGroup:
+        return LogGroup(naming.JOBS_GROUP, self._dir, (), jobs=True)
+
+    def _job_folders(self, entries: list[Path]) -> list[tuple[str, Path]]:
+        """(TransformJobName, folder) of the transform jobs' log folders among `entries`."""
+        found = []
+        for path in entries:
+            key = naming.job_of_folder(path.name)
+            if key is not None and _is_plain(path, stat.S_IFDIR):
+                found.append((self._job_name(key), path))
+        return found
+
+    def _job_name(self, key: str) -> str:
+        """The job's name as created when the lookup knows it, else the folder's (lower-case) key."""
+        name = self._job_names(key) if self._job_names is not None else None
+        return name if name is not None and name.lower() == key else key
+
+    def groups(self) -> list[LogGroup]:
+        """Every endpoint log folder's group, and the jobs' group when any job has a folder; sorted by name."""
+        entries = self._entries()
         folders = [p for p in entries if naming.FOLDER_NAME.fullmatch(p.name) and _is_plain(p, stat.S_IFDIR)]
-        return sorted((self._group(p) for p in folders), key=lambda g: g.name)
+        groups = [self._group(p) for p in folders]
+        if self._job_folders(entries):
+            groups.append(self._jobs_group())
+        return sorted(groups, key=lambda g: g.name)
 
     def group(self, name: str) -> LogGroup | None:
         """The group of that exact name (case matters, as in CloudWatch), or None."""
+        if name == naming.JOBS_GROUP:
+            return self._jobs_group() if self._job_folders(self._entries()) else None
         endpoint = naming.endpoint_of_group(name)
         if endpoint is None:
             return None
@@ -92,6 +124,9 @@ class LogStore:
 
     def streams(self, group: LogGroup) -> list[LogStream]:
         """The group's streams, sorted by name."""
+        if group.jobs:
+            found = [s for job, folder in self._job_folders(self._entries()) for s in self._job_streams(job, folder)]
+            return sorted(found, key=lambda s: s.name)
         try:
             files = list(group.folder.iterdir())
         except OSError:
@@ -103,7 +138,27 @@ class LogStore:
                 streams.append(LogStream(name, path))
         return sorted(streams, key=lambda s: s.name)
 
+    def _job_streams(self, job: str, folder: Path) -> list[LogStream]:
+        try:
+            files = list(folder.iterdir())
+        except OSError:
+            return []
+        streams = []
+        for path in files:
+            name = naming.job_stream_name(job, path.name)
+            if name is not None and _is_plain(path, stat.S_IFREG):
+                streams.append(LogStream(name, path))
+        return streams
+
     def stream(self, group: LogGroup, name: str) -> LogStream | None:
+        if group.jobs:  # only the folder of the job the name starts with
+            job = name.partition("/")[0]
+            folder = self._dir / f"{HIDDEN_ENDPOINT_PREFIX}{job.lower()}"
+            if naming.job_of_folder(folder.name) is None or not _is_plain(folder, stat.S_IFDIR):
+                return None
+            if self._job_name(job.lower()) != job:
+                return None
+            return next((s for s in self._job_streams(job, folder) if s.name == name), None)
         return next((s for s in self.streams(group) if s.name == name), None)
 
     @contextlib.contextmanager
@@ -141,7 +196,10 @@ class LogStore:
             return entry
 
     def folder_mtime_ms(self, group: LogGroup) -> int:
-        try:
-            return int(os.lstat(group.folder).st_mtime * 1000)
-        except OSError:
-            return 0
+        """When the group's folder was last changed; for the jobs' group, the oldest job folder's."""
+        folders = [f for _, f in self._job_folders(self._entries())] if group.jobs else [group.folder]
+        times = []
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                times.append(int(os.lstat(folder).st_mtime * 1000))
+        return min(times, default=0)
