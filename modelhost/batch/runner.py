@@ -292,7 +292,7 @@ class JobRun:
         attempts, waited, last = 0, 0.0, ""
         while True:
             try:
-                installed, variant = self._router.select(job.endpoint_name, None)
+                installed, variant = self._router.select(job.endpoint_name, None, internal=True)
                 answer = await self._router.send(installed.route, variant, request)
             except (ServiceUnavailable, Throttled) as exc:  # no instance right now (one is being replaced)
                 if waited >= self._settings.unavailable_wait_s:

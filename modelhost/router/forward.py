@@ -27,6 +27,7 @@ from modelhost.contracts.worker import ROUTER_TOKEN_HEADER
 from modelhost.errors import RuntimeValidationError, ServiceUnavailable
 from modelhost.monitoring.invocations import Timing
 from modelhost.resources.status import SERVES
+from modelhost.resources.transform_job import job_of_hidden_endpoint
 from modelhost.router.admission import Admission, Lease
 from modelhost.router.table import EndpointRoute, InstalledRoute, InstanceRoute, NoVariant, RoutingTable, VariantRoute
 from modelhost.router.upstream import (
@@ -236,8 +237,11 @@ class InvocationRouter:
         self._rng = rng or random.Random()
         self.timeout_s = timeout_s
 
-    def resolve(self, name: str) -> InstalledRoute:
-        """The endpoint's installed route. Raises RuntimeValidationError / ServiceUnavailable in SageMaker's words."""
+    def resolve(self, name: str, *, internal: bool = False) -> InstalledRoute:
+        """The endpoint's installed route. Raises RuntimeValidationError / ServiceUnavailable in SageMaker's words.
+        A transform job's hidden endpoint is found only by the job's own runner (`internal`)."""
+        if not internal and job_of_hidden_endpoint(name) is not None:
+            raise RuntimeValidationError(f"Endpoint {name} of account {self._account_id} not found.")
         installed = self._table.get(name)
         if installed is not None:
             return installed
@@ -253,9 +257,11 @@ class InvocationRouter:
             "only InService endpoints can be invoked."
         )
 
-    def select(self, name: str, target_variant: str | None) -> tuple[InstalledRoute, VariantRoute]:
+    def select(
+        self, name: str, target_variant: str | None, *, internal: bool = False
+    ) -> tuple[InstalledRoute, VariantRoute]:
         """The endpoint's route and a variant (the caller's TargetVariant, else drawn by weight)."""
-        installed = self.resolve(name)
+        installed = self.resolve(name, internal=internal)
         try:
             variant = self._table.choose_variant(installed.route, target_variant)
         except NoVariant as exc:

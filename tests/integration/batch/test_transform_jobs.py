@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
@@ -192,6 +193,27 @@ def test_failing_record_fails_the_job_naming_it(batch_server: ServerProcess, mod
     assert outputs_of(out) == {"1-good.jsonl.out": [2, 4]}  # the finished object stays, the failed one has none
     summaries = sm.list_transform_jobs(StatusEquals="Failed")["TransformJobSummaries"]
     assert [s["TransformJobName"] for s in summaries] == ["fails"] and "record 3" in summaries[0]["FailureReason"]
+
+
+def test_a_jobs_instances_serve_only_the_job(batch_server: ServerProcess, model_dir: Path, tmp_path: Path) -> None:
+    sm, runtime = batch_server.clients()
+    create_model(sm, "doubler-private", model_dir, env={"DELAY_S": "0.2"})
+    inputs = write_inputs(tmp_path / "in", {"a.jsonl": list(range(100))})
+    sm.create_transform_job(**job_request("private", "doubler-private", inputs, tmp_path / "out",
+                                          BatchStrategy="SingleRecord", MaxConcurrentTransforms=1))  # fmt: skip
+    deadline = time.monotonic() + 60
+    while progress(sm, "private").get("RecordsDone", 0) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    for name in ("transform-job.private", "transform-job.PRIVATE"):
+        with pytest.raises(ClientError) as caught:
+            runtime.invoke_endpoint(EndpointName=name, Body=b'{"x": 1}')
+        assert caught.value.response["Error"]["Code"] == "ValidationError"
+        assert "not found" in caught.value.response["Error"]["Message"]
+    listed = httpx.get(f"{batch_server.url}/v1/models", timeout=10).json()["data"]
+    assert not any(m["id"].startswith("transform-job") for m in listed)
+    sm.stop_transform_job(TransformJobName="private")
+    sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="private", WaiterConfig=WAIT)
 
 
 def test_stop_keeps_finished_objects_only(batch_server: ServerProcess, model_dir: Path, tmp_path: Path) -> None:
