@@ -56,6 +56,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_RESULT_CACHE_MAX_BYTES": "size of the invocation result cache endpoints opt into; default 256 MiB",
     "MODELHOST_HEALTH_INTERVAL_S": "how often serving instances are pinged; 3 failures in a row replace one; default 5",
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
+    "MODELHOST_ASYNC_MAX_INPUT_BYTES": "largest InvokeEndpointAsync input (InputLocation object) read; default 1 GiB "
+    "(SageMaker's limit)",
     "MODELHOST_ENGINE_FACTORY": "module:function that builds engine mode's Backend (read by the worker; tests "
     "use tests.fake_backend:create_backend); default the built-in engine's create_backend",
 }
@@ -84,6 +86,7 @@ class ServerSettings:
     default_download_timeout_s: float = 3600.0
     invocation_timeout_s: float = 300.0
     max_payload_bytes: int = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint limit
+    async_max_input_bytes: int = 1024**3  # MODELHOST_ASYNC_MAX_INPUT_BYTES: SageMaker's async input limit
     openai_max_body_bytes: int = 6 * 1024 * 1024  # MODELHOST_OPENAI_MAX_BODY_BYTES: /v1/... request bodies
     max_concurrency_per_instance: int = 64  # requests in flight per instance before new ones queue
     max_queue_per_variant: int = 256  # queued requests per variant before new ones are throttled (429)
@@ -160,6 +163,7 @@ class ServerSettings:
             ("MODELHOST_MAX_QUEUE_PER_VARIANT", "max_queue_per_variant"),
             ("MODELHOST_RESULT_CACHE_MAX_BYTES", "result_cache_max_bytes"),
             ("MODELHOST_OPENAI_MAX_BODY_BYTES", "openai_max_body_bytes"),
+            ("MODELHOST_ASYNC_MAX_INPUT_BYTES", "async_max_input_bytes"),
             ("MODELHOST_MAX_EXTRACT_BYTES", "max_extract_bytes"),
             ("MODELHOST_STARTUP_TIMEOUT_S", "default_startup_timeout_s"),
             ("MODELHOST_DOWNLOAD_TIMEOUT_S", "default_download_timeout_s"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelhost.resources.async_inference import async_config_shape
 from modelhost.resources.endpoint import Endpoint, VariantState
 from modelhost.resources.endpoint_config import EndpointConfig, ProductionVariant
 from modelhost.resources.model import Container, Model, S3ModelData, Tag
@@ -140,6 +141,8 @@ def endpoint_description(endpoint: Endpoint) -> dict[str, Any]:
     }
     if endpoint.failure_reason:
         shape["FailureReason"] = endpoint.failure_reason
+    if endpoint.async_inference is not None:
+        shape["AsyncInferenceConfig"] = async_config_shape(endpoint.async_inference)
     if endpoint.pending is not None:
         shape["PendingDeploymentSummary"] = {
             "EndpointConfigName": endpoint.pending.config_name,

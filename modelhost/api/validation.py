@@ -18,7 +18,7 @@ from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Sh
 from modelhost.errors import ValidationError
 
 # Members whose model pattern we relax on purpose: modelhost also takes file:// URLs and local paths.
-RELAXED_PATTERNS = frozenset({"ModelDataUrl", "S3Uri", "S3OutputPath"})
+RELAXED_PATTERNS = frozenset({"ModelDataUrl", "S3Uri", "S3OutputPath", "S3FailurePath"})
 
 
 @lru_cache(maxsize=4)

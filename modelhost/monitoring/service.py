@@ -2,7 +2,8 @@
 instance sampler, the durable metric store (HOME/metrics.db) and the task that moves samples into it.
 
 Every 10 s the task samples the serving workers (CPU, memory, GPU, disk), drains the invocation windows
-that ended and the routers' concurrency, and writes them in one transaction (off the event loop); every 10
+that ended and the routers' concurrency, asks every added source (`add_source`: async inference's backlog,
+...) for its data points, and writes them in one transaction (off the event loop); every 10
 minutes it prunes data past CloudWatch's retention. At shutdown what is still in memory is written.
 """
 
@@ -88,6 +89,12 @@ class Monitoring:
         self._job_names = job_names
         self._known_jobs: dict[str, str] = {}  # names never change: each job is looked up once
         self.flushed_through_s = 0.0  # the end of the newest 10 s window written to the store (the scaling loop's)
+        self._sources: list[Callable[[float], list[Datapoint]]] = []
+
+    def add_source(self, source: Callable[[float], list[Datapoint]]) -> None:
+        """`source(now)` is asked for its data points at every tick (on the event loop: keep it quick, no I/O).
+        A source that raises is logged and skipped for that tick."""
+        self._sources.append(source)
 
     def watched(self) -> list[tuple[WatchedWorker, Worker]]:
         pairs = []
@@ -122,6 +129,11 @@ class Monitoring:
         points = instance_datapoints(usages, self.sampler.disk_percent(), now, self._job_name) if usages else []
         points += self.invocations.drain(everything=everything)
         points += concurrency_datapoints(self._variants(), now)
+        for source in self._sources:
+            try:
+                points += source(now)
+            except Exception:  # one source's bug must not lose the others' data
+                log.exception("a metrics source failed")
         return points
 
     async def run(self) -> None:

@@ -1,5 +1,6 @@
-"""The sagemaker-runtime edge: `POST /endpoints/{name}/invocations` forwarded to a worker, and
-`.../invocations-response-stream` relayed as AWS event-stream PayloadParts.
+"""The sagemaker-runtime edge: `POST /endpoints/{name}/invocations` forwarded to a worker,
+`.../invocations-response-stream` relayed as AWS event-stream PayloadParts, and `.../async-invocations`
+(InvokeEndpointAsync) queued durably for the async dispatcher (modelhost/async_inference/).
 
 Errors use rest-json's form: the code in `X-Amzn-ErrorType`, the message (and ModelError's members) in the
 JSON body, as boto3 parses them.
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from modelhost import ids
+from modelhost.async_inference.intake import MAX_INLINE_BODY_BYTES, AsyncIntake, parse_invocation
 from modelhost.auth import authenticate, authorize, wire_request
 from modelhost.contracts.worker import INVOCATIONS_PATH, STREAM_HEADER
 from modelhost.errors import ApiError, ClientGone, ModelError, PayloadTooLarge, RuntimeValidationError, Throttled
@@ -161,12 +163,18 @@ def cold_start_headers(timing: Timing) -> dict[str, str]:
 
 class RuntimeApi:
     def __init__(
-        self, settings: ServerSettings, router: InvocationRouter, cache: ResultCache, metrics: InvocationMetrics
+        self,
+        settings: ServerSettings,
+        router: InvocationRouter,
+        cache: ResultCache,
+        metrics: InvocationMetrics,
+        async_intake: AsyncIntake | None = None,
     ) -> None:
         self._settings = settings
         self._router = router
         self._cache = cache
         self._metrics = metrics
+        self._async_intake = async_intake
 
     def _record(self, call: Call, outcome: Outcome) -> None:
         if call.timing.model_started is not None and call.timing.model_ended is None:
@@ -196,10 +204,12 @@ class RuntimeApi:
     async def _invoke(self, request: Request, request_id: str, call: Call) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
         match = RUNTIME_PATH.match(raw_path)
-        if match is None or match.group("op") not in ("invocations", "invocations-response-stream"):
+        if match is None or (match.group("op") == "async-invocations" and self._async_intake is None):
             raise RuntimeValidationError(f"modelhost does not serve {request.method} {raw_path} yet.")
         name = unquote(match.group("name"))
         check_header_values(request)
+        if match.group("op") == "async-invocations":
+            return await self._invoke_async(request, request_id, name)
         try:
             body = await read_limited(request, self._settings.max_payload_bytes)
         except BodyTooLarge as exc:
@@ -245,6 +255,26 @@ class RuntimeApi:
         elif route.cache_mode != "off":
             out_headers[CACHE_HEADER] = "bypass"  # not deterministic, and the endpoint caches only what is
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+    async def _invoke_async(self, request: Request, request_id: str, name: str) -> Response:
+        """InvokeEndpointAsync: checked, authorized as InvokeEndpoint is, recorded in the store, then 202."""
+        assert self._async_intake is not None
+        try:
+            body = await read_limited(request, MAX_INLINE_BODY_BYTES)
+        except BodyTooLarge as exc:
+            raise RuntimeValidationError(
+                f"{exc} of InvokeEndpointAsync's inline Body; put larger inputs in S3 and pass InputLocation."
+            ) from None
+        caller = authenticate(wire_request(request.method, request.scope, request.headers.raw, body), self._settings)
+        resource = actions.endpoint_resource(name, region=caller.region, account_id=self._settings.account_id)
+        authorize(caller, "InvokeEndpointAsync", resource, self._settings)
+        invocation = parse_invocation(request.headers, body)
+        queued = await self._async_intake.accept(name, invocation, caller.region)
+        headers = {"X-Amzn-SageMaker-OutputLocation": queued.output_location, "x-amzn-RequestId": request_id}
+        if queued.failure_location is not None:
+            headers["X-Amzn-SageMaker-FailureLocation"] = queued.failure_location
+        content = json.dumps({"InferenceId": queued.inference_id})
+        return Response(content, status_code=202, media_type="application/json", headers=headers)
 
     def _upstream_request(self, headers: dict[str, str], body: bytes) -> UpstreamRequest:
         return UpstreamRequest(INVOCATIONS_PATH, headers, body, self._settings.invocation_timeout_s)

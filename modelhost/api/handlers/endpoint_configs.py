@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from modelhost.api import shapes
 from modelhost.api.context import ApiContext
 from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
+from modelhost.async_inference.locations import objects_for
 from modelhost.errors import ValidationError
+from modelhost.resources.async_inference import AsyncInferenceConfig, check_async_variants, parse_async_config
 from modelhost.resources.endpoint_config import EndpointConfig
+from modelhost.storage.objects import ObjectError
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 
@@ -43,11 +47,29 @@ def _check_variants(ctx: ApiContext, variants: list[dict[str, Any]]) -> None:
         get_model(ctx, variant["ModelName"])  # `Could not find model "<arn>".`
 
 
+def _async_config(ctx: ApiContext, body: dict[str, Any]) -> AsyncInferenceConfig | None:
+    """AsyncInferenceConfig, checked (its locations as the server will write them); None when not asked for."""
+    shape = body.get("AsyncInferenceConfig")
+    if not shape:
+        return None
+    check_async_variants(body["ProductionVariants"])
+    objects = objects_for(ctx.settings)
+
+    def check(uri: str, for_write: bool) -> None:
+        try:
+            objects.check_location(uri, for_write=for_write)
+        except ObjectError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return parse_async_config(shape, check)
+
+
 def create_endpoint_config(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     name = body["EndpointConfigName"]
     _check_variants(ctx, body["ProductionVariants"])
+    async_inference = _async_config(ctx, body)
     config_arn = ctx.arn(KIND, name)
-    config = shapes.config_from_request(body, config_arn, ctx.now())
+    config = replace(shapes.config_from_request(body, config_arn, ctx.now()), async_inference=async_inference)
     try:
         ctx.records.endpoint_configs.insert(name, config)
     except AlreadyExists as exc:

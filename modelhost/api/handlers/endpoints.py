@@ -85,6 +85,7 @@ def create_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
         variants=variants,
         states=tuple(initial_state(s.variant, now) for s in variants),
         tags=shapes.tags_from_request(body.get("Tags")),
+        async_inference=config.async_inference,
     )
     try:
         ctx.records.endpoints.insert(name, endpoint)
@@ -137,7 +138,8 @@ def update_endpoint(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     if body.get("RetainAllVariantProperties"):
         states = _retain_variant_properties(endpoint, states, body.get("ExcludeRetainedVariantProperties", []))
     check_capacity(ctx, [(s.instance_type, st.desired_count) for s, st in zip(variants, states, strict=True)])
-    pending = PendingUpdate(config_name=config.name, variants=variants, states=states, started=now)
+    pending = PendingUpdate(config_name=config.name, variants=variants, states=states, started=now,
+                            async_inference=config.async_inference)  # fmt: skip
 
     def apply(current: Endpoint) -> Endpoint:
         if current.status != EndpointStatus.IN_SERVICE:
