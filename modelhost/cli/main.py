@@ -1,4 +1,4 @@
-"""`modelhost`: run the server and drive it (deploy, invoke, ls, describe, logs, delete, models, doctor)."""
+"""`modelhost`: run the server and drive it (deploy, invoke, ls, describe, logs, jobs, delete, models, doctor)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from modelhost.cli.client import aws_error, clients, server_url, signed_get
 from modelhost.cli.doctor import doctor
+from modelhost.cli.jobs import jobs
 from modelhost.cli.keys import keys
 from modelhost.cli.lifecycle import STOPPED, is_stopped, start, stop
 from modelhost.cli.logs import logs
@@ -401,6 +402,7 @@ cli.add_command(keys)
 cli.add_command(top)
 cli.add_command(metrics)
 cli.add_command(logs)
+cli.add_command(jobs)
 cli.add_command(stop)
 cli.add_command(start)
 
