@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--loop", type=int, default=100, help="records sent one by one with invoke_endpoint")
     parser.add_argument("--tokens", type=int, default=16, help="max_new_tokens of every record")
+    parser.add_argument("--concurrency", type=int, default=0, help="MaxConcurrentTransforms (0: unset)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelhost-batch-bench-"))
     server = ServerProcess(work / "home").start()
@@ -80,6 +81,7 @@ def main() -> None:
                             "ContentType": "application/json", "SplitType": "Line"},
             TransformOutput={"S3OutputPath": str(work / "out"), "AssembleWith": "Line"},
             TransformResources={"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1},
+            **({"MaxConcurrentTransforms": args.concurrency} if args.concurrency else {}),
         )  # fmt: skip
         sm.get_waiter("transform_job_completed_or_stopped").wait(
             TransformJobName="bench", WaiterConfig={"Delay": 1, "MaxAttempts": 3600}

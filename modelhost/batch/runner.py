@@ -46,7 +46,7 @@ MiB = 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
     staging_dir: Path  # HOME/transform-jobs
-    concurrency_per_instance: int = 16  # when MaxConcurrentTransforms is not given
+    concurrency_per_instance: int = 32  # when MaxConcurrentTransforms is not given: twice the engine's batch of 16
     max_per_instance: int = 64  # the router's limit per instance (MODELHOST_MAX_CONCURRENCY_PER_INSTANCE)
     max_object_bytes: int = 1024 * MiB  # one input object, decompressed
     max_open_bytes: int = 256 * MiB  # input objects held in memory at once

@@ -96,7 +96,6 @@ class JobProgress:
     objects_total: int = 0
     objects_done: int = 0
     records_done: int = 0  # records whose outputs are staged or written
-    records_failed: int = 0
     bytes_read: int = 0
     records_per_s: float = 0.0  # over the current run (since the job started or resumed)
     resumed: int = 0  # how many times the job was picked up again after a server restart
