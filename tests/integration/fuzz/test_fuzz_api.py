@@ -38,6 +38,8 @@ from tests.integration.server import ServerProcess, deploy, write_echo_model
 TOTAL_EXAMPLES = int(os.environ.get("MODELHOST_FUZZ_EXAMPLES", "3000"))
 CONTROL_PLANE_SHARE, RUNTIME_SHARE, OPENAI_SHARE = 0.6, 0.2, 0.2
 ECHO = "fuzzecho"  # the one deployed endpoint; fuzzed Delete*/Update* never name it (see `touches_echo`)
+ASYNC = "fuzzasync"  # the same model behind an AsyncInferenceConfig (InvokeEndpointAsync's deep path)
+OWN = (ECHO, ASYNC)
 NAME_POOL = ["fz-a", "fz-b", "fz-c"]  # valid names the fuzzer reuses, so Create -> Describe -> Delete chains occur
 NAME_MEMBERS = frozenset({"ModelName", "EndpointName", "EndpointConfigName"})
 AMZ_JSON = "application/x-amz-json-1.1"
@@ -355,9 +357,28 @@ RUNTIME_HEADERS = [
     "Content-Type",
     "Accept",
 ]
+ASYNC_HEADERS = {
+    "X-Amzn-SageMaker-InputLocation": st.one_of(
+        st.sampled_from([b"s3://no-such-bucket/in.json", b"/nonexistent/in.json", b"file:///etc/passwd",
+                         b"http://127.0.0.1:1/x", b"s3://", b"../../x", b"file://relative"]),
+        header_values,
+    ),  # fmt: skip
+    "X-Amzn-SageMaker-RequestTTLSeconds": st.one_of(
+        st.sampled_from([b"60", b"21600", b"59", b"21601", b"-1", b"1e400", b"NaN", b"9" * 40]), header_values
+    ),
+    "X-Amzn-SageMaker-InvocationTimeoutSeconds": st.one_of(
+        st.sampled_from([b"1", b"3600", b"0", b"3601", b"1.5", b"inf"]), header_values
+    ),
+    "X-Amzn-SageMaker-S3OutputPathExtension": st.one_of(
+        st.sampled_from([b"../../etc", b"a/b", b"%2e%2e"]), header_values
+    ),
+    "X-Amzn-SageMaker-Filename": st.one_of(st.sampled_from([b"../x", b"a/b", b".", b"x" * 2000]), header_values),
+    "X-Amzn-SageMaker-Inference-Id": st.one_of(st.sampled_from([b"../id", b"a" * 2000, b"id-1"]), header_values),
+}
 endpoint_names = st.one_of(
     st.just(ECHO),
     st.just(ECHO),
+    st.just(ASYNC),
     st.sampled_from(NAME_POOL + ["%2e%2e", "a" * 64, "x%00y", "%F0%9F%98%80", "%ED%A0%80", "-a"]),
     st.text(alphabet="abc-_.%~", max_size=70).filter(bool),
 )
@@ -369,6 +390,10 @@ def runtime_case(draw: st.DrawFn) -> Case:
     op = draw(st.sampled_from(["invocations", "invocations-response-stream", "async-invocations", "invocationsx"]))
     body = draw(st.one_of(st.binary(max_size=300), body_bytes(json_junk), st.just(b"x" * 200_000)))
     headers = draw(st.dictionaries(st.sampled_from(RUNTIME_HEADERS), header_values, max_size=4))
+    if op == "async-invocations":
+        headers.update(draw(st.dictionaries(st.sampled_from(list(ASYNC_HEADERS)), st.just(b""), max_size=5)))
+        for header in [h for h in headers if h in ASYNC_HEADERS]:
+            headers[header] = draw(ASYNC_HEADERS[header])
     headers.update(draw(odd_headers()))
     return Case("POST", f"/endpoints/{name}/{op}", headers, body, allow_503=True)
 
@@ -421,7 +446,7 @@ def touches_echo(case: Case) -> bool:
     """Would this control-plane case delete or change the test's own endpoint (or its model and config)?"""
     target = case.headers.get("X-Amz-Target", b"")
     mutating = any(w in target for w in (b"Delete", b"Update", b"Tags"))
-    return mutating and ECHO.encode() in case.body
+    return mutating and any(own.encode() in case.body for own in OWN)
 
 
 @dataclass
@@ -474,9 +499,10 @@ def clean_up_leftovers(sm: Any, timeout_s: float = 120) -> None:
     """Delete every endpoint, config and model but the test's own; they must all go."""
     deadline = time.monotonic() + timeout_s
     while True:
-        endpoints = [n for n in _names(sm, "list_endpoints", "Endpoints", "EndpointName") if n != ECHO]
-        configs = [n for n in _names(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName") if n != ECHO]
-        models = [n for n in _names(sm, "list_models", "Models", "ModelName") if n != ECHO]
+        endpoints = [n for n in _names(sm, "list_endpoints", "Endpoints", "EndpointName") if n not in OWN]
+        configs = [n for n in _names(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")
+                   if n not in OWN]  # fmt: skip
+        models = [n for n in _names(sm, "list_models", "Models", "ModelName") if n not in OWN]
         if not (endpoints or configs or models):
             return
         assert time.monotonic() < deadline, f"leftovers not deleted: {endpoints} {configs} {models}"
@@ -503,6 +529,14 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     sm, _ = proc.clients()
     deploy(sm, ECHO, str(write_echo_model(Path(tmp_path_factory.mktemp("fuzz-echo")))))
     sm.get_waiter("endpoint_in_service").wait(EndpointName=ECHO, WaiterConfig={"Delay": 1, "MaxAttempts": 180})
+    sm.create_model(ModelName=ASYNC, PrimaryContainer=sm.describe_model(ModelName=ECHO)["PrimaryContainer"])
+    variant = {"VariantName": "AllTraffic", "ModelName": ASYNC, "InstanceType": "ml.m5.large",
+               "InitialInstanceCount": 1}  # fmt: skip
+    output = tmp_path_factory.mktemp("fuzz-async-out")
+    sm.create_endpoint_config(EndpointConfigName=ASYNC, ProductionVariants=[variant], AsyncInferenceConfig={
+        "OutputConfig": {"S3OutputPath": str(output / "ok"), "S3FailurePath": str(output / "failed")}})  # fmt: skip
+    sm.create_endpoint(EndpointName=ASYNC, EndpointConfigName=ASYNC)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=ASYNC, WaiterConfig={"Delay": 1, "MaxAttempts": 180})
     yield proc
     proc.stop()
 
@@ -530,9 +564,9 @@ def fuzzer(fuzz_server: ServerProcess) -> Iterator[Fuzzer]:
     sm, runtime = fuzz_server.clients()
     clean_up_leftovers(sm)
     # the server still serves: the control plane lists exactly the test's own resources, the endpoint answers
-    assert _names(sm, "list_endpoints", "Endpoints", "EndpointName") == [ECHO]
-    assert _names(sm, "list_models", "Models", "ModelName") == [ECHO]
-    assert _names(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName") == [ECHO]
+    assert sorted(_names(sm, "list_endpoints", "Endpoints", "EndpointName")) == sorted(OWN)
+    assert sorted(_names(sm, "list_models", "Models", "ModelName")) == sorted(OWN)
+    assert sorted(_names(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")) == sorted(OWN)
     assert json.loads(runtime.invoke_endpoint(EndpointName=ECHO, Body=b"after")["Body"].read())["echo"] == "after"
     fuzz.check()
 
