@@ -3,7 +3,8 @@
 This module owns the record arithmetic of a batch transform: `CompressionType` (`decompress`), `SplitType`
 (`split`), `BatchStrategy` with `MaxPayloadInMB` (`pack`), cutting a mini-batch's answer back into one
 output per record (`split_response`) and `AssembleWith` (`assemble`). Record indexes are 0-based and count
-records within one object (blank lines skipped by `split` are not records, so they are not counted).
+records within one object (blank lines skipped by `split` are not records, so they are not counted);
+messages number them from 1, as a person counts.
 
 Choices where AWS is silent:
 
@@ -68,7 +69,7 @@ def decompress(data: bytes, compression: str, max_bytes: int) -> bytes:
     if compression != "Gzip":
         raise ValueError(f"CompressionType {compression!r} is not None or Gzip")
     if not data:
-        raise RecordError(_not_gzip("is empty"))
+        return b""  # an empty object is no records, compressed or not
     out = bytearray()
     pos = 0
     while pos < len(data):
@@ -144,7 +145,7 @@ def pack(
 def _check_size(record: bytes, index: int, max_payload_bytes: int) -> None:
     if max_payload_bytes and len(record) > max_payload_bytes:
         raise RecordError(
-            f"Record {index} is {len(record)} bytes, more than MaxPayloadInMB={max_payload_bytes / _MIB:g} "
+            f"Record {index + 1} is {len(record)} bytes, more than MaxPayloadInMB={max_payload_bytes / _MIB:g} "
             f"({max_payload_bytes} bytes) allows; raise MaxPayloadInMB (up to 100) or split the input into "
             "smaller records.",
             index,
@@ -186,12 +187,13 @@ def split_response(body: bytes, count: int, index_of_first: int) -> list[bytes]:
     if count == 1:
         return [body]
     last = index_of_first + count - 1
+    shown = f"{index_of_first + 1}-{last + 1}"  # records are numbered from 1 in messages
     value = _whole_json(body, index_of_first, last)
     if value is not None:
         if not isinstance(value, list) or len(value) != count:
             got = f"an array of {len(value)} elements" if isinstance(value, list) else "one JSON object"
             raise RecordError(
-                f"The model answered records {index_of_first}-{last} ({count} records) with {got}; it must answer "
+                f"The model answered records {shown} ({count} records) with {got}; it must answer "
                 f"one line per record or a JSON array of {count} elements. Use BatchStrategy=SingleRecord if it "
                 "cannot.",
                 index_of_first,
@@ -200,7 +202,7 @@ def split_response(body: bytes, count: int, index_of_first: int) -> list[bytes]:
     lines = _lines(body)
     if len(lines) != count:
         raise RecordError(
-            f"The model answered records {index_of_first}-{last} ({count} records) with {len(lines)} non-blank "
+            f"The model answered records {shown} ({count} records) with {len(lines)} non-blank "
             f"lines; it must answer one line per record or a JSON array of {count} elements. Use "
             "BatchStrategy=SingleRecord if it cannot.",
             index_of_first,
@@ -220,7 +222,8 @@ def _whole_json(body: bytes, first: int, last: int) -> Any:
         json_guard.check(value)
     except json_guard.UnsafeJson as exc:
         raise RecordError(
-            f"The model's answer to records {first}-{last} is JSON this server cannot hold: {exc.message}", first
+            f"The model's answer to records {first + 1}-{last + 1} is JSON this server cannot hold: {exc.message}",
+            first,
         ) from None
     return value
 

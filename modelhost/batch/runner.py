@@ -24,23 +24,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from modelhost.batch import staging
 from modelhost.batch.filters import DataProcessing, filter_input, join_and_filter, needs_per_record_outputs
 from modelhost.batch.records import Payload, RecordError, assemble, decompress, pack, split, split_response
-from modelhost.concurrency import run_blocking
+from modelhost.concurrency import Abandoned, run_blocking
 from modelhost.contracts.worker import INVOCATIONS_PATH
-from modelhost.errors import ServiceUnavailable, Throttled
+from modelhost.errors import RuntimeValidationError, ServiceUnavailable, Throttled
 from modelhost.resources.endpoint import Endpoint
 from modelhost.resources.status import EndpointStatus
 from modelhost.resources.transform_job import DONE, JobProgress, TransformJob, TransformObject
 from modelhost.router.forward import InvocationRouter, UpstreamError, UpstreamRequest
 from modelhost.storage.objects import ObjectError, Objects, output_uri
+from modelhost.store.errors import StoreError
 from modelhost.store.records import Records
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+RECORD_OVERHEAD_BYTES = 64  # what one record costs in memory beside its bytes (a bytes object, list slots)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,7 @@ class RunnerSettings:
     max_open_bytes: int = 256 * MiB  # input objects held in memory at once
     commit_interval_s: float = 0.5  # how often progress is made durable while an object runs
     io_timeout_s: float = 600.0  # one read or write of an object
-    unavailable_wait_s: float = 120.0  # how long a record waits for an instance to come back
+    unavailable_wait_s: float = 600.0  # how long a record waits for an instance to come back
 
 
 class JobFailed(Exception):
@@ -118,12 +122,14 @@ class JobRun:
     async def run(self) -> None:
         """Returns when every object's output is written; raises JobFailed; cancel it to stop."""
         rows = await self._object_rows()
-        await self._wait_in_service()
         pending = [row for row in rows if row.state != DONE]
         self._records_done = sum(row.records_done for row in rows)
         self._objects_done = len(rows) - len(pending)
         self._records_at_start = self._records_done
-        self._report()
+        self._report(objects_total=len(rows))
+        if not pending:
+            return
+        await self._wait_in_service()
         in_flight = asyncio.Semaphore(self._concurrency())
         budget = ByteBudget(self._settings.max_open_bytes)
         open_objects = asyncio.Semaphore(self._concurrency())
@@ -131,7 +137,9 @@ class JobRun:
             async with asyncio.TaskGroup() as group:
                 for row in pending:
                     await open_objects.acquire()
-                    held = await budget.acquire(max(1, row.size))
+                    # a compressed object's size says little about what it inflates to: reserve the most it may
+                    gzip = self._job.input.compression == "Gzip"
+                    held = await budget.acquire(self._settings.max_object_bytes if gzip else max(1, row.size))
                     group.create_task(self._object_task(row, in_flight, budget, held, open_objects))
         except* JobFailed as failures:
             raise _first(failures) from None
@@ -144,23 +152,26 @@ class JobRun:
 
     async def _object_rows(self) -> list[TransformObject]:
         table = self._records.transform_objects
-        rows = table.list_under(self._job.key + "/")
+        prefix = self._job.key + "/"
+        rows = table.list_under(prefix)
+        damaged = sorted(n for n in self._records.problems.names(table.kind) if n.startswith(prefix))
+        if damaged:  # skipping the row would drop its object's output without a word
+            raise JobFailed(f"the store's progress row {damaged[0]} of this job cannot be read; run `modelhost doctor`")
         if rows:
             return rows
         spec = self._job.input
         try:
-            refs = await run_blocking(lambda: self._objects.list_inputs(spec.uri, spec.data_type),
-                                      timeout_s=self._settings.io_timeout_s, name="list transform inputs")  # fmt: skip
+            refs = await self._blocking(lambda: self._objects.list_inputs(spec.uri, spec.data_type),
+                                        f"list the inputs under {spec.uri}")  # fmt: skip
         except ObjectError as exc:
             raise JobFailed(f"could not list the job's input {spec.uri}: {exc}") from None
         rows = [TransformObject(self._job.key, i, ref.uri, ref.size, ref.relative) for i, ref in enumerate(refs)]
-        table.put_many([(row.row_name, row) for row in rows])
-        progress = replace(self._job.progress, objects_total=len(rows))
-        updated = self._records.transform_jobs.update(self._name, lambda j: j.with_progress(progress, self._now()))
-        self._job = updated or self._job
+        await self._blocking(lambda: table.put_many([(row.row_name, row) for row in rows]), "record the inputs")
         return rows
 
     async def _wait_in_service(self) -> None:
+        """Until the job's instances serve: the endpoint InService and its route installed (after a restart the
+        record says InService while the controller is still bringing the instances back)."""
         while True:
             endpoint = self._records.endpoints.get(self._job.endpoint_name)
             if endpoint is None or endpoint.status == EndpointStatus.DELETING:
@@ -168,9 +179,25 @@ class JobRun:
                     self._ensure_endpoint(self._job)
             elif endpoint.status == EndpointStatus.FAILED:
                 raise JobFailed(f"the job's instances could not start: {_reason(endpoint)}")
-            elif endpoint.status == EndpointStatus.IN_SERVICE:
+            elif endpoint.status == EndpointStatus.IN_SERVICE and self._routed():
                 return
             await asyncio.sleep(0.25)
+
+    def _routed(self) -> bool:
+        try:
+            self._router.resolve(self._job.endpoint_name, internal=True)
+        except (ServiceUnavailable, RuntimeValidationError):
+            return False
+        return True
+
+    async def _blocking(self, work: Callable[[], T], what: str) -> T:
+        """`work` off the event loop; a store or disk failure, or a hang, fails the job saying what it was doing."""
+        try:
+            return await run_blocking(work, timeout_s=self._settings.io_timeout_s, name=what)
+        except Abandoned:
+            raise JobFailed(f"could not {what} within {self._settings.io_timeout_s:g} s") from None
+        except (OSError, StoreError) as exc:
+            raise JobFailed(f"could not {what}: {exc}") from None
 
     # one object -------------------------------------------------------------------------------------
     async def _object_task(self, row: TransformObject, in_flight: asyncio.Semaphore, budget: ByteBudget,
@@ -181,22 +208,26 @@ class JobRun:
             await budget.release(held)
             open_objects.release()
 
-    async def _read(self, row: TransformObject) -> list[bytes]:
-        limit = self._settings.max_object_bytes
+    def _read(self, row: TransformObject) -> tuple[list[bytes], list[bytes], int]:
+        """The object's records as read and as sent (InputFilter applied), and its size (blocking)."""
+        limit, spec = self._settings.max_object_bytes, self._job.input
         try:
-            data = await run_blocking(lambda: self._objects.read(row.uri, limit), timeout_s=self._settings.io_timeout_s,
-                                      name="read transform input")  # fmt: skip
+            data = self._objects.read(row.uri, limit)
         except ObjectError as exc:
             raise JobFailed(f"could not read the input {row.uri}: {exc}") from None
-        self._bytes_read += len(data)
         try:
-            return split(decompress(data, self._job.input.compression, limit), self._job.input.split_type)
+            raw = split(decompress(data, spec.compression, limit), spec.split_type)
         except RecordError as exc:
             raise JobFailed(f"{row.uri}: {exc}") from None
+        if len(data) + RECORD_OVERHEAD_BYTES * len(raw) > limit:  # a billion one-byte lines is no 1 GiB
+            raise JobFailed(f"{row.uri} holds {len(raw):,} records, too many to hold at once "
+                            f"({RECORD_OVERHEAD_BYTES} bytes each on top of the data, {limit / MiB:g} MiB in "
+                            "all); split it into several objects")  # fmt: skip
+        return raw, [self._filtered(row, i, record) for i, record in enumerate(raw)], len(data)
 
     async def _process_object(self, row: TransformObject, in_flight: asyncio.Semaphore) -> None:
-        raw = await self._read(row)
-        sent = [self._filtered(row, i, record) for i, record in enumerate(raw)]
+        raw, sent, size = await self._blocking(lambda: self._read(row), f"read the input {row.uri}")
+        self._bytes_read += size
         if row.records_total != len(raw):
             row = self._save(replace(row, records_total=len(raw)))
         path = staging.staged_path(self._settings.staging_dir, self._job.key, row.index)
@@ -207,10 +238,14 @@ class JobRun:
             path.unlink(missing_ok=True)
             self._records_done -= row.records_done
             row = self._save(replace(row, records_done=0, staged_bytes=0))
-            staged = staging.StagedOutput(path, 0)
+            staged = await self._blocking(lambda: staging.StagedOutput(path, 0), "open a staging file")
+        except OSError as exc:
+            raise JobFailed(f"could not open the staging file {path}: {exc}") from None
         try:
             row = await self._send_all(row, raw, sent, staged, in_flight)
             await self._write_output(row, staged)
+        except OSError as exc:  # the staging file could not be written (a full disk)
+            raise JobFailed(f"could not stage the outputs of {row.uri} in {path.parent}: {exc}") from None
         finally:
             staged.close()
         staged.remove()
@@ -226,9 +261,8 @@ class JobRun:
         limit = job.max_payload_mb * MiB
         try:
             yield from pack(sent, row.records_done, job.batch_strategy, limit, job.input.split_type)
-        except RecordError as exc:
-            where = f", record {exc.index + 1}" if exc.index is not None else ""
-            raise JobFailed(f"{row.uri}{where}: {exc}") from None
+        except RecordError as exc:  # its message names the record
+            raise JobFailed(f"{row.uri}: {exc}") from None
 
     async def _send_all(self, row: TransformObject, raw: list[bytes], sent: list[bytes], staged: staging.StagedOutput,
                         in_flight: asyncio.Semaphore) -> TransformObject:  # fmt: skip
@@ -246,7 +280,7 @@ class JobRun:
                     row, last_commit = await self._take(row, window, staged, last_commit)
             while window:
                 row, last_commit = await self._take(row, window, staged, last_commit)
-        staged.sync()
+        await self._blocking(staged.sync, "sync a staging file")
         return self._save(replace(row, staged_bytes=staged.size))
 
     async def _take(self, row: TransformObject, window: collections.deque[tuple[Payload, asyncio.Task[bytes]]],
@@ -273,7 +307,10 @@ class JobRun:
         try:
             if not needs_per_record_outputs(processing):
                 return assemble([body], job.output.assemble_with)
-            outputs = split_response(body, payload.count, payload.first)
+            try:
+                outputs = split_response(body, payload.count, payload.first)
+            except RecordError as exc:  # its message names the records
+                raise JobFailed(f"{row.uri}: {exc}") from None
             joined = [
                 join_and_filter(raw[payload.first + i], out, processing, job.input.content_type, job.output.accept)
                 for i, out in enumerate(outputs)
@@ -289,18 +326,24 @@ class JobRun:
         if job.output.accept:
             headers["accept"] = job.output.accept
         request = UpstreamRequest(INVOCATIONS_PATH, headers, payload.body, float(job.invocation_timeout_s))
-        attempts, waited, last = 0, 0.0, ""
+        attempts, last = 0, ""
+        unavailable_since: float | None = None
         while True:
             try:
                 installed, variant = self._router.select(job.endpoint_name, None, internal=True)
                 answer = await self._router.send(installed.route, variant, request)
             except (ServiceUnavailable, Throttled) as exc:  # no instance right now (one is being replaced)
+                unavailable_since = unavailable_since or time.monotonic()
+                waited = time.monotonic() - unavailable_since
                 if waited >= self._settings.unavailable_wait_s:
                     raise JobFailed(f"{row.uri}, {_records(payload)}: no instance could take it for "
                                     f"{waited:.0f} s ({exc.message})") from None  # fmt: skip
                 await asyncio.sleep(1.0)
-                waited += 1.0
                 continue
+            except RuntimeValidationError as exc:  # the job's endpoint is gone
+                raise JobFailed(
+                    f"{row.uri}, {_records(payload)}: the job's instances are gone ({exc.message})"
+                ) from None
             except UpstreamError as exc:
                 last = f"the instance did not answer ({type(exc).__name__}: {exc})"
             else:
@@ -317,10 +360,12 @@ class JobRun:
         raise JobFailed(f"{row.uri}, {_records(payload)}: {last}{tries}")
 
     async def _write_output(self, row: TransformObject, staged: staging.StagedOutput) -> None:
-        target = output_uri(self._job.output.output_path, row.relative)
         try:
-            await run_blocking(lambda: self._objects.write_file(target, staged.path),
-                               timeout_s=self._settings.io_timeout_s, name="write transform output")  # fmt: skip
+            target = output_uri(self._job.output.output_path, row.relative)
+        except ValueError as exc:
+            raise JobFailed(f"no output location for {row.uri}: {exc}") from None
+        try:
+            await self._blocking(lambda: self._objects.write_file(target, staged.path), f"write {target}")
         except ObjectError as exc:
             raise JobFailed(f"could not write the output of {row.uri} to {target}: {exc}") from None
         self._save(replace(row, state=DONE))
@@ -336,13 +381,13 @@ class JobRun:
         now = self._now()
         self._records.transform_jobs.update(self._name, lambda j: j.with_progress(j.progress, now, started=now))
 
-    def _report(self) -> None:
+    def _report(self, objects_total: int | None = None) -> None:
         elapsed = time.monotonic() - self._run_started if self._run_started else 0.0
         rate = (self._records_done - self._records_at_start) / elapsed if elapsed > 0 else 0.0
 
         def change(job: TransformJob) -> TransformJob:
             progress = JobProgress(
-                objects_total=job.progress.objects_total,
+                objects_total=job.progress.objects_total if objects_total is None else objects_total,
                 objects_done=self._objects_done,
                 records_done=self._records_done,
                 bytes_read=self._bytes_read,

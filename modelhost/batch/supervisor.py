@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 MAX_CRASHES = 5
+MAX_STALLED_RESUMES = 3
 
 
 @dataclass(slots=True)
@@ -90,17 +91,23 @@ class TransformJobs:
 
     def tick(self) -> None:
         for job in self._records.transform_jobs.list():
-            running = self._running.get(job.key)
-            if job.status == TransformJobStatus.IN_PROGRESS and running is None:
-                self._start(job)
-            elif job.status == TransformJobStatus.STOPPING:
-                if running is None:
-                    self._end(job.name, TransformJobStatus.STOPPED)
-                elif not running.stop_requested:
-                    running.stop_requested = True
-                    running.task.cancel()
-            elif job.status in ENDED and job.key not in self._cleaned and running is None:
-                self._clean_up(job)
+            try:
+                self._look_at(job)
+            except Exception:  # one job the store cannot serve must not hold up the others
+                log.exception("transform job %s: could not act on it; retrying", job.name)
+
+    def _look_at(self, job: TransformJob) -> None:
+        running = self._running.get(job.key)
+        if job.status == TransformJobStatus.IN_PROGRESS and running is None:
+            self._start(job)
+        elif job.status == TransformJobStatus.STOPPING:
+            if running is None:
+                self._end(job.name, TransformJobStatus.STOPPED)
+            elif not running.stop_requested:
+                running.stop_requested = True
+                running.task.cancel()
+        elif job.status in ENDED and job.key not in self._cleaned and running is None:
+            self._clean_up(job)
 
     # starting and ending ----------------------------------------------------------------------------
     def _start(self, job: TransformJob) -> None:
@@ -108,7 +115,15 @@ class TransformJobs:
         if time.monotonic() < retry_after:
             return
         if job.started is not None or job.progress.objects_total:
-            resumed = replace(job.progress, resumed=job.progress.resumed + 1)
+            progress = job.progress
+            stalled = progress.stalled_resumes + 1 if progress.records_done == progress.records_at_resume else 0
+            if stalled >= MAX_STALLED_RESUMES:  # the job itself may be what takes the server down
+                self._end(job.name, TransformJobStatus.FAILED,
+                          f"the server stopped {stalled} times in a row while running this job without a record "
+                          "getting done (see the server log); it is not resumed again")  # fmt: skip
+                return
+            resumed = replace(progress, resumed=progress.resumed + 1, stalled_resumes=stalled,
+                              records_at_resume=progress.records_done)  # fmt: skip
             self._records.transform_jobs.update(job.name, lambda j: j.with_progress(resumed, self._now()))
             log.info("transform job %s: resuming where it stopped", job.name)
         task = asyncio.get_running_loop().create_task(self._run_job(job.name), name=f"transform job {job.key}")
@@ -170,6 +185,7 @@ class TransformJobs:
 
         self._records.endpoints.update(job.endpoint_name, delete)
         staging.remove_job_folder(self._settings.staging_dir, job.key)
+        self._records.transform_objects.delete_under(job.key + "/")  # the job record keeps the totals
         self._cleaned.add(job.key)
         self._wake_controller()
 

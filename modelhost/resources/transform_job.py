@@ -99,6 +99,8 @@ class JobProgress:
     bytes_read: int = 0
     records_per_s: float = 0.0  # over the current run (since the job started or resumed)
     resumed: int = 0  # how many times the job was picked up again after a server restart
+    stalled_resumes: int = 0  # resumes in a row that found no record done since the one before
+    records_at_resume: int = -1  # records_done when the job was last resumed
 
 
 @dataclass(frozen=True, slots=True)

@@ -364,6 +364,8 @@ def _parse_file_url(uri: str) -> _Local:
 
 
 def _parse_path(text: str, uri: str) -> _Local:
+    if "\x00" in text:  # a file:// URL's %00, decoded
+        raise ObjectError(f"{uri!r} holds a NUL character; use {ACCEPTED_FORMS}")
     if not text.startswith("/"):
         raise ObjectError(f"{uri!r} is not an absolute path; use {ACCEPTED_FORMS}")
     return _Local(Path(os.path.normpath(text)))

@@ -248,17 +248,16 @@ class SqliteStore:
 
     def put_many(self, kind: str, rows: builtins.list[tuple[str, dict[str, Any]]]) -> None:
         """Every (name, data) in one transaction: all are stored or none."""
+        encoded = [(kind, name.lower(), _encode(data)) for name, data in rows]
         with self._db("write") as db:
             db.execute("BEGIN")
             try:
-                db.executemany(
-                    "INSERT OR REPLACE INTO resources (kind, key, data) VALUES (?, ?, ?)",
-                    [(kind, name.lower(), _encode(data)) for name, data in rows],
-                )
+                db.executemany("INSERT OR REPLACE INTO resources (kind, key, data) VALUES (?, ?, ?)", encoded)
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # never leave the shared connection inside a transaction
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     def items_under(self, kind: str, prefix: str) -> builtins.list[tuple[str, dict[str, Any]]]:
         """(stored name, record) of the readable records of `kind` whose names start with `prefix` (lower-cased),

@@ -89,7 +89,8 @@ def _input_spec(ctx: ApiContext, shape: dict[str, Any]) -> TransformInputSpec:
         objects_for(ctx).check_location(source["S3Uri"], for_write=False)
     except ObjectError as exc:
         raise ValidationError(f"TransformInput.DataSource.S3DataSource.S3Uri: {exc}") from None
-    return TransformInputSpec(data_type, source["S3Uri"], shape.get("ContentType"),
+    content_type = _header_value(shape.get("ContentType"), "TransformInput.ContentType")
+    return TransformInputSpec(data_type, source["S3Uri"], content_type,
                               shape.get("CompressionType", "None"), split)  # fmt: skip
 
 
@@ -98,7 +99,8 @@ def _output_spec(ctx: ApiContext, shape: dict[str, Any]) -> TransformOutputSpec:
         objects_for(ctx).check_location(shape["S3OutputPath"], for_write=True)
     except ObjectError as exc:
         raise ValidationError(f"TransformOutput.S3OutputPath: {exc}") from None
-    return TransformOutputSpec(shape["S3OutputPath"], shape.get("Accept"), shape.get("AssembleWith", "None"))
+    accept = _header_value(shape.get("Accept"), "TransformOutput.Accept")
+    return TransformOutputSpec(shape["S3OutputPath"], accept, shape.get("AssembleWith", "None"))
 
 
 def _processing(shape: dict[str, Any] | None) -> Processing:
@@ -115,6 +117,14 @@ def _environment(body: dict[str, Any]) -> dict[str, str]:
     if refused:
         raise ValidationError(refusal_message(refused))
     return environment
+
+
+def _header_value(value: str | None, member: str) -> str | None:
+    """ContentType and Accept are sent to the model as HTTP headers: printable ASCII only (a CR or LF would
+    split the request to the worker)."""
+    if value is not None and not all(" " <= c <= "~" for c in value):
+        raise ValidationError(f"{member} must be printable ASCII (it is sent to the model as an HTTP header).")
+    return value
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:

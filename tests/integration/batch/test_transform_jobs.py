@@ -287,6 +287,11 @@ def test_requests_refused_with_what_to_fix(batch_server: ServerProcess, model_di
     assert code == "ValidationException" and "DataCaptureConfig" in message
     code, message = refused({**base, "DataProcessing": {"InputFilter": "$..deep"}})
     assert code == "ValidationException" and "InputFilter" in message
+    code, message = refused({**base, "TransformInput": {**base["TransformInput"],
+                                                       "ContentType": "text/csv\r\nX-Evil: 1"}})  # fmt: skip
+    assert code == "ValidationException" and "printable ASCII" in message
+    code, message = refused({**base, "TransformOutput": {"S3OutputPath": "file:///tmp/%00x"}})
+    assert code == "ValidationException" and "NUL" in message
     code, message = refused({**base, "TransformOutput": {"S3OutputPath": str(batch_server.home / "stolen")}})
     assert code == "ValidationException" and "S3OutputPath" in message
     sm.create_transform_job(**base, Tags=[{"Key": "team", "Value": "nlp"}])
@@ -348,4 +353,4 @@ def test_payload_limit_checked(batch_server: ServerProcess, model_dir: Path, tmp
     with pytest.raises(WaiterError):
         sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="record-too-big", WaiterConfig=WAIT)
     reason = sm.describe_transform_job(TransformJobName="record-too-big")["FailureReason"]
-    assert "one.jsonl, record 1" in reason and "MaxPayloadInMB" in reason, reason
+    assert "one.jsonl: Record 1 is" in reason and "MaxPayloadInMB" in reason, reason

@@ -125,3 +125,30 @@ def test_byte_budget_lets_a_large_object_run_alone() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["big waiting", "big holds 100"]
+
+
+def test_a_job_that_keeps_taking_the_server_down_is_not_resumed_again(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from modelhost.batch.runner import RunnerSettings
+    from modelhost.batch.supervisor import MAX_STALLED_RESUMES, TransformJobs
+    from modelhost.resources.transform_job import JobProgress
+    from modelhost.storage.limits import DataLimits
+    from modelhost.storage.objects import Objects
+
+    store = SqliteStore(tmp_path / "modelhost.db")
+    store.open()
+    try:
+        records = Records(store)
+        stuck = JobProgress(objects_total=2, records_done=5, resumed=4, stalled_resumes=MAX_STALLED_RESUMES - 1,
+                            records_at_resume=5)  # fmt: skip
+        records.transform_jobs.insert("Nightly-Run", replace(job(), started=2.0, progress=stuck))
+        woken: list[bool] = []
+        supervisor = TransformJobs(records, None, Objects(DataLimits()), RunnerSettings(tmp_path / "staging"),  # type: ignore[arg-type]
+                                   lambda j, now: None, lambda: woken.append(True), now=lambda: 9.0)  # type: ignore[arg-type,return-value]  # fmt: skip
+        supervisor.tick()
+        ended = records.transform_jobs.get("nightly-run")
+        assert ended is not None and ended.status == J.FAILED and ended.ended == 9.0
+        assert "stopped 3 times in a row" in (ended.failure_reason or "") and woken
+    finally:
+        store.close()
