@@ -4,7 +4,10 @@ Oldest first, up to `MaxConcurrentInvocationsPerInstance × max(1, serving insta
 instances one instance's worth is sent, so the router's admission starts the variant from zero and holds them);
 a request whose RequestTTLSeconds ran out before it started fails; an endpoint that is gone, or no longer
 asynchronous, or failed fails its whole queue (`refusal_of`). After the router said "not now" (no instance,
-throttled) the endpoint gets nothing new until `not_before`.
+throttled) the endpoint gets nothing new until `not_before`; while it is Creating nothing starts (its
+requests wait, only their TTL runs). At most MAX_ENDINGS_PER_PASS requests are failed or expired per pass
+(they count as in flight), so a deleted endpoint with a long queue does not start a thread per request.
+A request that had started before a restart does not expire: it was in time.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+MAX_ENDINGS_PER_PASS = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
     key: str
     received: float
     expires: float
+    started_before: bool = False  # it was running when the server stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,7 @@ class EndpointView:
     per_instance: int  # MaxConcurrentInvocationsPerInstance
     running: int  # requests of it in flight now
     not_before: float = 0.0  # back off until then (the router could not take a request)
+    holding: bool = False  # the endpoint is still being created: its requests wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +65,13 @@ def plan(view: EndpointView, waiting: Sequence[Waiting], now: float) -> Plan:
     """`waiting` oldest first. Expired ones fail whether or not there is room; the rest start while there is."""
     if not waiting:
         return Plan()
+    ending_room = max(0, MAX_ENDINGS_PER_PASS - view.running)
     if view.refusal is not None:
-        return Plan(fail=tuple(w.key for w in waiting), fail_reason=view.refusal)
-    expired = tuple(w.key for w in waiting if w.expires <= now)
-    room = 0 if now < view.not_before else max(0, capacity(view) - view.running)
-    live = [w for w in waiting if w.expires > now]
+        return Plan(fail=tuple(w.key for w in waiting[:ending_room]), fail_reason=view.refusal)
+    out_of_time = [w for w in waiting if w.expires <= now and not w.started_before]
+    expired = tuple(w.key for w in out_of_time[:ending_room])
+    room = 0 if view.holding or now < view.not_before else max(0, capacity(view) - view.running)
+    live = [w for w in waiting if w.expires > now or w.started_before]
     return Plan(start=tuple(w.key for w in live[:room]), expire=expired)
 
 

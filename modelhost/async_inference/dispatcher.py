@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PASS_INTERVAL_S = 1.0  # a pass runs at least this often (expiry, back-off ends); submissions wake it at once
 RETRY_BACKOFF_S = 2.0  # an endpoint whose request the router could not take gets nothing new for this long
+MAX_BACKOFF_S = 30.0  # ...doubling while it keeps refusing, up to this
 ENDPOINTS_REFRESH_S = 5.0  # how often the list of asynchronous endpoints (for the metrics) is read again
 MAX_ATTEMPTS = 3  # starts a request may have; one the server died under this often fails
 IO_TIMEOUT_S = 600.0  # reading an input or writing a result
@@ -82,6 +83,7 @@ class AsyncDispatcher:
         self._waiting: dict[str, list[AsyncRequest]] = {}  # endpoint key -> oldest first
         self._running: dict[str, dict[str, AsyncRequest]] = {}  # endpoint key -> request key -> request
         self._not_before: dict[str, float] = {}
+        self._refusals: dict[str, int] = {}  # endpoint key -> "not now" answers in a row (the back-off grows)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._asynchronous: list[str] = []  # asynchronous endpoints' names (metrics even with an empty queue)
@@ -152,6 +154,11 @@ class AsyncDispatcher:
         except (UnreadableRecord, StoreUnavailable):
             return None, False
 
+    def queued(self, name: str) -> int:
+        """Requests of the endpoint waiting or in flight."""
+        key = name.lower()
+        return len(self._waiting.get(key, ())) + len(self._running.get(key, {}))
+
     def instances(self, name: str) -> int:
         installed = self._table.get(name)
         return 0 if installed is None else sum(len(v.instances) for v in installed.route.variants)
@@ -173,8 +180,9 @@ class AsyncDispatcher:
                 per_instance=config.max_concurrent_per_instance if config is not None else 1,
                 running=len(self._running.get(key, {})),
                 not_before=self._not_before.get(key, 0.0),
+                holding=status == "Creating",
             )
-            plan = decide.plan(view, [Waiting(r.key, r.received, r.expires) for r in waiting], now)
+            plan = decide.plan(view, [Waiting(r.key, r.received, r.expires, r.attempts > 0) for r in waiting], now)
             chosen = set(plan.start) | set(plan.expire) | set(plan.fail)
             if not chosen:
                 continue
@@ -202,15 +210,19 @@ class AsyncDispatcher:
             self._tasks.discard(finished)
             self._running.get(key, {}).pop(request.key, None)
             if not finished.cancelled() and finished.exception() is not None:
-                log.error("async inference: %s of %s ended unexpectedly", request.inference_id, request.endpoint,
-                          exc_info=finished.exception())  # fmt: skip
+                log.error("async inference: %s of %s ended unexpectedly; it is queued again", request.inference_id,
+                          request.endpoint, exc_info=finished.exception())  # fmt: skip
+                self._requeue(request)  # its row is still stored: it must not vanish until a restart
             self._wake.set()
 
         task.add_done_callback(done)
 
     def _requeue(self, request: AsyncRequest) -> None:
+        """Back in the queue, and its endpoint held back: 2 s, doubling while it keeps refusing, at most 30 s."""
         key = request.endpoint.lower()
-        self._not_before[key] = self._now() + RETRY_BACKOFF_S
+        refusals = self._refusals.get(key, 0) + 1
+        self._refusals[key] = refusals
+        self._not_before[key] = self._now() + min(MAX_BACKOFF_S, RETRY_BACKOFF_S * 2 ** (refusals - 1))
         bisect.insort(self._waiting.setdefault(key, []), request, key=lambda r: r.key)
 
     # -- one request -------------------------------------------------------------------------------------
@@ -232,6 +244,11 @@ class AsyncDispatcher:
             await self._store(lambda: table.put(request.key, request))  # as it was: a wait is not a start
             self._requeue(request)
             return
+        except asyncio.CancelledError:  # a clean stop is not an attempt: it runs again at the next start
+            with contextlib.suppress(Exception):
+                table.put(request.key, request)
+            raise
+        self._refusals.pop(request.endpoint.lower(), None)
         if failure is not None:
             await self._finish_failed(running, failure)
             return
@@ -255,16 +272,19 @@ class AsyncDispatcher:
 
     async def _invoke(self, request: AsyncRequest) -> tuple[Failure | None, bytes, str | None]:
         """(failure or None, the model's answer, its content type). Raises _Retry when it cannot be sent now."""
-        try:
-            body = await self._read_input(request)
-        except (ObjectError, TimeoutError) as exc:
-            return Failure(f"ClientError: the input could not be read from {request.input_location}: {exc}"), b"", None
-        try:
+        try:  # before the input is read: a request that cannot be sent now costs nothing
             installed, variant = self._router.select(request.endpoint, None)
         except ServiceUnavailable as exc:
             raise _Retry(str(exc)) from exc
         except RuntimeValidationError as exc:
+            endpoint, _ = self._endpoint(request.endpoint)
+            if endpoint is not None and str(endpoint.status) == "Creating":  # not up yet: it waits
+                raise _Retry(exc.message) from exc
             return Failure(f"ValidationError: {exc.message}"), b"", None
+        try:
+            body = await self._read_input(request)
+        except (ObjectError, TimeoutError) as exc:
+            return Failure(f"ClientError: the input could not be read from {request.input_location}: {exc}"), b"", None
         headers = {"x-amzn-sagemaker-inference-id": request.inference_id}
         for name, value in (("content-type", request.content_type), ("accept", request.accept),
                             ("x-amzn-sagemaker-custom-attributes", request.custom_attributes)):  # fmt: skip

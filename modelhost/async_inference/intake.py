@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from modelhost.async_inference.locations import object_name, result_locations
 from modelhost.async_inference.records import AsyncRequest, request_key
 from modelhost.concurrency import run_blocking
-from modelhost.errors import RuntimeValidationError, ServiceUnavailable
+from modelhost.errors import RuntimeValidationError, ServiceUnavailable, Throttled
 from modelhost.http_body import printable_ascii
 from modelhost.resources.status import SERVES, EndpointStatus
+from modelhost.resources.transform_job import job_of_hidden_endpoint
 from modelhost.storage.objects import ObjectError, Objects
 from modelhost.store.errors import StoreUnavailable, UnreadableRecord
 from modelhost.store.records import Records
@@ -29,6 +30,9 @@ DEFAULT_INVOCATION_TIMEOUT_S = 900  # 15 minutes
 TTL_RANGE = (60, 21_600)
 TIMEOUT_RANGE = (1, 3_600)
 STORE_TIMEOUT_S = 30.0
+# queued requests (waiting or running) per endpoint before new ones are throttled: the queue's rows and the
+# dispatcher's view of them (inline bodies included, up to 128 KB each) must stay bounded
+MAX_QUEUED_PER_ENDPOINT = 10_000
 ACCEPTS = (*SERVES, EndpointStatus.CREATING)  # a Creating endpoint's requests wait for its instances
 
 H_INPUT = "x-amzn-sagemaker-inputlocation"
@@ -146,12 +150,14 @@ class AsyncIntake:
         submit: Callable[[AsyncRequest], None],
         account_id: str,
         now: Callable[[], float],
+        queued: Callable[[str], int] = lambda endpoint: 0,
     ) -> None:
         self._records = records
         self._objects = objects
         self._submit = submit
         self._account_id = account_id
         self._now = now
+        self._queued = queued  # requests of an endpoint waiting or in flight now
 
     def _check(self, uri: str, *, for_write: bool, member: str) -> None:
         try:
@@ -165,7 +171,7 @@ class AsyncIntake:
             endpoint = self._records.endpoints.get(name)
         except (UnreadableRecord, StoreUnavailable) as exc:
             raise ServiceUnavailable(f"Endpoint {name} cannot be read right now ({exc}); retry shortly.") from exc
-        if endpoint is None:
+        if endpoint is None or job_of_hidden_endpoint(endpoint.name) is not None:
             raise RuntimeValidationError(f"Endpoint {name} of account {self._account_id} not found.")
         if endpoint.status not in ACCEPTS:
             raise RuntimeValidationError(
@@ -179,6 +185,9 @@ class AsyncIntake:
                 "an endpoint created from an endpoint configuration with AsyncInferenceConfig (use InvokeEndpoint "
                 "for this one)."
             )
+        if self._queued(endpoint.name) >= MAX_QUEUED_PER_ENDPOINT:
+            raise Throttled(f"Endpoint {endpoint.name} has {MAX_QUEUED_PER_ENDPOINT:,} asynchronous requests queued "
+                            "already; retry once some have run.", retry_after_s=5)  # fmt: skip
         if invocation.input_location is not None:
             self._check(invocation.input_location, for_write=False, member="InputLocation")
         inference_id = invocation.inference_id or str(uuid.uuid4())

@@ -42,9 +42,12 @@ def response_body(data: bytes) -> dict[str, str] | None:
     if len(data) > MAX_INCLUDED_RESPONSE_BYTES:
         return None
     try:
-        return {"content": data.decode("utf-8"), "encoding": "TEXT"}
+        body = {"content": data.decode("utf-8"), "encoding": "TEXT"}
     except UnicodeDecodeError:
-        return {"content": base64.b64encode(data).decode("ascii"), "encoding": "BASE64"}
+        body = {"content": base64.b64encode(data).decode("ascii"), "encoding": "BASE64"}
+    if len(json.dumps(body)) > MAX_INCLUDED_RESPONSE_BYTES * 3 // 2:  # escaped, it would not fit SNS's 256 KB
+        return None
+    return body
 
 
 def notification(

@@ -30,7 +30,7 @@ def build_async_inference(
     objects = objects_for(settings)
     dispatcher = AsyncDispatcher(records, router, table, objects, SnsPublisher(settings.region), metrics,
                                  max_input_bytes=settings.async_max_input_bytes, now=now)  # fmt: skip
-    intake = AsyncIntake(records, objects, dispatcher.submit, settings.account_id, now)
+    intake = AsyncIntake(records, objects, dispatcher.submit, settings.account_id, now, dispatcher.queued)
     return dispatcher, intake
 
 

@@ -355,3 +355,17 @@ def test_an_endpoint_at_zero_instances_is_started_by_its_backlog(server: ServerP
             break
         time.sleep(1)
     assert wanted <= names
+
+
+def test_requests_sent_while_the_endpoint_is_creating_wait_for_it(server: ServerProcess, tmp_path: Path) -> None:
+    sm, runtime = server.clients()
+    name = "async-early"
+    async_endpoint(sm, name, write_echo_model(tmp_path / "echo"), str(tmp_path / "out"), str(tmp_path / "failed"))
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Creating"
+    answers = [runtime.invoke_endpoint_async(EndpointName=name, Body=f"early {i}".encode()) for i in range(3)]
+    for i, answer in enumerate(answers):
+        assert json.loads(local_file(Path(answer["OutputLocation"]), timeout_s=60))["echo"] == f"early {i}"
+    assert not (tmp_path / "failed").exists()
+    with pytest.raises(ClientError) as caught:  # a transform job's hidden endpoint is nobody's to invoke
+        runtime.invoke_endpoint_async(EndpointName="transform-job.anything", Body=b"x")
+    assert "not found" in caught.value.response["Error"]["Message"]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from modelhost.async_inference.decide import Backlog, EndpointView, Waiting, backlog_of, plan, refusal_of
+from modelhost.async_inference.decide import (
+    MAX_ENDINGS_PER_PASS,
+    Backlog,
+    EndpointView,
+    Waiting,
+    backlog_of,
+    plan,
+    refusal_of,
+)
 from modelhost.async_inference.metrics import backlog_datapoints, backlog_values
 
 
@@ -45,6 +53,26 @@ def test_a_gone_endpoint_fails_its_whole_queue_with_the_reason() -> None:
     assert refusal_of("ep", "Failed", True) is not None and "Failed" in str(refusal_of("ep", "Failed", True))
     assert "asynchronous" in str(refusal_of("ep", "InService", False))
     assert refusal_of("ep", "InService", True) is None and refusal_of("ep", "Creating", True) is None
+
+
+def test_a_creating_endpoint_holds_its_requests_but_their_ttl_still_runs() -> None:
+    items = [Waiting("old", 0.0, 50.0), Waiting("new", 1.0, 500.0)]
+    result = plan(view(holding=True, instances=0), items, 100.0)
+    assert result.start == () and result.expire == ("old",)
+
+
+def test_a_request_that_had_started_before_a_restart_does_not_expire() -> None:
+    result = plan(view(), [Waiting("cut", 0.0, 50.0, started_before=True)], 100.0)
+    assert result.start == ("cut",) and result.expire == ()
+
+
+def test_endings_per_pass_are_bounded_and_count_as_in_flight() -> None:
+    reason = refusal_of("ep", None, True)
+    many = waiting(1000)
+    assert len(plan(view(refusal=reason), many, 100.0).fail) == MAX_ENDINGS_PER_PASS
+    assert len(plan(view(refusal=reason, running=60), many, 100.0).fail) == MAX_ENDINGS_PER_PASS - 60
+    expired = waiting(1000, expires=10.0)
+    assert len(plan(view(), expired, 100.0).expire) == MAX_ENDINGS_PER_PASS
 
 
 def test_backlog_metrics() -> None:
