@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from modelhost.worker.engine.engine import Engine
+from modelhost.worker.engine.grammar import grammar_runtime
 from modelhost.worker.engine.limits import resolve_limits
-from modelhost.worker.engine.runners.base import ModelRunner
+from modelhost.worker.engine.prefix_cache import PrefixCache
+from modelhost.worker.engine.runners.base import CopiesKV, ModelRunner
 from modelhost.worker.engine.scheduler import SchedulerConfig
 from modelhost.worker.engine.tokenizer import Tokenizer
 from modelhost.worker.engine.types import EngineConfig, GenerationRequest, ModelLimits, TokenEvent
@@ -50,19 +52,26 @@ class BuiltinBackend:
     async def start(self) -> None:
         if self._engine is not None:
             return
+        prefix_cache_bytes = prefix_cache_size(self.config.extra)  # a bad option fails before the model loads
         loaded = await asyncio.to_thread(self._loader, self.config)
         self.limits = loaded.limits
         self.eos_token_ids = loaded.eos_token_ids
         self._tokenizer = loaded.tokenizer
         max_step_tokens = prefill_tokens_per_step(self.config.extra)
+        grammar = grammar_runtime(loaded.tokenizer, loaded.eos_token_ids)
         engine = Engine(
             loaded.runner,
             limits=loaded.limits,
             scheduler_config=SchedulerConfig(loaded.limits.max_batch_size, loaded.kv_budget_tokens, max_step_tokens),
             eos_token_ids=loaded.eos_token_ids,
             decode=loaded.tokenizer.decode,
+            grammar=grammar,
+            prefix_cache=PrefixCache(loaded.runner, prefix_cache_bytes)
+            if prefix_cache_bytes and isinstance(loaded.runner, CopiesKV)
+            else None,
         )
         engine.start()
+        grammar.warm_in_background()  # llguidance's tokenizer (~0.3 s) is ready before the first constrained request
         self._engine = engine
 
     async def shutdown(self) -> None:
@@ -112,3 +121,28 @@ def prefill_tokens_per_step(extra: dict[str, str]) -> int:
         if extra.get(key):
             return int(extra[key])
     return DEFAULT_PREFILL_TOKENS_PER_STEP
+
+
+# Prefix caching (option.enable_prefix_caching, on by default) keeps up to option.prefix_cache_mb MiB of prompt
+# blocks' K/V, allocated as blocks are stored (SmolLM2-135M: 23 KB per token in bf16, so ~5,800 tokens).
+DEFAULT_PREFIX_CACHE_MB = 128
+_FALSE = frozenset({"false", "0", "no", "off"})
+_TRUE = frozenset({"true", "1", "yes", "on"})
+
+
+def prefix_cache_size(extra: dict[str, str]) -> int:
+    """Bytes the prefix cache may hold: 0 when option.enable_prefix_caching is false (or option.prefix_cache_mb
+    is 0). Raises ValueError naming a bad option."""
+    enabled = extra.get("enable_prefix_caching", "true").strip().lower()
+    if enabled not in _TRUE | _FALSE:
+        raise ValueError(f"option.enable_prefix_caching={enabled!r} is not true or false")
+    if enabled in _FALSE:
+        return 0
+    raw = extra.get("prefix_cache_mb", str(DEFAULT_PREFIX_CACHE_MB)).strip()
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise ValueError(f"option.prefix_cache_mb={raw!r} is not a number of MiB (0 or more)")
+    return int(megabytes * 1024 * 1024)

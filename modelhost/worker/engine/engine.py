@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from modelhost.worker.engine.detokenizer import Decode
+from modelhost.worker.engine.prefix_cache import PrefixCache
 from modelhost.worker.engine.runners.base import ModelRunner, RunnerEntry
 from modelhost.worker.engine.sampling import RowSampling, is_greedy, make_generator, sample
 from modelhost.worker.engine.scheduler import Scheduler, SchedulerConfig, StepPlan, StepResult
@@ -102,11 +103,13 @@ class Engine:
         scheduler_config: SchedulerConfig,
         eos_token_ids: Set[int],
         decode: Decode,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         self.runner = runner
         self.limits = limits
         self.scheduler_config = scheduler_config
-        self._scheduler = Scheduler(scheduler_config)
+        self._prefix_cache = prefix_cache
+        self._scheduler = Scheduler(scheduler_config, on_admit=None if prefix_cache is None else self._restore_prefix)
         self._eos = frozenset(eos_token_ids)
         self._decode = decode
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -170,6 +173,7 @@ class Engine:
             "last_step_ms": round(self._last_step_s * 1000, 3),
             "current_step_s": self.current_step_s(),
             "kv_cache_usage": self._kv_cache_usage(),
+            **self._prefix_stats(),
             **self._counters,
         }
 
@@ -247,6 +251,7 @@ class Engine:
                 outbox.setdefault(active.loop, []).append((active.events, active.output.end("error", str(exc))))
                 finished.add(seq_id)
         else:
+            self._store_prefixes(plan)
             for seq_id, picked in zip(sampled, self._sample(logits, sampled), strict=True):
                 active = self._active[seq_id]
                 try:
@@ -274,9 +279,51 @@ class Engine:
     def _mark_scheduled(self, plan: StepPlan, started_s: float) -> None:
         """A request's time in the queue ends when the first step that runs its prompt starts."""
         for chunk in plan.prefills:
-            if chunk.start == 0:
-                active = self._active[chunk.seq_id]
+            active = self._active[chunk.seq_id]
+            if active.output.queue_time_s is None:  # its first chunk (which a prefix-cache hit may not start at 0)
                 active.output.queue_time_s = started_s - active.queued_s
+
+    def _restore_prefix(self, seq_id: int, slot: int) -> int:
+        """At admission: copy the cached blocks the prompt starts with into its slot (Scheduler.on_admit)."""
+        if self._prefix_cache is None:
+            return 0
+        try:
+            return self._prefix_cache.restore(slot, self._active[seq_id].output.request.prompt_token_ids)
+        except Exception:  # the prompt is prefilled whole instead
+            logger.exception("prefix cache: restoring a prompt's blocks failed")
+            return 0
+
+    def _store_prefixes(self, plan: StepPlan) -> None:
+        """After a step that completed prompts: keep their full blocks' K/V."""
+        if self._prefix_cache is None:
+            return
+        for chunk in plan.prefills:
+            if chunk.last:
+                try:
+                    self._prefix_cache.store(chunk.slot, self._active[chunk.seq_id].output.request.prompt_token_ids)
+                except Exception:  # serving goes on; only the cache misses this prompt
+                    logger.exception("prefix cache: storing a prompt's blocks failed")
+
+    def _prefix_stats(self) -> dict[str, Any]:
+        """Prefix-cache counters (tokens queried at admission and found cached); zeros when it is off."""
+        cache = self._prefix_cache
+        if cache is None:
+            return {
+                "prefix_caching": False,
+                "prefix_cache_queries": 0,
+                "prefix_cache_hits": 0,
+                "prefix_cache_hit_rate": 0.0,
+            }
+        queries, hits = cache.queries, cache.hits
+        return {
+            "prefix_caching": True,
+            "prefix_cache_queries": queries,
+            "prefix_cache_hits": hits,
+            "prefix_cache_hit_rate": round(hits / queries, 4) if queries else 0.0,
+            "prefix_cache_blocks": cache.stored_blocks,
+            "prefix_cache_bytes": cache.stored_bytes,
+            "prefix_cache_capacity_bytes": cache.capacity_blocks * cache.block_bytes,
+        }
 
     def _entries(self, plan: StepPlan) -> tuple[list[RunnerEntry], list[int]]:
         entries: list[RunnerEntry] = []

@@ -7,7 +7,8 @@ Pure bookkeeping over token counts; it never sees token ids or tensors. Each ste
   (prompt + max_new_tokens tokens) fits in the KV budget; the first one that does not fit blocks the ones
   behind it (FIFO fairness), so a request never fails for lack of room, it waits;
 * prompts are fed in chunks of at most `max_step_tokens` prompt tokens per step, so a long prompt does not
-  stall the decodes of the others for long.
+  stall the decodes of the others for long; a prompt whose first tokens are already in its slot at admission
+  (prefix caching, `on_admit`) is fed from the first token that is not.
 
 `update(StepResult)` advances every planned sequence and removes finished ones at once, freeing their slot
 and reservation for the next `schedule()`.
@@ -16,6 +17,7 @@ and reservation for the next `schedule()`.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -71,6 +73,9 @@ class Scheduler:
     """The waiting queue and running set of one engine (see the module docstring)."""
 
     config: SchedulerConfig
+    # Called with (seq_id, slot) when a sequence is admitted; returns how many of its first prompt tokens the slot
+    # already holds (a prefix-cache hit), which are then not prefilled. At most prompt_tokens - 1 count.
+    on_admit: Callable[[int, int], int] | None = None
     _waiting: deque[_Sequence] = field(default_factory=deque)
     _running: dict[int, _Sequence] = field(default_factory=dict)  # insertion order = admission order
     _free_slots: list[int] = field(default_factory=list)
@@ -142,6 +147,8 @@ class Scheduler:
                 return
             self._waiting.popleft()
             head.slot = self._free_slots.pop()
+            if self.on_admit is not None:
+                head.cached_tokens = max(0, min(self.on_admit(head.seq_id, head.slot), head.prompt_tokens - 1))
             self._reserved_tokens += head.reserved_tokens
             self._running[head.seq_id] = head
 

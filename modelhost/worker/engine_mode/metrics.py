@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelhost.worker.engine.types import Backend, FinishReason, TokenEvent
@@ -67,20 +67,25 @@ def buckets_1_2_5(max_value: int) -> list[int]:
 
 
 class BackendStatsCollector(Collector):
-    """The scheduler gauges, read from `Backend.stats()` at scrape time; a gauge the backend does not report is
-    left out (never made up)."""
+    """The scheduler gauges and the prefix-cache counters, read from `Backend.stats()` at scrape time; a value the
+    backend does not report is left out (never made up)."""
 
     GAUGES: Sequence[tuple[str, str, str]] = (
         ("running", "num_requests_running", "Number of requests in model execution batches."),
         ("waiting", "num_requests_waiting", "Number of requests waiting to be processed."),
         ("kv_cache_usage", "kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
     )
+    # Counted by the engine since it started; exposed with `_total` as vLLM's are.
+    COUNTERS: Sequence[tuple[str, str, str]] = (
+        ("prefix_cache_queries", "prefix_cache_queries", "Prompt tokens looked up in the prefix cache."),
+        ("prefix_cache_hits", "prefix_cache_hits", "Prompt tokens whose K/V the prefix cache held."),
+    )
 
     def __init__(self, backend: Backend, model_name: str) -> None:
         self._backend = backend
         self._labels = [model_name, ENGINE_INDEX]
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
             stats = self._backend.stats()
         except Exception:  # a backend whose stats fail shows no gauges rather than failing the scrape
@@ -91,6 +96,12 @@ class BackendStatsCollector(Collector):
                 family = GaugeMetricFamily(PREFIX + name, documentation, labels=LABELS)
                 family.add_metric(self._labels, float(value))
                 yield family
+        for key, name, documentation in self.COUNTERS:
+            value = stats.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                counter = CounterMetricFamily(PREFIX + name, documentation, labels=LABELS)
+                counter.add_metric(self._labels, float(value))
+                yield counter
 
 
 class LlmMetrics:

@@ -121,3 +121,22 @@ def test_lowest_free_slot_is_reused() -> None:
     scheduler.add(4, 2, 2)
     plan = run_step(scheduler)
     assert [(c.seq_id, c.slot) for c in plan.prefills] == [(4, 1)]
+
+
+def test_tokens_already_in_the_slot_at_admission_are_not_prefilled() -> None:
+    admitted: list[tuple[int, int]] = []
+
+    def on_admit(seq_id: int, slot: int) -> int:
+        admitted.append((seq_id, slot))
+        return {1: 16, 2: 99}[seq_id]  # 2 claims more than its prompt: at most prompt - 1 count
+
+    scheduler = Scheduler(SchedulerConfig(4, 1000, 10), on_admit=on_admit)
+    scheduler.add(1, 30, 5)
+    scheduler.add(2, 8, 5)
+    chunks = []
+    for _ in range(2):
+        chunks += [(c.seq_id, c.start, c.length, c.last) for c in run_step(scheduler).prefills]
+    assert admitted == [(1, 0), (2, 1)]
+    # the step budget (10 tokens) is spent on uncached tokens only: 1's 14 take two steps, 2's one token waits
+    assert chunks == [(1, 16, 10, False), (1, 26, 4, True), (2, 7, 1, True)]
+    assert scheduler.reserved_tokens == 35 + 13  # reservations still cover the whole sequence

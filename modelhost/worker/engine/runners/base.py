@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -36,4 +36,20 @@ class ModelRunner(Protocol):
 
     def release(self, slot: int) -> None:
         """The slot's sequence has left; its cached state may be dropped or overwritten."""
+        ...
+
+
+@runtime_checkable
+class CopiesKV(Protocol):
+    """A runner whose slots' K/V can be copied out and back in (prefix caching needs it; a runner without these
+    members serves without a prefix cache)."""
+
+    kv_bytes_per_token: int  # K and V of one token over all layers, in bytes
+
+    def read_kv(self, slot: int, start: int, length: int) -> torch.Tensor:
+        """A copy (sharing no memory with the cache) of the slot's K/V at positions [start, start + length)."""
+        ...
+
+    def write_kv(self, slot: int, start: int, kv: torch.Tensor) -> None:
+        """Put K/V returned by read_kv at positions [start, start + its length) of the slot."""
         ...

@@ -133,6 +133,7 @@ class FastLlamaRunner:
         self.k_cache = torch.zeros(shape, dtype=self.dtype_t)
         self.v_cache = torch.zeros(shape, dtype=self.dtype_t)
         self.kv_cache_bytes = 2 * self.k_cache.numel() * self.k_cache.element_size()
+        self.kv_bytes_per_token = self.kv_cache_bytes // (max_slots * max_model_len)
         self.scale = self.head_dim**-0.5
 
     def _fuse(self, layer: HFModel, pack: bool) -> _Layer:
@@ -150,6 +151,23 @@ class FastLlamaRunner:
 
     def release(self, slot: int) -> None:
         """Nothing to free: the slot's rows are overwritten by its next sequence and masked until then."""
+
+    def read_kv(self, slot: int, start: int, length: int) -> torch.Tensor:
+        """[2 (K, V), layers, kv_heads, length, head_dim], copied out of the slot (prefix caching)."""
+        self._check_span(slot, start, length)
+        end = start + length
+        return torch.stack((self.k_cache[:, slot, :, start:end], self.v_cache[:, slot, :, start:end]))
+
+    def write_kv(self, slot: int, start: int, kv: torch.Tensor) -> None:
+        """Copy what read_kv returned into the slot at positions [start, start + length)."""
+        length = kv.shape[3]
+        self._check_span(slot, start, length)
+        self.k_cache[:, slot, :, start : start + length].copy_(kv[0])
+        self.v_cache[:, slot, :, start : start + length].copy_(kv[1])
+
+    def _check_span(self, slot: int, start: int, length: int) -> None:
+        if not 0 <= slot < self.max_slots or start < 0 or start + length > self.max_model_len:
+            raise ValueError(f"K/V span outside the cache: slot {slot}, positions {start}..{start + length}")
 
     @torch.inference_mode()
     def forward(self, entries: Sequence[RunnerEntry]) -> torch.Tensor:
