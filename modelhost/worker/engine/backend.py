@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from modelhost.worker.engine.engine import Engine
+from modelhost.worker.engine.grammar import grammar_runtime
 from modelhost.worker.engine.limits import resolve_limits
 from modelhost.worker.engine.prefix_cache import PrefixCache
 from modelhost.worker.engine.runners.base import CopiesKV, ModelRunner
@@ -57,17 +58,20 @@ class BuiltinBackend:
         self.eos_token_ids = loaded.eos_token_ids
         self._tokenizer = loaded.tokenizer
         max_step_tokens = prefill_tokens_per_step(self.config.extra)
+        grammar = grammar_runtime(loaded.tokenizer, loaded.eos_token_ids)
         engine = Engine(
             loaded.runner,
             limits=loaded.limits,
             scheduler_config=SchedulerConfig(loaded.limits.max_batch_size, loaded.kv_budget_tokens, max_step_tokens),
             eos_token_ids=loaded.eos_token_ids,
             decode=loaded.tokenizer.decode,
+            grammar=grammar,
             prefix_cache=PrefixCache(loaded.runner, prefix_cache_bytes)
             if prefix_cache_bytes and isinstance(loaded.runner, CopiesKV)
             else None,
         )
         engine.start()
+        grammar.warm_in_background()  # llguidance's tokenizer (~0.3 s) is ready before the first constrained request
         self._engine = engine
 
     async def shutdown(self) -> None:

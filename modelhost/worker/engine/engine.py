@@ -21,12 +21,13 @@ from typing import Any
 import torch
 
 from modelhost.worker.engine.detokenizer import Decode
+from modelhost.worker.engine.grammar import GrammarRuntime, RowMatcher
 from modelhost.worker.engine.prefix_cache import PrefixCache
 from modelhost.worker.engine.runners.base import ModelRunner, RunnerEntry
-from modelhost.worker.engine.sampling import RowSampling, is_greedy, make_generator, sample
+from modelhost.worker.engine.sampling import RowSampling, is_greedy, make_generator, sample_rows
 from modelhost.worker.engine.scheduler import Scheduler, SchedulerConfig, StepPlan, StepResult
 from modelhost.worker.engine.sequence import SequenceOutput
-from modelhost.worker.engine.types import GenerationRequest, InputTooLong, ModelLimits, TokenEvent
+from modelhost.worker.engine.types import GenerationRequest, InputTooLong, ModelLimits, TokenEvent, TokenLogProb
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class _Active:
     events: asyncio.Queue[TokenEvent]
     generator: torch.Generator | None
     queued_s: float  # perf_counter when submitted; its wait ends when a step first runs its prompt
+    matcher: RowMatcher | None = None  # the request's grammar state (structured outputs), made in the engine thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class _Abort:
 
 
 _STOP = object()
+_Pick = tuple[int, float, list[tuple[int, float]]]  # a sampled token, its log-probability, the top alternatives
 
 
 class TokenStream:
@@ -104,8 +107,10 @@ class Engine:
         eos_token_ids: Set[int],
         decode: Decode,
         prefix_cache: PrefixCache | None = None,
+        grammar: GrammarRuntime | None = None,
     ) -> None:
         self.runner = runner
+        self._grammar = grammar or GrammarRuntime(None, eos_token_ids, lambda ids: decode(ids))
         self.limits = limits
         self.scheduler_config = scheduler_config
         self._prefix_cache = prefix_cache
@@ -117,6 +122,8 @@ class Engine:
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._counters = {"steps": 0, "tokens_generated": 0, "prompt_tokens": 0, "requests_finished": 0}
+        self._constrained_tokens = 0  # tokens sampled under a grammar's mask
+        self._grammar_mask_s = 0.0  # seconds spent computing those masks (engine thread)
         self._last_step_s = 0.0
         self._step_started_s: float | None = None  # perf_counter at the start of the step running now
         self._gauges: dict[str, int] = {}
@@ -175,6 +182,8 @@ class Engine:
             "kv_cache_usage": self._kv_cache_usage(),
             **self._prefix_stats(),
             **self._counters,
+            "constrained_tokens": self._constrained_tokens,
+            "grammar_mask_ms_total": round(self._grammar_mask_s * 1000, 3),
         }
 
     def _kv_cache_usage(self) -> float:
@@ -226,6 +235,8 @@ class Engine:
     def _receive(self, message: object) -> None:
         if isinstance(message, _Submit):
             request = message.active.output.request
+            if request.params.constraint is not None and not self._attach_matcher(message.active):
+                return
             self._active[message.seq_id] = message.active
             self._scheduler.add(message.seq_id, len(request.prompt_token_ids), request.params.max_new_tokens)
             self._counters["prompt_tokens"] += len(request.prompt_token_ids)
@@ -235,6 +246,18 @@ class Engine:
                 self.runner.release(slot)
             active = self._active.pop(message.seq_id)
             _deliver({active.loop: [(active.events, active.output.end("abort"))]})
+
+    def _attach_matcher(self, active: _Active) -> bool:
+        """Give a constrained request its grammar matcher; on failure it ends with an error event at once."""
+        constraint = active.output.request.params.constraint
+        assert constraint is not None
+        try:
+            active.matcher = self._grammar.matcher(constraint)
+        except Exception as exc:
+            logger.warning("grammar refused in the engine: %s", exc)
+            _deliver({active.loop: [(active.events, active.output.end("error", str(exc)))]})
+            return False
+        return True
 
     def _step(self, plan: StepPlan) -> None:
         started = time.perf_counter()
@@ -257,7 +280,7 @@ class Engine:
                 try:
                     if isinstance(picked, Exception):
                         raise picked
-                    event = active.output.add_token(*picked)
+                    event = self._emit(active, picked)
                 except Exception as exc:
                     logger.exception("request output failed")
                     event = active.output.end("error", str(exc))
@@ -340,31 +363,68 @@ class Engine:
             sampled.append(decode.seq_id)
         return entries, sampled
 
-    def _sample(self, logits: torch.Tensor, sampled: list[int]) -> list[tuple[int, float] | Exception]:
-        """(token, log-probability) per sampled row; when sampling the batch fails, each row is sampled alone
-        so that one request's failure (its parameters, NaN logits) ends that request only."""
-        try:
-            tokens, log_probs = sample(logits, [self._row(seq_id) for seq_id in sampled])
-            return list(zip(tokens, log_probs, strict=True))
-        except Exception:
-            logger.warning("sampling the batch of %d failed; sampling its rows one by one", len(sampled))
-        picked: list[tuple[int, float] | Exception] = []
-        for index, seq_id in enumerate(sampled):
+    def _sample(self, logits: torch.Tensor, sampled: list[int]) -> list[_Pick | Exception]:
+        """(token, log-probability, top alternatives) per sampled row; when sampling the batch fails, each row is
+        sampled alone so that one request's failure (its parameters, NaN logits, its grammar) ends that request
+        only. Grammar masks are computed once per row, here in the engine thread."""
+        rows: list[RowSampling | Exception] = []
+        for seq_id in sampled:
             try:
-                row_tokens, row_log_probs = sample(logits[index : index + 1], [self._row(seq_id)])
-                picked.append((row_tokens[0], row_log_probs[0]))
+                rows.append(self._row(seq_id, logits.shape[-1]))
+            except Exception as exc:
+                rows.append(RuntimeError(f"sampling failed: {exc}"))
+        good = [row for row in rows if isinstance(row, RowSampling)]
+        if len(good) == len(rows):
+            try:
+                batch = sample_rows(logits, good)
+                return list(zip(batch.tokens, batch.log_probs, batch.top, strict=True))
+            except Exception:
+                logger.warning("sampling the batch of %d failed; sampling its rows one by one", len(sampled))
+        picked: list[_Pick | Exception] = []
+        for index, row in enumerate(rows):
+            if isinstance(row, Exception):
+                picked.append(row)
+                continue
+            try:
+                one = sample_rows(logits[index : index + 1], [row])
+                picked.append((one.tokens[0], one.log_probs[0], one.top[0]))
             except Exception as exc:
                 picked.append(RuntimeError(f"sampling failed: {exc}"))
         return picked
 
-    def _row(self, seq_id: int) -> RowSampling:
+    def _row(self, seq_id: int, vocab_size: int) -> RowSampling:
         active = self._active[seq_id]
         output, params = active.output, active.output.request.params
         seen: tuple[int, ...] | list[int] = ()
         if params.repetition_penalty != 1.0:
             seen = [*output.request.prompt_token_ids, *output.token_ids]
-        suppressed = tuple(self._eos) if output.suppress_eos() and not params.ignore_eos else ()
-        return RowSampling(params, active.generator, seen, suppressed)
+        allowed: torch.Tensor | None = None
+        if active.matcher is not None:  # the grammar alone decides when EOS may come
+            started = time.perf_counter()
+            allowed = active.matcher.allowed(vocab_size)
+            self._grammar_mask_s += time.perf_counter() - started
+            self._constrained_tokens += 1
+            suppressed: tuple[int, ...] = ()
+        else:
+            suppressed = tuple(self._eos) if output.suppress_eos() and not params.ignore_eos else ()
+        return RowSampling(params, active.generator, seen, suppressed, allowed, params.logprobs or 0)
+
+    def _emit(self, active: _Active, picked: _Pick) -> TokenEvent:
+        """The event of a sampled token: the grammar consumes it first (and may end the request with it)."""
+        token, log_prob, top = picked
+        matcher = active.matcher
+        if matcher is not None:
+            matcher.consume(token)
+        if active.output.request.params.logprobs is None:
+            return active.output.add_token(token, log_prob, grammar_done=matcher is not None and matcher.stopped)
+        alternatives = tuple(TokenLogProb(i, self._grammar.token_bytes(i), lp) for i, lp in top)
+        return active.output.add_token(
+            token,
+            log_prob,
+            token_bytes=self._grammar.token_bytes(token),
+            top_log_probs=alternatives,
+            grammar_done=matcher is not None and matcher.stopped,
+        )
 
     def _shutdown(self) -> None:
         outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[TokenEvent], TokenEvent]]] = {}

@@ -18,6 +18,17 @@ class RowSampling:
     generator: torch.Generator | None  # the request's own RNG; None only for greedy rows
     seen_token_ids: Sequence[int] = ()  # prompt + generated so far; only read when repetition_penalty != 1
     suppressed_token_ids: tuple[int, ...] = ()  # never chosen this step (EOS before min_new_tokens)
+    allowed: torch.Tensor | None = None  # bool [vocab]: the only tokens a grammar allows this step (None: all)
+    top_logprobs: int = 0  # how many of the most likely tokens to report with the chosen one
+
+
+@dataclass(frozen=True, slots=True)
+class Sampled:
+    """What `sample_rows` picked: per row the token, its log-probability and the top alternatives."""
+
+    tokens: list[int]
+    log_probs: list[float]
+    top: list[list[tuple[int, float]]]  # per row, (token id, log-probability) best first; [] unless asked
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -40,30 +51,59 @@ def is_greedy(params: SamplingParams) -> bool:
 
 
 def sample(logits: torch.Tensor, rows: Sequence[RowSampling]) -> tuple[list[int], list[float]]:
-    """Pick one token per row of `logits` [n, vocab]; returns the token ids and their log-probabilities.
+    """Pick one token per row of `logits` [n, vocab]; returns the token ids and their log-probabilities."""
+    picked = sample_rows(logits, rows)
+    return picked.tokens, picked.log_probs
 
-    The log-probability is that of the chosen token under the model's distribution after the repetition
-    penalty (before temperature/top-k/top-p), as TGI reports it. Greedy rows take the argmax.
+
+def sample_rows(logits: torch.Tensor, rows: Sequence[RowSampling]) -> Sampled:
+    """Pick one token per row of `logits` [n, vocab], with its log-probability and the top alternatives.
+
+    Log-probabilities are the model's log-softmax over the whole vocabulary after the repetition penalty (when
+    one is asked for), before EOS suppression, a grammar's mask, temperature, top-k and top-p: what the model
+    thinks of each token, as OpenAI and TGI report it, the same whether the row is greedy, sampled or
+    constrained. Greedy rows take the argmax of what is allowed.
     """
     if logits.shape[0] != len(rows):
         raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} sampling rows")
     logits = logits.float()
     penalized = [i for i, row in enumerate(rows) if row.params.repetition_penalty != 1.0]
-    suppressed = [i for i, row in enumerate(rows) if row.suppressed_token_ids]
-    if penalized or suppressed:
+    if penalized:
         logits = logits.clone()
         for i in penalized:
             _apply_repetition_penalty(logits[i], rows[i].seen_token_ids, rows[i].params.repetition_penalty)
-        for i in suppressed:
-            logits[i, list(rows[i].suppressed_token_ids)] = float("-inf")
+    all_log_probs = torch.log_softmax(logits, dim=-1)
+    restricted = [i for i, row in enumerate(rows) if row.suppressed_token_ids or row.allowed is not None]
+    if restricted:
+        logits = logits.clone() if not penalized else logits
+        for i in restricted:
+            _restrict(logits[i], rows[i])
     tokens = torch.argmax(logits, dim=-1)
     sampled = [i for i, row in enumerate(rows) if not is_greedy(row.params)]
     if sampled:
         tokens = tokens.clone()
         for i in sampled:
             tokens[i] = _sample_row(logits[i], rows[i])
-    log_probs = torch.log_softmax(logits, dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
-    return tokens.tolist(), log_probs.tolist()
+    log_probs = all_log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)
+    top: list[list[tuple[int, float]]] = [[] for _ in rows]
+    for i, row in enumerate(rows):
+        if row.top_logprobs > 0:
+            values, ids = torch.topk(all_log_probs[i], min(row.top_logprobs, all_log_probs.shape[1]))
+            top[i] = list(zip(ids.tolist(), values.tolist(), strict=True))
+    return Sampled(tokens.tolist(), log_probs.tolist(), top)
+
+
+def _restrict(row: torch.Tensor, sampling: RowSampling) -> None:
+    """Rule out suppressed tokens and, with a grammar, every token it does not allow (in place)."""
+    if sampling.allowed is not None:
+        allowed = sampling.allowed
+        if allowed.shape[0] != row.shape[0]:
+            raise ValueError(f"a grammar mask of {allowed.shape[0]} tokens for {row.shape[0]} logits")
+        if not bool(allowed.any()):
+            raise ValueError("the grammar allows no token here")
+        row.masked_fill_(~allowed, float("-inf"))
+    if sampling.suppressed_token_ids:
+        row[list(sampling.suppressed_token_ids)] = float("-inf")
 
 
 def _apply_repetition_penalty(row: torch.Tensor, seen: Sequence[int], penalty: float) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Set
 
 from modelhost.worker.engine.detokenizer import Decode, IncrementalDetokenizer
 from modelhost.worker.engine.stop import StopMatcher
-from modelhost.worker.engine.types import FinishReason, GenerationRequest, TokenEvent
+from modelhost.worker.engine.types import FinishReason, GenerationRequest, TokenEvent, TokenLogProb
 
 
 class SequenceOutput:
@@ -33,12 +34,24 @@ class SequenceOutput:
         """Whether EOS must not be sampled yet (min_new_tokens not reached)."""
         return len(self.token_ids) < self.request.params.min_new_tokens
 
-    def add_token(self, token_id: int, log_prob: float | None) -> TokenEvent:
-        """Record a sampled token; returns its event (finished=True when the request ends with it)."""
+    def add_token(
+        self,
+        token_id: int,
+        log_prob: float | None,
+        *,
+        token_bytes: bytes | None = None,
+        top_log_probs: tuple[TokenLogProb, ...] = (),
+        grammar_done: bool = False,
+    ) -> TokenEvent:
+        """Record a sampled token; returns its event (finished=True when the request ends with it).
+
+        `grammar_done`: the request's grammar is complete with this token, which ends the request as EOS would
+        (finish reason eos_token) unless a stop sequence or EOS itself ended it first."""
         params = self.request.params
         self.token_ids.append(token_id)
         reason: FinishReason | None = None
-        if token_id in self._eos and not params.ignore_eos and len(self.token_ids) > params.min_new_tokens:
+        eos_ends = grammar_done or (not params.ignore_eos and len(self.token_ids) > params.min_new_tokens)
+        if token_id in self._eos and eos_ends:
             reason = "eos_token"
             text = self._detokenizer.flush()
             text, _ = self._stop.push(text)
@@ -47,8 +60,8 @@ class SequenceOutput:
             text, stopped = self._stop.push(self._detokenizer.push(token_id))
             if stopped:
                 reason = "stop_sequence"
-            elif len(self.token_ids) >= params.max_new_tokens:
-                reason = "length"
+            elif grammar_done or len(self.token_ids) >= params.max_new_tokens:
+                reason = "eos_token" if grammar_done else "length"
                 tail, stopped = self._stop.push(self._detokenizer.flush())
                 text += tail
                 if stopped:
@@ -56,7 +69,10 @@ class SequenceOutput:
                 else:
                     text += self._stop.flush()
         self.finished = reason is not None
-        return self._event(token_id, text, log_prob, reason)
+        event = self._event(token_id, text, log_prob, reason)
+        if token_bytes is None and not top_log_probs:
+            return event
+        return dataclasses.replace(event, token_bytes=token_bytes, top_log_probs=top_log_probs)
 
     def end(self, reason: FinishReason, error: str | None = None) -> TokenEvent:
         """The final event of a request ended from outside (abort, error): no token, no further text."""

@@ -28,6 +28,27 @@ class SamplingParams:
     seed: int | None = None  # per-request RNG seed; same seed + same prompt = same sample
     stop: tuple[str, ...] = ()  # stop sequences; the text stops before them
     ignore_eos: bool = False
+    constraint: Constraint | None = None  # grammar the output must follow (structured outputs; engine/grammar.py)
+    logprobs: int | None = None  # None: only the chosen token's log_prob; k >= 0: also its bytes and the k most
+    # likely tokens (TokenEvent.token_bytes / top_log_probs)
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A grammar for llguidance (its top-level grammar JSON), built and validated by the HTTP layer."""
+
+    grammar: str
+    param: str  # the request field it came from ("response_format", "parameters.grammar"), for errors
+    kind: str = "json_schema"  # json_schema | json_object
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogProb:
+    """One candidate token and its log-probability (the model's log-softmax; see sampling.sample)."""
+
+    token_id: int
+    token_bytes: bytes
+    log_prob: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +74,8 @@ class TokenEvent:
     error: str | None = None
     queue_time_s: float | None = None  # seconds the request waited before the engine first scheduled it (its
     # prompt's first chunk ran); None while it has not been scheduled, or when the backend does not measure it
+    token_bytes: bytes | None = None  # the token's own bytes, when SamplingParams.logprobs is set
+    top_log_probs: tuple[TokenLogProb, ...] = ()  # the most likely tokens at this step, best first (logprobs=k)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +83,14 @@ class ModelLimits:
     max_model_len: int  # prompt + generated tokens per sequence
     max_input_tokens: int  # longest prompt accepted
     max_batch_size: int  # sequences generated together (option.max_rolling_batch_size)
+
+
+class InvalidParameter(ValueError):
+    """A request parameter the backend cannot honour; becomes a 400 naming `param`."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InputTooLong(ValueError):

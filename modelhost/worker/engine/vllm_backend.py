@@ -16,6 +16,7 @@ from modelhost.worker.engine.types import (
     FinishReason,
     GenerationRequest,
     InputTooLong,
+    InvalidParameter,
     SamplingParams,
     TokenEvent,
 )
@@ -45,6 +46,18 @@ def to_vllm_sampling(params: SamplingParams, eos_ignored: bool) -> dict[str, Any
         "logprobs": 0,
         "output_kind_delta": True,
     }
+
+
+def refuse_unsupported(params: SamplingParams) -> None:
+    """What this adapter does not pass to vLLM yet is refused (a 400 naming it), never silently dropped."""
+    if params.constraint is not None:
+        raise InvalidParameter(
+            f"{params.constraint.param} is not supported on the vllm backend in modelhost yet "
+            "(structured outputs run on the built-in engine)",
+            params.constraint.param,
+        )
+    if params.logprobs:
+        raise InvalidParameter("top log-probabilities are not supported on the vllm backend yet", "top_logprobs")
 
 
 class VLLMBackend:
@@ -102,6 +115,7 @@ class VLLMBackend:
         return str(text)
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent]:
+        refuse_unsupported(request.params)
         prompt, new = len(request.prompt_token_ids), request.params.max_new_tokens
         if prompt > self.limits.max_input_tokens or prompt + new > self.limits.max_model_len:
             raise InputTooLong(prompt, new, self.limits)

@@ -275,7 +275,7 @@ class EngineEndpoints:
         except (RequestError, InputTooLong) as exc:
             return _json(*errors(exc))
         except ValueError as exc:  # the engine's own checks (an empty prompt, a token id outside the vocabulary)
-            return _json(*errors(RequestError(str(exc))))
+            return _json(*errors(RequestError(str(exc), getattr(exc, "param", None))))
         result = GenerationResult(prompt=generation.prompt, prompt_tokens=generation.prompt_tokens)
         fmt = self._format(parsed, result, backend)
         if parsed.stream:

@@ -10,7 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from modelhost.worker.engine.types import InputTooLong, SamplingParams, TokenEvent
+from modelhost.worker.engine.grammar import json_constraint, regex_constraint
+from modelhost.worker.engine.types import Constraint, InputTooLong, InvalidParameter, SamplingParams, TokenEvent
 from modelhost.worker.engine_mode.schemas.request import (
     MAX_REPETITION_PENALTY,
     MAX_SEED,
@@ -45,6 +46,7 @@ KNOWN_PARAMETERS = {
     "details",
     "ignore_eos",
     "truncate",
+    "grammar",
     # accepted and ignored without a warning: they change nothing for one greedy or sampled sequence
     "decoder_input_details",
     "watermark",
@@ -119,6 +121,7 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
         seed=read(p, "seed", int, where=where, minimum=0, maximum=MAX_SEED),
         stop=stop,
         ignore_eos=read(p, "ignore_eos", bool, False, where=where),
+        constraint=grammar(p.get("grammar")),
     )
     return TextRequest(
         api=api,
@@ -129,6 +132,34 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
         return_full_text=read(p, "return_full_text", bool, False, where=where),
         truncate=read(p, "truncate", int, where=where, minimum=1),
     )
+
+
+def grammar(raw: Any) -> Constraint | None:
+    """`parameters.grammar` as TGI takes it (LMI accepts the same shape here): {"type": "json", "value": a JSON
+    schema, as an object or its JSON text} or {"type": "regex", "value": a pattern}; null means none."""
+    param = "parameters.grammar"
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RequestError(f"{param} must be an object with a type and a value", param)
+    kind, value = raw.get("type"), raw.get("value")
+    try:
+        if kind in ("json", "json_object", "json_schema"):
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    raise RequestError(f"{param}.value is not valid JSON: {exc}", param) from None
+            if value is not None and not isinstance(value, dict):
+                raise RequestError(f"{param}.value must be a JSON schema object", param)
+            return json_constraint(value, param)
+        if kind == "regex":
+            if not isinstance(value, str):
+                raise RequestError(f"{param}.value must be a regular expression (a string)", param)
+            return regex_constraint(value, param)
+    except InvalidParameter as exc:
+        raise RequestError(str(exc), param) from None
+    raise RequestError(f"{param}.type must be json or regex, got {kind!r:.60}", param)
 
 
 def error_body(message: str) -> tuple[int, dict[str, Any]]:

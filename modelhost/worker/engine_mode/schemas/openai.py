@@ -7,13 +7,22 @@ force fixed lengths.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
-from modelhost.worker.engine.types import FinishReason, InputTooLong, SamplingParams, TokenEvent
+from modelhost.worker.engine.grammar import json_constraint
+from modelhost.worker.engine.types import (
+    Constraint,
+    FinishReason,
+    InputTooLong,
+    SamplingParams,
+    TokenEvent,
+    TokenLogProb,
+)
 from modelhost.worker.engine_mode.schemas.request import (
     MAX_REPETITION_PENALTY,
     MAX_SEED,
@@ -57,8 +66,10 @@ _COMMON = {
     "store",
     "service_tier",
 }
-CHAT_FIELDS = _COMMON | {"messages", "parallel_tool_calls", "response_format"}
-COMPLETION_FIELDS = _COMMON | {"prompt", "echo", "best_of", "suffix"}
+CHAT_FIELDS = _COMMON | {"messages", "parallel_tool_calls", "response_format", "tools", "tool_choice"}
+COMPLETION_FIELDS = _COMMON | {"prompt", "echo", "best_of", "suffix", "response_format"}
+MAX_CHAT_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -107,10 +118,82 @@ def parse_messages(raw: Any) -> list[dict[str, Any]]:
     return messages
 
 
+def _refuse_unknown(api: str, body: dict[str, Any], known: set[str]) -> None:
+    """A field this API does not know is a 400 naming it, as OpenAI answers; nothing is silently dropped."""
+    unknown = sorted(set(body) - known)
+    if unknown:
+        note_unknown(api, unknown)
+        raise RequestError(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0], "unsupported_parameter")
+
+
+def _unsupported(name: str, why: str) -> RequestError:
+    return RequestError(f"{name} is not supported by this engine: {why}", name, "unsupported_parameter")
+
+
+def _refuse_unhonoured(body: dict[str, Any]) -> None:
+    """Fields the engine cannot honour are refused unless they ask for nothing (0, empty, null)."""
+    for name in ("presence_penalty", "frequency_penalty"):
+        if read(body, name, float, 0.0, minimum=-2, maximum=2) != 0:
+            raise _unsupported(name, "use repetition_penalty (a multiplicative penalty) instead")
+    bias = body.get("logit_bias")
+    if bias is not None and not isinstance(bias, dict):
+        raise RequestError("logit_bias must be an object mapping token ids to biases", "logit_bias")
+    if bias:
+        raise _unsupported("logit_bias", "token biases are not applied")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise RequestError("tools must be a list", "tools")
+    if tools:
+        raise _unsupported("tools", "tool calling is not implemented yet")
+    choice = body.get("tool_choice")
+    if choice is not None and choice != "none":
+        raise _unsupported("tool_choice", 'tool calling is not implemented yet (only "none" is accepted)')
+
+
+def response_format(body: dict[str, Any]) -> Constraint | None:
+    """OpenAI's `response_format`: text (no constraint), json_object (any JSON object) or json_schema (the
+    schema, strict or not: the output is always constrained to it). A schema llguidance refuses is a 400."""
+    raw = body.get("response_format")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RequestError("response_format must be an object with a type", "response_format")
+    kind = raw.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return _constraint(None)
+    if kind != "json_schema":
+        raise RequestError(
+            f"response_format.type must be text, json_object or json_schema, got {kind!r:.60}", "response_format"
+        )
+    spec = raw.get("json_schema")
+    if not isinstance(spec, dict):
+        raise RequestError("response_format.json_schema must be an object with a schema", "response_format")
+    read(spec, "name", str, where="response_format.json_schema.")
+    read(spec, "strict", bool, where="response_format.json_schema.")
+    schema = spec.get("schema")
+    if schema is not None and not isinstance(schema, (dict, bool)):
+        raise RequestError("response_format.json_schema.schema must be a JSON schema object", "response_format")
+    if schema is True or schema is None:
+        schema = {}
+    if schema is False:
+        raise RequestError("response_format.json_schema.schema is false: no value can match it", "response_format")
+    return _constraint(schema)
+
+
+def _constraint(schema: dict[str, Any] | None) -> Constraint:
+    try:
+        return json_constraint(schema, "response_format")
+    except ValueError as exc:
+        raise RequestError(str(exc), "response_format", "invalid_response_format") from None
+
+
 def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | None) -> tuple[SamplingParams, bool]:
     """SamplingParams and whether max tokens is left to the model's limit."""
     if read(body, "n", int, 1, minimum=1) != 1:
         raise RequestError("n must be 1: modelhost returns one choice per request", "n")
+    _refuse_unhonoured(body)
     temperature = read(body, "temperature", float, 1.0, minimum=0, maximum=2)
     top_p = read(body, "top_p", float, 1.0, minimum=0, maximum=1, exclusive_minimum=True)
     fill = max_tokens is None and default_max is None
@@ -127,6 +210,7 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | N
         seed=read(body, "seed", int, minimum=MIN_SEED, maximum=MAX_SEED),
         stop=read_stop(body, "stop", limit=16),
         ignore_eos=read(body, "ignore_eos", bool, False),
+        constraint=response_format(body),
     )
     return params, fill
 
@@ -146,21 +230,24 @@ def parse_chat(body: Any, stream_header: bool = False) -> TextRequest:
     """A chat-completions body → TextRequest (max tokens default: up to the model's length limit)."""
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object")
-    note_unknown("chat", sorted(set(body) - CHAT_FIELDS))
+    _refuse_unknown("chat", body, CHAT_FIELDS)
     messages = parse_messages(body.get("messages"))
     max_tokens = read(body, "max_completion_tokens", int, minimum=1)
     if max_tokens is None:
         max_tokens = read(body, "max_tokens", int, minimum=1)
     params, fill = _sampling(body, max_tokens, None)
     stream = bool(read(body, "stream", bool, False)) or stream_header
-    top_logprobs = read(body, "top_logprobs", int, 0, minimum=0, maximum=20)
+    top_logprobs = read(body, "top_logprobs", int, None, minimum=0, maximum=MAX_CHAT_TOP_LOGPROBS)
+    logprobs = bool(read(body, "logprobs", bool, False)) or bool(top_logprobs)
+    if logprobs:
+        params = dataclasses.replace(params, logprobs=top_logprobs or 0)
     return TextRequest(
         api="chat",
         params=params,
         messages=messages,
         stream=stream,
         fill_to_limit=fill,
-        logprobs=bool(read(body, "logprobs", bool, False)) or top_logprobs > 0,
+        logprobs=logprobs,
         include_usage=_stream_options(body, stream),
         model=read(body, "model", str, ""),
     )
@@ -184,13 +271,21 @@ def parse_completion(body: Any, stream_header: bool = False) -> TextRequest:
     """A (legacy) completions body → TextRequest (max_tokens default 16, as OpenAI's)."""
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object")
-    note_unknown("completions", sorted(set(body) - COMPLETION_FIELDS))
+    _refuse_unknown("completions", body, COMPLETION_FIELDS)
     prompt, token_ids = _completion_prompt(body.get("prompt"))
     if read(body, "best_of", int, 1, minimum=1) != 1:
         raise RequestError("best_of must be 1", "best_of")
+    if read(body, "suffix", str):
+        raise _unsupported("suffix", "insertion (text after the completion) is not implemented")
     max_tokens = read(body, "max_tokens", int, minimum=1)
     params, fill = _sampling(body, max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS)
     stream = bool(read(body, "stream", bool, False)) or stream_header
+    logprobs = read(body, "logprobs", int, None, minimum=0, maximum=MAX_COMPLETION_LOGPROBS)
+    echo = read(body, "echo", bool, False)
+    if logprobs is not None:
+        if echo:
+            raise _unsupported("echo", "the prompt's log-probabilities are not computed (drop echo or logprobs)")
+        params = dataclasses.replace(params, logprobs=logprobs)
     return TextRequest(
         api="completions",
         params=params,
@@ -198,8 +293,8 @@ def parse_completion(body: Any, stream_header: bool = False) -> TextRequest:
         prompt_token_ids=token_ids,
         stream=stream,
         fill_to_limit=fill,
-        return_full_text=read(body, "echo", bool, False),
-        logprobs=read(body, "logprobs", int, 0, minimum=0, maximum=5) > 0,
+        return_full_text=echo,
+        logprobs=logprobs is not None,
         include_usage=_stream_options(body, stream),
         model=read(body, "model", str, ""),
     )
@@ -212,18 +307,37 @@ def finish_reason(reason: FinishReason | None) -> str | None:
     return {"length": "length", "eos_token": "stop", "stop_sequence": "stop", "abort": "abort"}.get(reason, "stop")
 
 
-def _chat_logprobs(tokens: list[TokenEvent]) -> dict[str, Any]:
+def _token_bytes(t: TokenEvent) -> bytes:
+    """The token's own bytes (what the engine reports), else the text it added."""
+    return t.token_bytes if t.token_bytes is not None else t.text.encode("utf-8")
+
+
+def _token_string(raw: bytes) -> str:
+    """A token as text; bytes of a character split across tokens show as U+FFFD (the `bytes` list is exact)."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def _alternative(candidate: TokenLogProb) -> dict[str, Any]:
     return {
-        "content": [
-            {
-                "token": t.text,
-                "logprob": t.log_prob if t.log_prob is not None else 0.0,
-                "bytes": list(t.text.encode("utf-8")),
-                "top_logprobs": [],
-            }
-            for t in tokens
-        ]
+        "token": _token_string(candidate.token_bytes),
+        "logprob": candidate.log_prob,
+        "bytes": list(candidate.token_bytes),
     }
+
+
+def _chat_logprobs(tokens: list[TokenEvent]) -> dict[str, Any]:
+    content = []
+    for t in tokens:
+        raw = _token_bytes(t)
+        content.append(
+            {
+                "token": _token_string(raw),
+                "logprob": t.log_prob if t.log_prob is not None else 0.0,
+                "bytes": list(raw),
+                "top_logprobs": [_alternative(c) for c in t.top_log_probs],
+            }
+        )
+    return {"content": content, "refusal": None}
 
 
 def _completion_logprobs(tokens: list[TokenEvent], offset: int) -> dict[str, Any]:
@@ -232,9 +346,9 @@ def _completion_logprobs(tokens: list[TokenEvent], offset: int) -> dict[str, Any
         offsets.append(position)
         position += len(t.text)
     return {
-        "tokens": [t.text for t in tokens],
+        "tokens": [_token_string(_token_bytes(t)) for t in tokens],
         "token_logprobs": [t.log_prob for t in tokens],
-        "top_logprobs": [{} for _ in tokens],
+        "top_logprobs": [{_token_string(c.token_bytes): c.log_prob for c in t.top_log_probs} for t in tokens],
         "text_offset": offsets,
     }
 
