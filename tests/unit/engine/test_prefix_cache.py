@@ -237,3 +237,17 @@ def test_without_a_cache_nothing_is_counted(tiny_llama: torch.nn.Module) -> None
     run(engine, [(p["system_a"], 0.0), (p["system_a"], 0.0)], together=False)
     stats = engine.stats()
     assert (stats["prefix_caching"], stats["prefix_cache_queries"], stats["prefix_cache_hits"]) == (False, 0, 0)
+
+
+def test_the_options_size_the_cache_and_a_bad_one_is_refused() -> None:
+    from modelhost.worker.engine.backend import DEFAULT_PREFIX_CACHE_MB, prefix_cache_size
+
+    assert prefix_cache_size({}) == DEFAULT_PREFIX_CACHE_MB * 1024 * 1024
+    assert prefix_cache_size({"prefix_cache_mb": "0.5"}) == 512 * 1024
+    assert prefix_cache_size({"enable_prefix_caching": "False", "prefix_cache_mb": "64"}) == 0
+    assert prefix_cache_size({"prefix_cache_mb": "0"}) == 0
+    with pytest.raises(ValueError, match="option.enable_prefix_caching"):
+        prefix_cache_size({"enable_prefix_caching": "maybe"})
+    for bad in ("-1", "lots", "nan"):
+        with pytest.raises(ValueError, match="option.prefix_cache_mb"):
+            prefix_cache_size({"prefix_cache_mb": bad})

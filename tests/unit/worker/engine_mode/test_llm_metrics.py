@@ -170,6 +170,17 @@ def test_gauges_are_read_from_the_backend_at_scrape_time() -> None:
     assert samples(registry) == {}
 
 
+def test_prefix_cache_counters_are_vllms_counters() -> None:
+    backend = StatsBackend({"prefix_cache_queries": 1200, "prefix_cache_hits": 960, "prefix_cache_hit_rate": 0.8})
+    registry = CollectorRegistry()
+    registry.register(BackendStatsCollector(backend, "m"))  # type: ignore[arg-type]
+    found = samples(registry)
+    assert value(found, "modelhost:prefix_cache_queries_total") == 1200
+    assert value(found, "modelhost:prefix_cache_hits_total") == 960
+    backend._stats = {"running": 1}
+    assert not any(name.startswith("modelhost:prefix") for name, _ in samples(registry))
+
+
 def test_a_refused_request_is_not_recorded_and_a_closed_one_is_an_abort() -> None:
     async def run() -> CollectorRegistry:
         registry = CollectorRegistry()
