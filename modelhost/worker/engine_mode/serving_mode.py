@@ -233,6 +233,8 @@ def build_engine_config(
     extra = {k: v for k, v in options.items() if k not in _CONSUMED_OPTIONS}
     if env.get("MAX_BATCH_PREFILL_TOKENS"):
         extra.setdefault("max_batch_prefill_tokens", env["MAX_BATCH_PREFILL_TOKENS"])
+    if env.get("PREFIX_CACHING"):  # TGI 3: PREFIX_CACHING=0 turns prefix caching off
+        extra.setdefault("enable_prefix_caching", env["PREFIX_CACHING"])
     if env.get("HF_MODEL_QUANTIZE"):
         extra.setdefault("quantize", env["HF_MODEL_QUANTIZE"])
     if cpu_threads:  # the instance's share of the host's CPUs (placement)

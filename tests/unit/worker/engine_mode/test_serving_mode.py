@@ -91,6 +91,14 @@ def test_tgi_environment_becomes_the_engine_config() -> None:
     assert config.extra["max_batch_prefill_tokens"] == "4096"
 
 
+def test_tgi_prefix_caching_variable_and_the_option_wins() -> None:
+    env = {"HF_MODEL_ID": "a/b", "PREFIX_CACHING": "0"}
+    config = build_engine_config(props(None, env), env, MODEL_DIR, [])
+    assert config.extra["enable_prefix_caching"] == "0"
+    config = build_engine_config(props("option.model_id=a/b\noption.enable_prefix_caching=true\n"), env, MODEL_DIR, [])
+    assert config.extra["enable_prefix_caching"] == "true"
+
+
 def test_max_input_tokens_new_name_and_options_win() -> None:
     env = {"MAX_INPUT_TOKENS": "100", "MAX_TOTAL_TOKENS": "200"}
     config = build_engine_config(props("option.model_id=a/b\noption.max_model_len=300\n"), env, MODEL_DIR, [])
