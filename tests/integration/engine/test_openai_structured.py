@@ -117,7 +117,10 @@ def test_completion_logprobs(client: openai.OpenAI) -> None:
             {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strin"}}}},
             "response_format",
         ),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "strin"}}}]},
+            "tools[0].function.parameters",
+        ),
         ({"logit_bias": {"42": 3}}, "logit_bias"),
         ({"presence_penalty": 1.0}, "presence_penalty"),
         ({"not_a_field": 1}, "not_a_field"),

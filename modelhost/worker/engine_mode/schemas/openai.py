@@ -36,6 +36,8 @@ from modelhost.worker.engine_mode.schemas.request import (
     read_stop,
 )
 from modelhost.worker.engine_mode.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.tools import ToolCall, ToolStream, parse_output, parse_tools, render
+from modelhost.worker.engine_mode.schemas.tools import constraint as tool_constraint
 
 EVENT_STREAM = "text/event-stream"
 DONE = b"data: [DONE]\n\n"
@@ -140,14 +142,6 @@ def _refuse_unhonoured(body: dict[str, Any]) -> None:
         raise RequestError("logit_bias must be an object mapping token ids to biases", "logit_bias")
     if bias:
         raise _unsupported("logit_bias", "token biases are not applied")
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise RequestError("tools must be a list", "tools")
-    if tools:
-        raise _unsupported("tools", "tool calling is not implemented yet")
-    choice = body.get("tool_choice")
-    if choice is not None and choice != "none":
-        raise _unsupported("tool_choice", 'tool calling is not implemented yet (only "none" is accepted)')
 
 
 def response_format(body: dict[str, Any]) -> Constraint | None:
@@ -232,10 +226,19 @@ def parse_chat(body: Any, stream_header: bool = False) -> TextRequest:
         raise RequestError("the body must be a JSON object")
     _refuse_unknown("chat", body, CHAT_FIELDS)
     messages = parse_messages(body.get("messages"))
+    tools = parse_tools(body)
+    messages = render(messages, body["messages"], tools)
     max_tokens = read(body, "max_completion_tokens", int, minimum=1)
     if max_tokens is None:
         max_tokens = read(body, "max_tokens", int, minimum=1)
     params, fill = _sampling(body, max_tokens, None)
+    calls = tool_constraint(tools) if tools is not None else None
+    if calls is not None:
+        if params.constraint is not None:
+            raise RequestError(
+                "response_format cannot be combined with a tool_choice that forces a call", "response_format"
+            )
+        params = dataclasses.replace(params, constraint=calls)
     stream = bool(read(body, "stream", bool, False)) or stream_header
     top_logprobs = read(body, "top_logprobs", int, None, minimum=0, maximum=MAX_CHAT_TOP_LOGPROBS)
     logprobs = bool(read(body, "logprobs", bool, False)) or bool(top_logprobs)
@@ -250,6 +253,7 @@ def parse_chat(body: Any, stream_header: bool = False) -> TextRequest:
         logprobs=logprobs,
         include_usage=_stream_options(body, stream),
         model=read(body, "model", str, ""),
+        tools=tools,
     )
 
 
@@ -305,6 +309,11 @@ def finish_reason(reason: FinishReason | None) -> str | None:
     if reason is None:
         return None
     return {"length": "length", "eos_token": "stop", "stop_sequence": "stop", "abort": "abort"}.get(reason, "stop")
+
+
+def tool_finish_reason(reason: FinishReason | None) -> str | None:
+    """With tool calls in the answer: "tool_calls", unless max_tokens cut it."""
+    return "length" if reason == "length" else "tool_calls"
 
 
 def _token_bytes(t: TokenEvent) -> bytes:
@@ -371,6 +380,16 @@ def response(
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason(result.finish_reason)}
     if request.api == "chat":
         choice["message"] = {"role": "assistant", "content": result.text, "refusal": None}
+        if request.tools is not None:
+            content, calls = parse_output(result.text, request.tools)
+            if calls:
+                choice["message"] = {
+                    "role": "assistant",
+                    "content": content,
+                    "refusal": None,
+                    "tool_calls": [c.as_dict() for c in calls],
+                }
+                choice["finish_reason"] = tool_finish_reason(result.finish_reason)
         choice["logprobs"] = _chat_logprobs(result.tokens) if request.logprobs else None
         kind, prefix = "chat.completion", "chatcmpl-"
     else:
@@ -406,6 +425,8 @@ class OpenAiStream:
         self.created = int(ids.now())
         self.model = model
         self.offset = 0
+        self.tool_stream = ToolStream(request.tools) if self.chat and request.tools is not None else None
+        self.call_index = 0
 
     def _chunk(self, choice: dict[str, Any] | None, usage: dict[str, int] | None = None) -> bytes:
         chunk: dict[str, Any] = {
@@ -433,6 +454,37 @@ class OpenAiStream:
         choice["finish_reason"] = reason
         return choice
 
+    def _calls(self, calls: list[ToolCall]) -> bytes:
+        """Each call as OpenAI streams one: its index, id, type and name (arguments ""), then its arguments."""
+        out = b""
+        for call in calls:
+            function = {"name": call.name, "arguments": ""}
+            head = {"index": self.call_index, "id": call.id, "type": "function", "function": function}
+            pieces = [head, {"index": self.call_index, "function": {"arguments": call.arguments}}]
+            for piece in pieces:
+                out += self._chunk(
+                    {"index": 0, "delta": {"tool_calls": [piece]}, "logprobs": None, "finish_reason": None}
+                )
+            self.call_index += 1
+        return out
+
+    def _tool_event(self, event: TokenEvent, tokens: list[TokenEvent]) -> bytes:
+        assert self.tool_stream is not None
+        text, calls = self.tool_stream.feed(event.text)
+        out = b""
+        if event.finished:
+            more, last = self.tool_stream.finish()
+            text, calls = text + more, calls + last
+        if text or (tokens and self.request.logprobs):
+            out += self._chunk(self._choice(text, tokens, None))
+        out += self._calls(calls)
+        if event.finished:
+            reason = finish_reason(self.result.finish_reason)
+            if self.call_index:
+                reason = tool_finish_reason(self.result.finish_reason)
+            out += self._chunk(self._choice("", [], reason))
+        return out
+
     def start(self) -> bytes:
         if self.chat:
             return self._chunk(self._choice("", [], None, first=True))
@@ -446,6 +498,8 @@ class OpenAiStream:
             _, body = error_object(f"generation failed: {self.result.error or 'unknown error'}", 500)
             return b"data: " + json.dumps(body).encode("utf-8") + b"\n\n"
         tokens = [event] if event.token_id is not None else []
+        if self.tool_stream is not None:
+            return self._tool_event(event, tokens)
         out = b""
         if event.text or (tokens and self.request.logprobs):
             out += self._chunk(self._choice(event.text, tokens, None))
@@ -457,6 +511,11 @@ class OpenAiStream:
         out = b""
         if not self.result.finished:
             self.result.finish_reason = "length"
+            if self.tool_stream is not None:
+                text, calls = self.tool_stream.finish()
+                if text:
+                    out += self._chunk(self._choice(text, [], None))
+                out += self._calls(calls)
             out += self._chunk(self._choice("", [], "length"))
         if self.request.include_usage:
             out += self._chunk(None, self.result.usage())

@@ -6,9 +6,12 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelhost.worker.engine.types import SamplingParams
+
+if TYPE_CHECKING:
+    from modelhost.worker.engine_mode.schemas.tools import ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class TextRequest:
     include_usage: bool = False  # OpenAI stream_options.include_usage
     model: str = ""  # OpenAI `model`, echoed back
     truncate: int | None = None  # TGI `truncate`: keep only the last N prompt tokens
+    tools: ToolSpec | None = None  # OpenAI tools offered (tool_choice auto, required or a named function)
     extra: dict[str, Any] = field(default_factory=dict)  # accepted fields with no effect
 
 

@@ -49,7 +49,10 @@ def test_a_response_format_that_cannot_be_honoured_is_a_400_naming_it(response_f
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "strin"}}}]},
+            "tools[0].function.parameters",
+        ),
         ({"tool_choice": "auto"}, "tool_choice"),
         ({"logit_bias": {"42": 5}}, "logit_bias"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
