@@ -1,4 +1,4 @@
-"""Fetch model data and cache it by content; the only object-storage (S3) client in modelhost.
+"""Fetch model data and cache it by content (S3 objects of batch jobs and async inference: objects.py).
 
 Public API (blocking; call it from a worker thread, never on the event loop):
 
@@ -81,6 +81,7 @@ from modelhost.storage.limits import (
 )
 from modelhost.storage.model_root import model_root
 from modelhost.storage.pinned_http import CouldNotConnect, Resolver, pinned_get
+from modelhost.storage.s3_errors import MISSING_CODES, bucket_exists, error_code
 from modelhost.storage.transfer import Clock, Progress, Transfer
 from modelhost.storage.uris import HttpLocation, Layout, LocalLocation, ModelDataSource, S3Location
 
@@ -88,7 +89,6 @@ CHUNK_BYTES = 1 << 20
 READ_TIMEOUT_CAP_S = 30.0  # the longest silence tolerated on one read, whatever the overall timeout
 CONNECT_TIMEOUT_CAP_S = 10.0
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 _DENIED_CODES = ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch")
 
 Chunks = AbstractContextManager[Iterator[bytes]]  # opens a source; yields its bytes in chunks; closes it
@@ -453,22 +453,13 @@ def _s3_head(client: Any, location: S3Location, transfer: Transfer) -> tuple[int
     try:
         head = client.head_object(Bucket=location.bucket, Key=location.key)
     except ClientError as exc:
-        if _error_code(exc) in _MISSING_CODES and not _bucket_exists(client, location.bucket):
+        if error_code(exc) in MISSING_CODES and not bucket_exists(client, location.bucket):
             raise DeploymentError(PHASE_DOWNLOAD, f"the bucket of {location} does not exist (NoSuchBucket)") from exc
         raise _s3_error(exc, str(location), transfer) from exc
     except BotoCoreError as exc:
         raise _s3_error(exc, str(location), transfer) from exc
     return int(head["ContentLength"]), str(head.get("ETag", ""))
 
-
-def _bucket_exists(client: Any, bucket: str) -> bool:
-    try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        return _error_code(exc) not in (*_MISSING_CODES, "NoSuchBucket")
-    except BotoCoreError:
-        return True  # unknown; report the object as missing rather than guess
-    return True
 
 
 def _s3_list(client: Any, location: S3Location, transfer: Transfer) -> list[tuple[str, int, str]]:
@@ -492,8 +483,8 @@ def _s3_error(exc: ClientError | BotoCoreError, uri: str, transfer: Transfer) ->
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError) and transfer.expired():
         return transfer.timeout_error()
     if isinstance(exc, ClientError):
-        code = _error_code(exc)
-        if code in _MISSING_CODES:
+        code = error_code(exc)
+        if code in MISSING_CODES:
             return DeploymentError(PHASE_DOWNLOAD, f"no object at {uri} (NoSuchKey)")
         if code == "NoSuchBucket":
             return DeploymentError(PHASE_DOWNLOAD, f"the bucket of {uri} does not exist (NoSuchBucket)")
@@ -515,9 +506,6 @@ def _s3_error(exc: ClientError | BotoCoreError, uri: str, transfer: Transfer) ->
         return DeploymentError(PHASE_DOWNLOAD, f"could not connect to S3 to read {uri}: {exc}")
     return DeploymentError(PHASE_DOWNLOAD, f"could not read {uri}: {exc}")
 
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _check_file_names(files: list[_File], uri: str) -> None:

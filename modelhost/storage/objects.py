@@ -65,6 +65,7 @@ from botocore.exceptions import (
 )
 
 from modelhost.storage.limits import DataLimits, effective_roots, outside_roots_reason, resolved_outside_roots_reason
+from modelhost.storage.s3_errors import MISSING_CODES, bucket_exists, error_code
 from modelhost.storage.uris import S3Location, parse_location
 
 MAX_OBJECTS = 1_000_000  # objects one listing or manifest may name
@@ -78,7 +79,6 @@ HEAD_WORKERS = 16  # concurrent HEADs while sizing a manifest's objects
 _HEAD_BATCH = 1000
 _COPY_CHUNK = 1 << 20
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-_MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 _DENIED_CODES = ("AccessDenied", "403", "Forbidden", "AllAccessDisabled")
 _CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken")
 
@@ -588,21 +588,12 @@ def _s3_size(client: Any, bucket: str, key: str) -> int:
     try:
         return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as exc:
-        if _error_code(exc) in _MISSING_CODES and not _bucket_exists(client, bucket):
+        if error_code(exc) in MISSING_CODES and not bucket_exists(client, bucket):
             raise ObjectError(_client_message_for("NoSuchBucket", exc, uri, "read")) from exc
         raise ObjectError(_client_message(exc, uri, "read")) from exc
     except BotoCoreError as exc:
         raise ObjectError(_botocore_message(exc, uri, "read")) from exc
 
-
-def _bucket_exists(client: Any, bucket: str) -> bool:
-    try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        return _error_code(exc) not in (*_MISSING_CODES, "NoSuchBucket")
-    except BotoCoreError:
-        return True  # unknown: report the object as missing rather than guess
-    return True
 
 
 def _s3_read(client: Any, location: S3Location, uri: str, max_bytes: int) -> bytes:
@@ -624,7 +615,7 @@ def _s3_delete(client: Any, location: S3Location, uri: str) -> None:
     try:
         client.delete_object(Bucket=location.bucket, Key=location.key)
     except ClientError as exc:
-        if _error_code(exc) not in (*_MISSING_CODES, "NoSuchBucket"):
+        if error_code(exc) not in (*MISSING_CODES, "NoSuchBucket"):
             raise ObjectError(_client_message(exc, uri, "delete")) from exc
     except BotoCoreError as exc:
         raise ObjectError(_botocore_message(exc, uri, "delete")) from exc
@@ -634,7 +625,7 @@ def _s3_exists(client: Any, location: S3Location, uri: str) -> bool:
     try:
         client.head_object(Bucket=location.bucket, Key=location.key)
     except ClientError as exc:
-        if _error_code(exc) in (*_MISSING_CODES, "NoSuchBucket"):
+        if error_code(exc) in (*MISSING_CODES, "NoSuchBucket"):
             return False
         raise ObjectError(_client_message(exc, uri, "check")) from exc
     except BotoCoreError as exc:
@@ -659,13 +650,13 @@ def _s3_errors(uri: str, action: str) -> Iterator[None]:
 
 
 def _client_message(exc: ClientError, uri: str, action: str) -> str:
-    return _client_message_for(_error_code(exc), exc, uri, action)
+    return _client_message_for(error_code(exc), exc, uri, action)
 
 
 def _client_message_for(code: str, exc: ClientError, uri: str, action: str) -> str:
     if code == "NoSuchBucket":
         return f"the bucket of {uri} does not exist (NoSuchBucket); create it or correct the bucket name"
-    if code in _MISSING_CODES:
+    if code in MISSING_CODES:
         return f"no object at {uri} (NoSuchKey)"
     if code in _DENIED_CODES:
         return f"access denied to {action} {uri} ({code}); check the bucket policy and the server's AWS credentials"
@@ -693,9 +684,6 @@ def _botocore_message(exc: BotoCoreError, uri: str, action: str) -> str:
         return f"S3 sent nothing for {READ_TIMEOUT_S:g} s while trying to {action} {uri}; try again"
     return f"could not {action} {uri}: {type(exc).__name__}: {exc}"
 
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _too_large(uri: str, size: int, max_bytes: int) -> ObjectError:
