@@ -42,13 +42,13 @@ from modelhost.adapters import (
     variant_counts,
 )
 from modelhost.api.app import ControlPlaneApi, error_response
-from modelhost.api.handlers.transform_jobs import hidden_endpoint
 from modelhost.api.legacy import upgrade_store
 from modelhost.api.validation import service_model
 from modelhost.async_inference.service import backlog_source, build_async_inference
 from modelhost.auth import Caller, authenticate, authenticate_bearer, authorize, wire_request
 from modelhost.autoscaling.api import AAS_TARGET_PREFIX, AutoScalingApi
 from modelhost.autoscaling.loop import ScalingLoop
+from modelhost.batch.instances import hidden_endpoint
 from modelhost.batch.runner import RunnerSettings
 from modelhost.batch.supervisor import TransformJobs
 from modelhost.clock import SystemClock
@@ -80,7 +80,7 @@ from modelhost.security.keys import key_store_for
 from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import data_limits
-from modelhost.storage.objects import Objects
+from modelhost.storage.objects import objects_for
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.records import Records
 from modelhost.store.sqlite import SqliteStore
@@ -204,8 +204,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     router = InvocationRouter(table, admission, upstream, status_of, settings.account_id, settings.invocation_timeout_s)
     transform_jobs = TransformJobs(
         records, router,
-        Objects(data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home),
-                forbidden=(settings.home,)),
+        objects_for(settings),
         RunnerSettings(settings.transform_staging_dir, max_per_instance=settings.max_concurrency_per_instance),
         hidden_endpoint, controller.wake,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Where one async request's result or error document goes, and the server's one `Objects` for async I/O.
+"""Where one async request's result or error document goes (the server's Objects: storage/objects.py `objects_for`).
 
 Results land at `<S3OutputPath>[/<S3OutputPathExtension>]/<name>`, errors at
 `<S3FailurePath>[/<S3OutputPathExtension>]/<name>`; `<name>` is the caller's `Filename` when given, else
@@ -11,19 +11,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from modelhost.settings import ServerSettings
-from modelhost.storage.limits import data_limits
-from modelhost.storage.objects import Objects, output_uri
+from modelhost.storage.objects import output_uri
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RESULT_SUFFIX = ".out"
 ERROR_SUFFIX = "-error.out"
-
-
-def objects_for(settings: ServerSettings) -> Objects:
-    """Reads and writes under the model-data rules; never inside the server's own data directory."""
-    limits = data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home)
-    return Objects(limits, forbidden=(settings.home,))
 
 
 def object_name(inference_id: str) -> str:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from modelhost.async_inference.dispatcher import AsyncDispatcher
 from modelhost.async_inference.intake import AsyncIntake
-from modelhost.async_inference.locations import objects_for
 from modelhost.async_inference.metrics import backlog_datapoints
 from modelhost.async_inference.notify import SnsPublisher
 from modelhost.monitoring.datapoints import Datapoint
@@ -16,6 +15,7 @@ from modelhost.monitoring.invocations import InvocationMetrics
 from modelhost.router.forward import InvocationRouter
 from modelhost.router.table import RoutingTable
 from modelhost.settings import ServerSettings
+from modelhost.storage.objects import objects_for
 from modelhost.store.records import Records
 
 

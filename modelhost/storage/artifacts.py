@@ -461,7 +461,6 @@ def _s3_head(client: Any, location: S3Location, transfer: Transfer) -> tuple[int
     return int(head["ContentLength"]), str(head.get("ETag", ""))
 
 
-
 def _s3_list(client: Any, location: S3Location, transfer: Transfer) -> list[tuple[str, int, str]]:
     objects: list[tuple[str, int, str]] = []
     try:
@@ -505,7 +504,6 @@ def _s3_error(exc: ClientError | BotoCoreError, uri: str, transfer: Transfer) ->
     if isinstance(exc, EndpointConnectionError):
         return DeploymentError(PHASE_DOWNLOAD, f"could not connect to S3 to read {uri}: {exc}")
     return DeploymentError(PHASE_DOWNLOAD, f"could not read {uri}: {exc}")
-
 
 
 def _check_file_names(files: list[_File], uri: str) -> None:

@@ -4,7 +4,7 @@ Owns listing a job's inputs (S3Prefix, ManifestFile), reading one object whole, 
 (atomically for local files), deleting it and asking whether it exists, plus `output_uri`, which names an
 output after its input. Blocking: callers run it in a worker thread, never on the event loop.
 
-    objects = Objects(settings.data_limits, forbidden=(settings.home,))
+    objects = objects_for(settings)                         # the server's rules: the data limits, never HOME
     objects.check_location(uri, for_write=False)           # at CreateTransformJob / InvokeEndpointAsync time
     for ref in objects.list_inputs(uri, "S3Prefix"):
         body = objects.read(ref, max_bytes)
@@ -64,7 +64,14 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from modelhost.storage.limits import DataLimits, effective_roots, outside_roots_reason, resolved_outside_roots_reason
+from modelhost.settings import ServerSettings
+from modelhost.storage.limits import (
+    DataLimits,
+    data_limits,
+    effective_roots,
+    outside_roots_reason,
+    resolved_outside_roots_reason,
+)
 from modelhost.storage.s3_errors import MISSING_CODES, bucket_exists, error_code
 from modelhost.storage.uris import S3Location, parse_location
 
@@ -307,6 +314,13 @@ class Objects:
         if not stat.S_ISREG(st.st_mode):
             raise ObjectError(f"{uri} is not a regular file")
         return True
+
+
+def objects_for(settings: ServerSettings) -> Objects:
+    """The server's Objects: local paths under the model-data rules (MODELHOST_LOCAL_DATA_ROOTS, none once access
+    keys exist unless configured), never inside the server's own data directory."""
+    limits = data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home)
+    return Objects(limits, forbidden=(settings.home,))
 
 
 def output_uri(output_path: str, relative: str, suffix: str = ".out") -> str:
@@ -595,7 +609,6 @@ def _s3_size(client: Any, bucket: str, key: str) -> int:
         raise ObjectError(_botocore_message(exc, uri, "read")) from exc
 
 
-
 def _s3_read(client: Any, location: S3Location, uri: str, max_bytes: int) -> bytes:
     response = client.get_object(Bucket=location.bucket, Key=location.key)
     body = response["Body"]
@@ -683,7 +696,6 @@ def _botocore_message(exc: BotoCoreError, uri: str, action: str) -> str:
     if isinstance(exc, ReadTimeoutError):
         return f"S3 sent nothing for {READ_TIMEOUT_S:g} s while trying to {action} {uri}; try again"
     return f"could not {action} {uri}: {type(exc).__name__}: {exc}"
-
 
 
 def _too_large(uri: str, size: int, max_bytes: int) -> ObjectError:

@@ -10,11 +10,10 @@ from modelhost.api import shapes
 from modelhost.api.context import ApiContext
 from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
-from modelhost.async_inference.locations import objects_for
 from modelhost.errors import ValidationError
 from modelhost.resources.async_inference import AsyncInferenceConfig, check_async_variants, parse_async_config
 from modelhost.resources.endpoint_config import EndpointConfig
-from modelhost.storage.objects import ObjectError
+from modelhost.storage.objects import ObjectError, objects_for
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 

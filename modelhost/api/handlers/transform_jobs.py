@@ -9,7 +9,6 @@ which boto3 drops from its parsed answer and `modelhost jobs describe` shows.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from modelhost.api import shapes
@@ -18,11 +17,8 @@ from modelhost.api.handlers.endpoints import check_capacity
 from modelhost.api.handlers.models import get_model, unreadable
 from modelhost.api.pagination import list_response
 from modelhost.batch.filters import DataProcessing
+from modelhost.batch.instances import hidden_endpoint
 from modelhost.errors import ResourceInUse, ValidationError
-from modelhost.resources.endpoint import Endpoint, VariantSpec, initial_state
-from modelhost.resources.endpoint_config import ProductionVariant
-from modelhost.resources.model import Model
-from modelhost.resources.status import EndpointStatus
 from modelhost.resources.transform_job import (
     IllegalJobTransition,
     Processing,
@@ -32,13 +28,11 @@ from modelhost.resources.transform_job import (
     TransformOutputSpec,
 )
 from modelhost.scheduler.launchers.environment import refusal_message, refused_model_variables
-from modelhost.storage.limits import data_limits
-from modelhost.storage.objects import ObjectError, Objects
+from modelhost.storage.objects import ObjectError, objects_for
 from modelhost.store.errors import UnreadableRecord
 from modelhost.store.sqlite import AlreadyExists
 
 KIND = "transform_job"
-VARIANT = "AllTraffic"
 DEFAULT_MAX_PAYLOAD_MB = 6
 MAX_PAYLOAD_MB = 100  # SageMaker's limit
 DEFAULT_TIMEOUT_S = 600
@@ -63,11 +57,6 @@ def not_found(ctx: ApiContext, name: str) -> ValidationError:
     return ValidationError(f"Could not find transform job '{ctx.arn(KIND, name)}'.")
 
 
-def objects_for(ctx: ApiContext) -> Objects:
-    """Input and output locations follow the local-data rules; the data directory is never one."""
-    limits = data_limits(ctx.settings.local_data_roots, ctx.settings.allow_private_model_data, ctx.settings.home)
-    return Objects(limits, forbidden=(ctx.settings.home,))
-
 
 def _input_spec(ctx: ApiContext, shape: dict[str, Any]) -> TransformInputSpec:
     source = (shape.get("DataSource") or {}).get("S3DataSource")
@@ -86,7 +75,7 @@ def _input_spec(ctx: ApiContext, shape: dict[str, Any]) -> TransformInputSpec:
             "None (one record per object)."
         )
     try:
-        objects_for(ctx).check_location(source["S3Uri"], for_write=False)
+        objects_for(ctx.settings).check_location(source["S3Uri"], for_write=False)
     except ObjectError as exc:
         raise ValidationError(f"TransformInput.DataSource.S3DataSource.S3Uri: {exc}") from None
     content_type = _header_value(shape.get("ContentType"), "TransformInput.ContentType")
@@ -96,7 +85,7 @@ def _input_spec(ctx: ApiContext, shape: dict[str, Any]) -> TransformInputSpec:
 
 def _output_spec(ctx: ApiContext, shape: dict[str, Any]) -> TransformOutputSpec:
     try:
-        objects_for(ctx).check_location(shape["S3OutputPath"], for_write=True)
+        objects_for(ctx.settings).check_location(shape["S3OutputPath"], for_write=True)
     except ObjectError as exc:
         raise ValidationError(f"TransformOutput.S3OutputPath: {exc}") from None
     accept = _header_value(shape.get("Accept"), "TransformOutput.Accept")
@@ -139,36 +128,6 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     resources = body["TransformResources"]
     if resources.get("TransformAmiVersion"):
         raise ValidationError("TransformResources.TransformAmiVersion is not supported by modelhost; leave it out.")
-
-
-def worker_environment(job: TransformJob) -> dict[str, str]:
-    """What a job's workers get on top of the model's Environment: the job's, then SageMaker's batch variables."""
-    return {
-        **dict(job.model.container.environment),
-        **dict(job.environment),
-        "SAGEMAKER_BATCH": "true",
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(job.max_payload_mb),
-        "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD" if job.batch_strategy == "SingleRecord" else "MULTI_RECORD",
-        "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(job.max_concurrent or 1),
-    }
-
-
-def hidden_endpoint(job: TransformJob, now: float) -> Endpoint:
-    """The endpoint record that holds the job's instances (the controller deploys it like any other)."""
-    container = replace(job.model.container, environment=worker_environment(job))
-    model: Model = replace(job.model, container=container)
-    variant = ProductionVariant(VARIANT, job.model_name, job.instance_type, job.instance_count)
-    return Endpoint(
-        name=job.endpoint_name,
-        arn=job.arn,
-        config_name=job.name,
-        status=EndpointStatus.CREATING,
-        created=now,
-        modified=now,
-        region=job.region,
-        variants=(VariantSpec(variant, model),),
-        states=(initial_state(variant, now),),
-    )
 
 
 def create_transform_job(ctx: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
