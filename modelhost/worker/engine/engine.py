@@ -407,7 +407,8 @@ class Engine:
             suppressed: tuple[int, ...] = ()
         else:
             suppressed = tuple(self._eos) if output.suppress_eos() and not params.ignore_eos else ()
-        return RowSampling(params, active.generator, seen, suppressed, allowed, params.logprobs or 0)
+        logprobs = params.logprobs or 0
+        return RowSampling(params, active.generator, seen, suppressed, allowed, logprobs, output.token_ids)
 
     def _emit(self, active: _Active, picked: _Pick) -> TokenEvent:
         """The event of a sampled token: the grammar consumes it first (and may end the request with it)."""

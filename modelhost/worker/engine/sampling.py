@@ -20,6 +20,8 @@ class RowSampling:
     suppressed_token_ids: tuple[int, ...] = ()  # never chosen this step (EOS before min_new_tokens)
     allowed: torch.Tensor | None = None  # bool [vocab]: the only tokens a grammar allows this step (None: all)
     top_logprobs: int = 0  # how many of the most likely tokens to report with the chosen one
+    generated_token_ids: Sequence[int] = ()  # this request's tokens so far (not the prompt's); only read with a
+    # frequency or presence penalty
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +61,19 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSampling]) -> tuple[list[int]
 def sample_rows(logits: torch.Tensor, rows: Sequence[RowSampling]) -> Sampled:
     """Pick one token per row of `logits` [n, vocab], with its log-probability and the top alternatives.
 
-    Log-probabilities are the model's log-softmax over the whole vocabulary after the repetition penalty (when
-    one is asked for), before EOS suppression, a grammar's mask, temperature, top-k and top-p: what the model
-    thinks of each token, as OpenAI and TGI report it, the same whether the row is greedy, sampled or
-    constrained. Greedy rows take the argmax of what is allowed.
+    Log-probabilities are the model's log-softmax over the whole vocabulary after the penalties asked for
+    (repetition, then frequency and presence), before EOS suppression, a grammar's mask, temperature, top-k,
+    top-p and typical-p: what the model thinks of each token, as OpenAI and TGI report it, the same whether the
+    row is greedy, sampled or constrained. Greedy rows take the argmax of what is allowed.
     """
     if logits.shape[0] != len(rows):
         raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} sampling rows")
     logits = logits.float()
-    penalized = [i for i, row in enumerate(rows) if row.params.repetition_penalty != 1.0]
+    penalized = [i for i, row in enumerate(rows) if _has_penalty(row.params)]
     if penalized:
         logits = logits.clone()
         for i in penalized:
-            _apply_repetition_penalty(logits[i], rows[i].seen_token_ids, rows[i].params.repetition_penalty)
+            _apply_penalties(logits[i], rows[i])
     all_log_probs = torch.log_softmax(logits, dim=-1)
     restricted = [i for i, row in enumerate(rows) if row.suppressed_token_ids or row.allowed is not None]
     if restricted:
@@ -106,6 +108,28 @@ def _restrict(row: torch.Tensor, sampling: RowSampling) -> None:
         row[list(sampling.suppressed_token_ids)] = float("-inf")
 
 
+def _has_penalty(params: SamplingParams) -> bool:
+    return params.repetition_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
+
+
+def _apply_penalties(row: torch.Tensor, sampling: RowSampling) -> None:
+    params = sampling.params
+    if params.repetition_penalty != 1.0:
+        _apply_repetition_penalty(row, sampling.seen_token_ids, params.repetition_penalty)
+    if params.frequency_penalty != 0.0 or params.presence_penalty != 0.0:
+        apply_frequency_presence(row, sampling.generated_token_ids, params.frequency_penalty, params.presence_penalty)
+
+
+def apply_frequency_presence(row: torch.Tensor, generated: Sequence[int], frequency: float, presence: float) -> None:
+    """OpenAI's penalties (in place): each token already generated loses `frequency` times its count, plus
+    `presence` once. Only generated tokens count, not the prompt's (as OpenAI and vLLM); negative values favour
+    repeating."""
+    if not generated:
+        return
+    ids, counts = torch.tensor(list(generated), dtype=torch.long).unique(return_counts=True)
+    row.index_add_(0, ids, -(counts.to(row.dtype) * frequency + presence))
+
+
 def _apply_repetition_penalty(row: torch.Tensor, seen: Sequence[int], penalty: float) -> None:
     """CTRL-style penalty (as transformers applies it): positive logits divided, negative multiplied."""
     if not seen:
@@ -128,5 +152,23 @@ def _sample_row(row: torch.Tensor, sampling: RowSampling) -> int:
         drop = (cumulative - torch.softmax(sorted_scores, dim=-1)) >= params.top_p
         drop[0] = False
         scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    if params.typical_p < 1.0:
+        scores = typical_filter(scores, params.typical_p)
     probs = torch.softmax(scores, dim=-1)
     return int(torch.multinomial(probs, 1, generator=sampling.generator).item())
+
+
+def typical_filter(scores: torch.Tensor, mass: float) -> torch.Tensor:
+    """Typical decoding (Meister et al. 2022, as TGI and transformers' `typical_p`): rank the tokens by how far
+    their information (-log p) is from the distribution's entropy, closest first, and keep the smallest prefix of
+    that ranking whose probability reaches `mass`; every other token's score becomes -inf. Tokens already at
+    -inf (top-k, top-p, a grammar) stay out."""
+    log_probs = torch.log_softmax(scores, dim=-1)
+    probs = log_probs.exp()
+    entropy = -(probs * log_probs).nansum()  # 0 * -inf is NaN for tokens already ruled out: they add nothing
+    order = torch.argsort((-log_probs - entropy).abs())
+    ranked = probs[order]
+    # as for top-p: drop a token when the mass ranked before it already reaches `mass`; the first always stays
+    drop = (ranked.cumsum(dim=-1) - ranked) >= mass
+    drop[0] = False
+    return scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from modelhost.worker.engine.sampling import RowSampling, make_generator, sample
+from modelhost.worker.engine.sampling import RowSampling, make_generator, sample, sample_rows, typical_filter
 from modelhost.worker.engine.types import SamplingParams
 
 GREEDY = SamplingParams()
@@ -81,3 +81,48 @@ def test_suppressed_tokens_are_never_chosen() -> None:
     logits = torch.tensor([[5.0, 1.0]])
     tokens, _ = sample(logits, [RowSampling(GREEDY, None, suppressed_token_ids=(0,))])
     assert tokens == [1]
+
+
+def test_frequency_and_presence_penalties_count_generated_tokens_only() -> None:
+    logits = torch.zeros(1, 4)
+    params = SamplingParams(frequency_penalty=0.5, presence_penalty=0.25)
+    # token 1 generated twice, token 2 once; token 3 is only in the prompt (seen) and stays untouched
+    rows = [RowSampling(params, None, seen_token_ids=(3, 1, 1, 2), generated_token_ids=(1, 1, 2))]
+    picked = sample_rows(logits, rows)
+    assert picked.tokens == [0]
+    expected = torch.log_softmax(torch.tensor([0.0, -1.25, -0.75, 0.0]), -1)
+    assert math.isclose(picked.log_probs[0], expected[0].item(), rel_tol=1e-6)
+    negative = SamplingParams(frequency_penalty=-1.0)
+    assert sample_rows(logits, [RowSampling(negative, None, generated_token_ids=(2,))]).tokens == [2]
+
+
+def test_penalties_without_generated_tokens_change_nothing() -> None:
+    logits = torch.tensor([[0.0, 3.0, 1.0]])
+    params = SamplingParams(frequency_penalty=2.0, presence_penalty=2.0)
+    picked = sample_rows(logits, [RowSampling(params, None)])
+    assert picked.tokens == [1]
+    assert math.isclose(picked.log_probs[0], torch.log_softmax(logits[0], -1)[1].item(), rel_tol=1e-6)
+
+
+def test_typical_filter_keeps_tokens_closest_to_the_entropy() -> None:
+    probs = torch.tensor([0.4, 0.3, 0.2, 0.1])
+    scores = torch.log(probs)
+    entropy = -(probs * probs.log()).sum()
+    closeness = (-probs.log() - entropy).abs()  # the ranking by hand: 0.3 (1), 0.2 (2), 0.4 (0), 0.1 (3)
+    assert torch.argsort(closeness).tolist() == [1, 2, 0, 3]
+    kept = torch.isfinite(typical_filter(scores, 0.45))
+    assert kept.tolist() == [False, True, True, False]  # 0.3 alone < 0.45; 0.3 + 0.2 reaches it
+    assert torch.isfinite(typical_filter(scores, 0.95)).tolist() == [True, True, True, True]
+    assert torch.isfinite(typical_filter(scores, 0.1)).tolist() == [False, True, False, False]
+    masked = scores.clone()
+    masked[1] = float("-inf")  # ruled out before (top-k, grammar): stays out
+    assert not torch.isfinite(typical_filter(masked, 0.95))[1]
+
+
+def test_typical_p_restricts_sampling_and_leaves_greedy_alone() -> None:
+    logits = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1]]))
+    params = SamplingParams(do_sample=True, typical_p=0.45)
+    generator = make_generator(5)
+    picks = {sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(300)}
+    assert picks == {1, 2}
+    assert sample(logits, [RowSampling(SamplingParams(typical_p=0.45), None)])[0] == [0]
