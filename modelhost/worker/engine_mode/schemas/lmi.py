@@ -11,8 +11,16 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from modelhost.worker.engine.grammar import json_constraint, regex_constraint
-from modelhost.worker.engine.types import Constraint, InputTooLong, InvalidParameter, SamplingParams, TokenEvent
+from modelhost.worker.engine.types import (
+    Constraint,
+    InputTooLong,
+    InvalidParameter,
+    SamplingParams,
+    TokenEvent,
+    TokenLogProb,
+)
 from modelhost.worker.engine_mode.schemas.request import (
+    MAX_PENALTY,
     MAX_REPETITION_PENALTY,
     MAX_SEED,
     MAX_TEMPERATURE,
@@ -24,12 +32,13 @@ from modelhost.worker.engine_mode.schemas.request import (
     read_stop,
     sampling_choice,
 )
-from modelhost.worker.engine_mode.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.result import GenerationResult, token_text
 
 JSONLINES = "application/jsonlines"
 LMI_DEFAULT_MAX_NEW_TOKENS = 30
 TGI_DEFAULT_MAX_NEW_TOKENS = 100
 LMI_ERROR_STATUS = 424  # LMI answers every validation failure with 424 {"error", "code": 424}
+MAX_TOP_N_TOKENS = 5  # TGI's default MAX_TOP_N_TOKENS: the most alternatives `top_n_tokens` may ask for
 
 KNOWN_PARAMETERS = {
     "max_new_tokens",
@@ -47,16 +56,21 @@ KNOWN_PARAMETERS = {
     "ignore_eos",
     "truncate",
     "grammar",
-    # accepted and ignored without a warning: they change nothing for one greedy or sampled sequence
-    "decoder_input_details",
-    "watermark",
     "typical_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "top_n_tokens",  # details.top_tokens (and top_tokens on each streamed token)
+    # accepted only when they ask for nothing more than one sequence (1) or nothing at all (false)
     "best_of",
     "n",
     "num_beams",
-    "top_n_tokens",
-    "frequency_penalty",
-    "presence_penalty",
+    "decoder_input_details",
+    "watermark",
+}
+# parameter -> why it is refused when true
+UNSUPPORTED_FLAGS = {
+    "watermark": "watermarking (Kirchenbauer et al.) is not implemented by this engine",
+    "decoder_input_details": "the prompt tokens' log-probabilities (details.prefill) are not computed by this engine",
 }
 
 
@@ -70,7 +84,12 @@ def _parameters(body: Mapping[str, Any], api: Literal["lmi", "tgi"]) -> dict[str
     note_unknown(api, unknown)
     for name in ("n", "best_of", "num_beams"):
         if read(parameters, name, int, 1, where="parameters.") != 1:
-            raise RequestError(f"parameters.{name} must be 1: the engine returns one sequence per request")
+            raise RequestError(
+                f"parameters.{name} must be 1: the engine returns one sequence per request", f"parameters.{name}"
+            )
+    for name, why in UNSUPPORTED_FLAGS.items():
+        if read(parameters, name, bool, False, where="parameters."):
+            raise RequestError(f"parameters.{name}=true is not supported: {why}", f"parameters.{name}")
     return parameters
 
 
@@ -99,7 +118,9 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
     temperature = read(p, "temperature", float, where=where, minimum=0, maximum=MAX_TEMPERATURE)
     top_p = read(p, "top_p", float, where=where, minimum=0, maximum=1, exclusive_minimum=True)
     top_k = read(p, "top_k", int, where=where, minimum=0)
+    typical_p = read(p, "typical_p", float, where=where, minimum=0, maximum=1, exclusive_minimum=True)
     do_sample = read(p, "do_sample", bool, where=where)
+    top_n = read(p, "top_n_tokens", int, 0, where=where, minimum=0, maximum=MAX_TOP_N_TOKENS)
     stop = read_stop(p, "stop_sequences", where=where) + read_stop(p, "stop", where=where)
     params = SamplingParams(
         max_new_tokens=read(p, "max_new_tokens", int, default_max, where=where, minimum=1),
@@ -117,11 +138,15 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
             maximum=MAX_REPETITION_PENALTY,
             exclusive_minimum=True,
         ),
-        do_sample=sampling_choice(do_sample, temperature, top_p, top_k),
+        frequency_penalty=_penalty(p, "frequency_penalty"),
+        presence_penalty=_penalty(p, "presence_penalty"),
+        typical_p=typical_p if typical_p is not None else 1.0,
+        do_sample=sampling_choice(do_sample, temperature, top_p, top_k, typical_p),
         seed=read(p, "seed", int, where=where, minimum=0, maximum=MAX_SEED),
         stop=stop,
         ignore_eos=read(p, "ignore_eos", bool, False, where=where),
         constraint=grammar(p.get("grammar")),
+        logprobs=top_n or None,  # the engine reports the top_n most likely tokens at each step
     )
     return TextRequest(
         api=api,
@@ -132,6 +157,16 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
         return_full_text=read(p, "return_full_text", bool, False, where=where),
         truncate=read(p, "truncate", int, where=where, minimum=1),
     )
+
+
+def _penalty(p: Mapping[str, Any], name: str) -> float:
+    value: float = read(p, name, float, 0.0, where="parameters.", minimum=-MAX_PENALTY, maximum=MAX_PENALTY)
+    return value
+
+
+def top_n_tokens(request: TextRequest) -> int:
+    """How many alternatives `parameters.top_n_tokens` asked for (0: none)."""
+    return request.params.logprobs or 0
 
 
 def grammar(raw: Any) -> Constraint | None:
@@ -174,6 +209,10 @@ def _token(event: TokenEvent) -> dict[str, Any]:
     return {"id": event.token_id, "text": event.text, "log_prob": event.log_prob}
 
 
+def _alternative(candidate: TokenLogProb) -> dict[str, Any]:
+    return {"id": candidate.token_id, "text": token_text(candidate.token_bytes), "log_prob": candidate.log_prob}
+
+
 def _details(result: GenerationResult, request: TextRequest, *, tokens: bool) -> dict[str, Any]:
     details: dict[str, Any] = {
         "finish_reason": result.finish_reason or "error",
@@ -182,6 +221,8 @@ def _details(result: GenerationResult, request: TextRequest, *, tokens: bool) ->
     }
     if tokens:
         details["tokens"] = [_token(t) for t in result.tokens]
+        if top_n_tokens(request):  # one list per generated token, the most likely first (as TGI's top_tokens)
+            details["top_tokens"] = [[_alternative(c) for c in t.top_log_probs] for t in result.tokens]
     if result.error:
         details["error"] = result.error
     return details
@@ -216,16 +257,21 @@ class LmiStream:
     def event(self, event: TokenEvent) -> bytes:
         self.result.add(event)
         if not event.finished:
-            return _line({"token": _token(event)}) if event.token_id is not None else b""
+            return _line(self._token_line(event)) if event.token_id is not None else b""
         return self._last(event)
 
+    def _token_line(self, event: TokenEvent) -> dict[str, Any]:
+        line: dict[str, Any] = {"token": _token(event)}
+        if top_n_tokens(self.request):
+            line["top_tokens"] = [_alternative(c) for c in event.top_log_probs]
+        return line
+
     def _last(self, event: TokenEvent | None) -> bytes:
-        token = (
-            _token(event)
-            if event is not None and event.token_id is not None
-            else {"id": -1, "text": "", "log_prob": None}
-        )
-        line: dict[str, Any] = {"token": token, "generated_text": generated_text(self.result, self.request)}
+        if event is not None and event.token_id is not None:
+            line = self._token_line(event)
+        else:
+            line = {"token": {"id": -1, "text": "", "log_prob": None}}
+        line["generated_text"] = generated_text(self.result, self.request)
         if self.request.details or self.result.failed:
             line["details"] = _details(self.result, self.request, tokens=False)
         return _line(line)

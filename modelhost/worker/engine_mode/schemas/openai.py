@@ -24,6 +24,7 @@ from modelhost.worker.engine.types import (
     TokenLogProb,
 )
 from modelhost.worker.engine_mode.schemas.request import (
+    MAX_PENALTY,
     MAX_REPETITION_PENALTY,
     MAX_SEED,
     MAX_TOKEN_ID,
@@ -35,7 +36,7 @@ from modelhost.worker.engine_mode.schemas.request import (
     read,
     read_stop,
 )
-from modelhost.worker.engine_mode.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.result import GenerationResult, token_text
 from modelhost.worker.engine_mode.schemas.tools import ToolCall, ToolStream, parse_output, parse_tools, render
 from modelhost.worker.engine_mode.schemas.tools import constraint as tool_constraint
 
@@ -133,10 +134,7 @@ def _unsupported(name: str, why: str) -> RequestError:
 
 
 def _refuse_unhonoured(body: dict[str, Any]) -> None:
-    """Fields the engine cannot honour are refused unless they ask for nothing (0, empty, null)."""
-    for name in ("presence_penalty", "frequency_penalty"):
-        if read(body, name, float, 0.0, minimum=-2, maximum=2) != 0:
-            raise _unsupported(name, "use repetition_penalty (a multiplicative penalty) instead")
+    """Fields the engine cannot honour are refused unless they ask for nothing (empty, null)."""
     bias = body.get("logit_bias")
     if bias is not None and not isinstance(bias, dict):
         raise RequestError("logit_bias must be an object mapping token ids to biases", "logit_bias")
@@ -200,6 +198,8 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | N
         repetition_penalty=read(
             body, "repetition_penalty", float, 1.0, minimum=0, maximum=MAX_REPETITION_PENALTY, exclusive_minimum=True
         ),
+        frequency_penalty=read(body, "frequency_penalty", float, 0.0, minimum=-MAX_PENALTY, maximum=MAX_PENALTY),
+        presence_penalty=read(body, "presence_penalty", float, 0.0, minimum=-MAX_PENALTY, maximum=MAX_PENALTY),
         do_sample=temperature > 0,
         seed=read(body, "seed", int, minimum=MIN_SEED, maximum=MAX_SEED),
         stop=read_stop(body, "stop", limit=16),
@@ -322,8 +322,8 @@ def _token_bytes(t: TokenEvent) -> bytes:
 
 
 def _token_string(raw: bytes) -> str:
-    """A token as text; bytes of a character split across tokens show as U+FFFD (the `bytes` list is exact)."""
-    return raw.decode("utf-8", errors="replace")
+    """A token as text (the `bytes` list beside it is exact)."""
+    return token_text(raw)
 
 
 def _alternative(candidate: TokenLogProb) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Api = Literal["lmi", "tgi", "chat", "completions"]
 # Ranges of the sampling parameters every schema checks (the engine cannot sample outside them).
 MAX_TEMPERATURE = 100.0
 MAX_REPETITION_PENALTY = 100.0
+MAX_PENALTY = 2.0  # frequency_penalty and presence_penalty lie in [-2, 2] (OpenAI's, TGI's and vLLM's range)
 MIN_SEED = -(2**63)  # torch.Generator.manual_seed's range
 MAX_SEED = 2**64 - 1
 MAX_TOKEN_ID = 2**31 - 1  # no vocabulary is larger; the engine checks the model's own size
@@ -150,11 +151,22 @@ def read_stop(data: Mapping[str, Any], name: str, *, where: str = "", limit: int
     return tuple(item for item in value if item)
 
 
-def sampling_choice(do_sample: bool | None, temperature: float | None, top_p: float | None, top_k: int | None) -> bool:
+def sampling_choice(
+    do_sample: bool | None,
+    temperature: float | None,
+    top_p: float | None,
+    top_k: int | None,
+    typical_p: float | None = None,
+) -> bool:
     """Sample when asked to (`do_sample`), else when a sampling setting is given (temperature > 0, top_p < 1,
-    top_k > 0), as LMI ≥ 0.32 and TGI do; temperature 0 is greedy."""
+    top_k > 0, typical_p < 1), as LMI ≥ 0.32 and TGI do; temperature 0 is greedy."""
     if do_sample is not None:
         return do_sample
     if temperature is not None and temperature == 0:
         return False
-    return bool((temperature is not None) or (top_p is not None and top_p < 1.0) or (top_k is not None and top_k > 0))
+    return bool(
+        (temperature is not None)
+        or (top_p is not None and top_p < 1.0)
+        or (top_k is not None and top_k > 0)
+        or (typical_p is not None and typical_p < 1.0)
+    )

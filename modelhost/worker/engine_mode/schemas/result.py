@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from modelhost.worker.engine.types import FinishReason, TokenEvent
 
 
+def token_text(raw: bytes) -> str:
+    """A token's bytes as text; bytes of a character split across tokens show as U+FFFD."""
+    return raw.decode("utf-8", errors="replace")
+
+
 @dataclass(slots=True)
 class GenerationResult:
     """Everything the response formatters need; `add` each event in order."""

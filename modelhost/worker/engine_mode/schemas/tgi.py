@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelhost.worker.engine.types import InputTooLong, TokenEvent
-from modelhost.worker.engine_mode.schemas.lmi import generated_text
+from modelhost.worker.engine.types import InputTooLong, TokenEvent, TokenLogProb
+from modelhost.worker.engine_mode.schemas.lmi import generated_text, top_n_tokens
 from modelhost.worker.engine_mode.schemas.request import RequestError, TextRequest
-from modelhost.worker.engine_mode.schemas.result import GenerationResult
+from modelhost.worker.engine_mode.schemas.result import GenerationResult, token_text
 
 EVENT_STREAM = "text/event-stream"
 VALIDATION_STATUS = 422
@@ -36,6 +36,15 @@ def _token(event: TokenEvent, special_ids: frozenset[int]) -> dict[str, Any]:
     }
 
 
+def _alternative(candidate: TokenLogProb, special_ids: frozenset[int]) -> dict[str, Any]:
+    return {
+        "id": candidate.token_id,
+        "text": token_text(candidate.token_bytes),
+        "logprob": candidate.log_prob,
+        "special": candidate.token_id in special_ids,
+    }
+
+
 def response(
     result: GenerationResult, request: TextRequest, special_ids: frozenset[int] = frozenset()
 ) -> tuple[int, list[dict[str, Any]] | dict[str, Any]]:
@@ -51,12 +60,17 @@ def response(
             "prefill": [],
             "tokens": [_token(t, special_ids) for t in result.tokens],
         }
+        if top_n_tokens(request):  # TGI: one list per generated token, the top_n_tokens most likely first
+            item["details"]["top_tokens"] = [
+                [_alternative(c, special_ids) for c in t.top_log_probs] for t in result.tokens
+            ]
     return 200, [item]
 
 
 class TgiStream:
     """SSE events `{"index", "token", "top_tokens", "generated_text": null, "details": null}`; the last one
-    carries generated_text and details {finish_reason, generated_tokens, seed, input_length}."""
+    carries generated_text and details {finish_reason, generated_tokens, seed, input_length}. `top_tokens` is the
+    list of the step's most likely tokens with `parameters.top_n_tokens`, else null."""
 
     media_type = EVENT_STREAM
 
@@ -77,15 +91,18 @@ class TgiStream:
             )
         if not event.finished and event.token_id is None:
             return b""
+        top: list[dict[str, Any]] | None = None
         if event.token_id is not None:
             token = _token(event, self.special_ids)
+            if top_n_tokens(self.request):
+                top = [_alternative(c, self.special_ids) for c in event.top_log_probs]
         else:
             token = {"id": -1, "text": "", "logprob": None, "special": True}
         self.index += 1
         data: dict[str, Any] = {
             "index": self.index,
             "token": token,
-            "top_tokens": None,
+            "top_tokens": top,
             "generated_text": None,
             "details": None,
         }

@@ -55,8 +55,8 @@ def test_a_response_format_that_cannot_be_honoured_is_a_400_naming_it(response_f
         ),
         ({"tool_choice": "auto"}, "tool_choice"),
         ({"logit_bias": {"42": 5}}, "logit_bias"),
-        ({"presence_penalty": 0.5}, "presence_penalty"),
-        ({"frequency_penalty": -1}, "frequency_penalty"),
+        ({"presence_penalty": 2.5}, "presence_penalty"),
+        ({"frequency_penalty": -2.01}, "frequency_penalty"),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"audio": {"voice": "x"}}, "audio"),
         ({"n": 2}, "n"),
@@ -93,6 +93,13 @@ def test_completion_parameters_the_engine_cannot_honour_are_400s(extra: dict[str
     with pytest.raises(RequestError) as caught:
         openai.parse_completion({"prompt": "x", **extra})
     assert caught.value.param == param
+
+
+def test_frequency_and_presence_penalties_reach_the_engine() -> None:
+    for parse, body in ((openai.parse_chat, CHAT), (openai.parse_completion, {"prompt": "x"})):
+        params = parse({**body, "frequency_penalty": 0.5, "presence_penalty": -1.5})
+        assert (params.params.frequency_penalty, params.params.presence_penalty) == (0.5, -1.5)
+        assert parse(body).params.frequency_penalty == parse(body).params.presence_penalty == 0.0
 
 
 def test_logprobs_parameters_reach_the_engine() -> None:
