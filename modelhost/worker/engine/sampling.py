@@ -126,8 +126,8 @@ def apply_frequency_presence(row: torch.Tensor, generated: Sequence[int], freque
     repeating."""
     if not generated:
         return
-    ids, counts = torch.tensor(list(generated), dtype=torch.long).unique(return_counts=True)
-    row.index_add_(0, ids, -(counts.to(row.dtype) * frequency + presence))
+    counts = torch.bincount(torch.tensor(list(generated), dtype=torch.long), minlength=row.shape[0]).to(row.dtype)
+    row -= counts * frequency + (counts > 0).to(row.dtype) * presence
 
 
 def _apply_repetition_penalty(row: torch.Tensor, seen: Sequence[int], penalty: float) -> None:
