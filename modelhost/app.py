@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,8 +57,10 @@ from modelhost.clock import SystemClock
 from modelhost.controller.apply import Applier, Timeouts
 from modelhost.controller.cold_start import ColdStarts
 from modelhost.controller.instances import InstanceStarter
+from modelhost.controller.leadership import Leadership
 from modelhost.controller.loop import ControlLoop, LoopSettings
 from modelhost.controller.preparation import ArtifactPreparer
+from modelhost.controller.shared_routes import RouteFollower, RoutePublisher
 from modelhost.errors import ApiError, ValidationError
 from modelhost.front_door import FrontDoor, doors
 from modelhost.http_body import BodyTooLarge, read_limited
@@ -81,9 +85,10 @@ from modelhost.settings import ServerSettings
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import data_limits
 from modelhost.storage.objects import objects_for
-from modelhost.store.errors import UnreadableRecord
+from modelhost.store.base import Store
+from modelhost.store.errors import StoreError, UnreadableRecord
+from modelhost.store.opening import leader_lock_for, open_store
 from modelhost.store.records import Records
-from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +101,7 @@ MAX_OWN_ROUTE_BODY_BYTES = 64 * 1024
 
 @dataclass(slots=True)
 class Services:
-    store: SqliteStore
+    store: Store
     records: Records
     controller: ControlLoop
     control_plane: ControlPlaneApi
@@ -107,6 +112,12 @@ class Services:
     cloudwatch: CloudWatchApi
     logs: LogsApi
     autoscaling: AutoScalingApi
+    leadership: Leadership
+    shared_routes: tuple[RoutePublisher, RouteFollower]
+
+    def problems(self) -> list[str]:
+        """Why the control plane cannot act right now: the control loop's reasons, and the shared routes'."""
+        return self.controller.problems() + [p for sync in self.shared_routes for p in sync.problems()]
 
 
 def tail_lines(path: Path, count: int) -> list[str]:
@@ -177,9 +188,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         folder.mkdir(parents=True, exist_ok=True)
     # Downloads, pip installs and worker stops block in threads; the default pool (cores + 4) is too small.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
-    store = SqliteStore(settings.db_path)
-    store.open()
-    store.start_backups()  # HOME/backups/store-<UTC stamp>.db now and every 10 minutes; close() stops it
+    store = open_store(settings)  # SQLite in the home (with backups), or the shared PostgreSQL database
     service_model("sagemaker")  # load botocore's model once, before the first request
     inventory = discover_inventory(settings.inventory_json)
     table = RoutingTable()
@@ -223,8 +232,10 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         job_names=functools.partial(job_name, records),
     )
     async_dispatcher, async_intake = build_async_inference(settings, records, router, table, monitoring.invocations)
-    async_dispatcher.load()  # every stored InvokeEndpointAsync request is queued again
     monitoring.add_source(backlog_source(async_dispatcher))
+    leadership = Leadership(leader_lock_for(store), clock)  # SQLite: always this server; PostgreSQL: one of them
+    publisher = RoutePublisher(records, table, f"{settings.host}:{settings.port} (pid {os.getpid()})")
+    follower = RouteFollower(records, table)
     services = Services(
         store=store,
         records=records,
@@ -248,17 +259,31 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
             settings.logs_dir, functools.partial(endpoint_names, records), settings.account_id, settings.region,
             authorize=logs_authorizer(settings), job_names=functools.partial(job_name, records),
         ),
+        leadership=leadership,
+        shared_routes=(publisher, follower),
     )
     scaling = ScalingLoop(
         records, monitoring.store, scaling_settings(settings), clock, controller.wake,
         lambda: monitoring.flushed_through_s, alarms=monitoring.alarms.alarm_states,
         interval_s=settings.scaling_interval_s,
     )  # fmt: skip
-    loop_task = asyncio.create_task(controller.run())
+    duties: dict[str, asyncio.Task[None]] = {}
+
+    def lead() -> None:
+        """Only the leader reconciles: the control loop, transform jobs, async inference and scaling run here."""
+        async_dispatcher.load()  # every stored InvokeEndpointAsync request is queued again
+        duties["loop"] = asyncio.create_task(controller.run())
+        duties["scaling"] = asyncio.create_task(scaling.run())
+        duties["jobs"] = asyncio.create_task(transform_jobs.run())
+        duties["async"] = asyncio.create_task(async_dispatcher.run())
+        if settings.store_url:  # followers route with the leader's routes and record async requests for it
+            duties["routes"] = asyncio.create_task(publisher.run())
+            duties["async intake"] = asyncio.create_task(_adopt_async_requests(async_dispatcher.load))
+
+    if leadership.elect_now():
+        lead()
+    leading_task = asyncio.create_task(leadership.run(lead, _step_down, follower.run))
     monitor_task = asyncio.create_task(monitoring.run())
-    scaling_task = asyncio.create_task(scaling.run())
-    jobs_task = asyncio.create_task(transform_jobs.run())
-    async_task = asyncio.create_task(async_dispatcher.run())
     log.info(
         "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
         settings.home,
@@ -270,29 +295,50 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         yield services
     finally:
         log.info("stopping: draining workers")
+        await _cancel(leading_task, duties.pop("routes", None), duties.pop("async intake", None))
         await transform_jobs.shutdown()  # jobs stay InProgress: the next start resumes them
-        jobs_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await jobs_task
-        async_task.cancel()  # requests in flight stay stored: the next start runs them again
-        with contextlib.suppress(asyncio.CancelledError):
-            await async_task
+        await _cancel(duties.pop("jobs", None))
+        await _cancel(duties.pop("async", None))  # requests in flight stay stored: the next start runs them again
         await async_dispatcher.stop()
         await controller.shutdown()
-        loop_task.cancel()
-        monitor_task.cancel()
-        scaling_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await scaling_task
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
-        with contextlib.suppress(asyncio.CancelledError):
-            await monitor_task
+        await _cancel(duties.pop("scaling", None), duties.pop("loop", None), monitor_task)
         monitoring.close()  # what is still in memory is written
         upstream.close()
         await launcher.aclose()
         await client.aclose()
+        leadership.release()  # after the workers stopped: the next leader starts them again
         store.close()
+
+
+async def _cancel(*tasks: asyncio.Task[None] | None) -> None:
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+    for task in tasks:
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+ADOPT_INTERVAL_S = 1.0
+
+
+async def _adopt_async_requests(load: Callable[[], int]) -> None:
+    """The leader of a shared store queues the InvokeEndpointAsync requests other servers recorded."""
+    while True:
+        await asyncio.sleep(ADOPT_INTERVAL_S)
+        try:
+            load()
+        except StoreError as exc:
+            log.debug("async inference: stored requests not read this time (%s)", exc)
+
+
+def _step_down() -> None:
+    """The leader lock is lost, so another server may lead already: this one stops (uvicorn's graceful shutdown
+    stops its workers); a process supervisor starts it again, as a follower."""
+    log.error("stopping this server: it no longer leads the shared store, and its workers must not run beside "
+              "the new leader's")  # fmt: skip
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _is_form(request: Request) -> bool:
@@ -346,9 +392,10 @@ class ServerRoutes:
         Store rows that cannot be read are listed too, but the rest of the control plane works around them.
         The route needs no credentials, so it names no paths of this host (`modelhost doctor` shows the home)."""
         services = self._running()
-        problems = services.controller.problems()
+        problems = services.problems()
         body: dict[str, object] = {"status": "unavailable" if problems else "ok"}
         if not key_store_for(self._settings.home).enabled():  # with access keys, the details stay in the log
+            body["role"] = services.leadership.role.value  # leader or follower of the store (docs/fleet.md)
             body["problems"] = problems
             body["operations"] = services.controller.operations()
             body["unreadable_records"] = services.records.problems.lines()
@@ -431,7 +478,7 @@ class ServerRoutes:
     async def probe(self, request: Request) -> Response:
         """GET /health and /ping, as load balancers and benchmark tools probe a server: 200 with the status
         while the control plane can act, 503 otherwise; no details (those are at /_modelhost/health)."""
-        problems = self._running().controller.problems()
+        problems = self._running().problems()
         return JSONResponse({"status": "unavailable" if problems else "ok"}, status_code=503 if problems else 200)
 
     async def openai_api(self, request: Request) -> Response:

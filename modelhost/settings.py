@@ -14,6 +14,8 @@ from pathlib import Path
 # name -> what it sets (docs/configuration.md lists these)
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_HOME": "data directory (store, artifacts cache, logs, model registry); default ~/.modelhost",
+    "MODELHOST_STORE_URL": "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the control plane in a PostgreSQL "
+    "database several servers share (one leads, docs/fleet.md); default unset: SQLite in the home",
     "MODELHOST_REGION": "region used in ARNs when a request carries no SigV4 scope; default us-east-1",
     "MODELHOST_ACCOUNT_ID": "12-digit account id used in ARNs; default 123456789012",
     "MODELHOST_STRICT_INSTANCE_TYPES": "1 to refuse GPU instance types this host cannot provide",
@@ -70,12 +72,16 @@ _TEXT_SETTINGS = (  # variables taken as they are
     ("MODELHOST_QUOTAS", "quotas"),
     ("MODELHOST_LOCAL_DATA_ROOTS", "local_data_roots"),
     ("MODELHOST_WORKER_SANDBOX", "worker_sandbox"),
+    ("MODELHOST_STORE_URL", "store_url"),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     home: Path = field(default_factory=lambda: Path("~/.modelhost").expanduser())
+    # MODELHOST_STORE_URL: a shared PostgreSQL store (store/postgres.py); None: SQLite in the home. It may hold a
+    # password, so it is left out of repr (store/urls.py redacts it for messages).
+    store_url: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     region: str = "us-east-1"

@@ -98,13 +98,18 @@ class AsyncDispatcher:
         self._wake.set()
 
     def load(self) -> int:
-        """Every stored request, queued again (blocking; before `run`). Returns how many."""
-        stored = sorted(self._records.async_requests.list(), key=lambda r: r.key)
+        """Every stored request not queued or running here yet, queued (blocking; before `run`, and again and
+        again on the leader of a shared store, where other servers' intakes record requests). Returns how many."""
+        known = {r.key for waiting in self._waiting.values() for r in waiting}
+        known |= {key for running in self._running.values() for key in running}
+        stored = sorted((r for r in self._records.async_requests.list() if r.key not in known), key=lambda r: r.key)
         for request in stored:
             if request.state is AsyncState.RUNNING:
                 log.info("async inference: %s of %s was running when the server stopped; running it again",
                          request.inference_id, request.endpoint)  # fmt: skip
-            self._waiting.setdefault(request.endpoint.lower(), []).append(request)
+            bisect.insort(self._waiting.setdefault(request.endpoint.lower(), []), request, key=lambda r: r.key)
+        if stored:
+            self._wake.set()
         return len(stored)
 
     # -- the loop ----------------------------------------------------------------------------------------

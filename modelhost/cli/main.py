@@ -66,6 +66,8 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--home", envvar="MODELHOST_HOME", default=None, help="data directory (default ~/.modelhost)")
+@click.option("--store-url", default=None, metavar="postgresql://...",
+              help="shared PostgreSQL store (env MODELHOST_STORE_URL; default SQLite in the home)")  # fmt: skip
 @click.option("--strict-instance-types", is_flag=True, default=None, help="refuse GPU types this host lacks")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--allow-unauthenticated", is_flag=True, help="listen on a non-loopback address without access keys")
@@ -75,6 +77,7 @@ def server(
     host: str,
     port: int,
     home: str | None,
+    store_url: str | None,
     strict_instance_types: bool | None,
     log_level: str,
     allow_unauthenticated: bool,
@@ -88,9 +91,10 @@ def server(
     from modelhost.cli.log_format import configure_logging
     from modelhost.cli.serving import access_line, claim_home
     from modelhost.scheduler.launchers.confinement import worker_confinement
+    from modelhost.store.urls import redact
 
     settings = ServerSettings.from_environment(
-        host=host, port=port, home=home, strict_instance_types=strict_instance_types
+        host=host, port=port, home=home, strict_instance_types=strict_instance_types, store_url=store_url
     )
     configure_logging(log_level)  # one line per record: control characters escaped
     if bool(tls_cert) != bool(tls_key):
@@ -105,7 +109,8 @@ def server(
     for note in confinement.notes:
         click.echo(note, err=True)
     scheme = "https" if tls_cert else "http"
-    click.echo(f"modelhost server on {scheme}://{host}:{port} (home {settings.home})", err=True)
+    store = f"; store {redact(settings.store_url)}" if settings.store_url else ""
+    click.echo(f"modelhost server on {scheme}://{host}:{port} (home {settings.home}{store})", err=True)
     config = uvicorn.Config(
         build_app(settings, confinement),
         host=host,

@@ -16,6 +16,7 @@ from modelhost.home import HomeLock
 from modelhost.security.keys import KeyStore
 from modelhost.settings import ServerSettings
 from modelhost.store.integrity import check_store_file
+from modelhost.store.opening import check_store
 
 
 class PortUnavailable(ModelhostError):
@@ -42,11 +43,16 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def claim_home(settings: ServerSettings) -> tuple[HomeLock, socket.socket]:
-    """The home's lock (HomeBusy if another server holds it), then the store check (StoreCorrupt), then the port."""
+    """The home's lock (HomeBusy if another server holds it), then the store check (StoreCorrupt for a damaged
+    SQLite file; StoreUrlInvalid / StoreUnavailable for a PostgreSQL URL that is wrong or does not answer), then
+    the port. With a shared store each server keeps its own home (logs, workers' run files), locked as ever."""
     lock = HomeLock(settings.home)
     lock.acquire(role="server", host=settings.host, port=settings.port)
     try:
-        check_store_file(settings.db_path)
+        if settings.store_url:
+            check_store(settings)
+        else:
+            check_store_file(settings.db_path)
         return lock, listen_socket(settings.host, settings.port)
     except BaseException:
         lock.release()

@@ -145,6 +145,10 @@ class RoutingTable:
         reports, self._reports = sorted(self._reports), set()
         return reports
 
+    def installed_routes(self) -> dict[str, EndpointRoute]:
+        """Every installed route by lower-cased endpoint name (what the leader publishes to a shared store)."""
+        return {key: installed.route for key, installed in self._endpoints.items()}
+
     # the router's side -----------------------------------------------------------------------
     def get(self, endpoint_name: str) -> InstalledRoute | None:
         return self._endpoints.get(endpoint_name.lower())

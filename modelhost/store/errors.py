@@ -3,8 +3,10 @@
     StoreError                 base: catch this to handle any store failure
     ├── StoreCorrupt           the store file cannot be used (empty, not SQLite, fails its integrity check);
     │                          the server refuses to start rather than replace it
-    ├── StoreUnavailable       a read or write failed (disk full, read-only file system, locked); also an
-    │                          ApiError (503 ServiceUnavailable) so the control plane answers with the reason
+    ├── StoreUnavailable       a read or write failed (disk full, read-only file system, locked, the
+    │                          PostgreSQL server unreachable); also an ApiError (503 ServiceUnavailable) so
+    │                          the control plane answers with the reason
+    ├── StoreUrlInvalid        MODELHOST_STORE_URL / --store-url is not a store URL modelhost can use
     └── UnreadableRecord       one stored record cannot be decoded; also an ApiError (500 InternalFailure)
                                and a ValueError
 
@@ -37,15 +39,21 @@ class StoreCorrupt(StoreError):
 
 
 class StoreUnavailable(StoreError, ApiError):
-    """SQLite refused a read or write for a reason outside the data: disk full, read-only file system, lock."""
+    """The store refused a read or write for a reason outside the data: disk full, read-only file system, lock
+    (SQLite); the database unreachable or refusing the login (PostgreSQL, located by its URL without password)."""
 
     code = "ServiceUnavailable"
     status = 503
 
-    def __init__(self, path: Path, action: str, cause: str) -> None:
+    def __init__(self, path: Path | str, action: str, cause: str) -> None:
         self.path = path
         self.cause = cause
         super().__init__(f"cannot {action} the store {path}: {cause}{_hint(cause)}")
+
+
+class StoreUrlInvalid(StoreError):
+    """MODELHOST_STORE_URL names no store modelhost can use (scheme, missing driver); the message never holds the
+    URL's password."""
 
 
 class UnreadableRecord(StoreError, ApiError, ValueError):

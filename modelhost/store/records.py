@@ -1,6 +1,6 @@
 """The typed face of the store: models, endpoint configs, endpoints and their scaling as records, never raw rows.
 
-Each `RecordTable` serialises one record type with `store/codec.py` under a kind in the SQLite store. A row
+Each `RecordTable` serialises one record type with `store/codec.py` under a kind in the store (store/base.py). A row
 that cannot be read as its record is reported by kind and name (`problems()`, a warning in the log) and
 skipped by `list()`; `get()` of it raises `store.errors.UnreadableRecord` so the caller can say which
 resource is damaged. The rest of the control plane keeps working.
@@ -20,9 +20,9 @@ from modelhost.resources.endpoint import Endpoint
 from modelhost.resources.endpoint_config import EndpointConfig
 from modelhost.resources.model import Model
 from modelhost.resources.transform_job import TransformJob, TransformObject
+from modelhost.store.base import Store
 from modelhost.store.codec import decode, encode
 from modelhost.store.errors import UnreadableRecord
-from modelhost.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ T = TypeVar("T")
 
 
 class Problems:
-    """Unreadable rows, by (kind, name): rows that are not JSON (found by the SQLite store) and rows that are
+    """Unreadable rows, by (kind, name): rows that are not JSON (found by the store) and rows that are
     not readable records (found here); each is logged once."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._seen: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
@@ -65,7 +65,7 @@ class Problems:
 class RecordTable(Generic[T]):
     """One kind of record in the store."""
 
-    def __init__(self, store: SqliteStore, kind: str, record_type: type[T], problems: Problems) -> None:
+    def __init__(self, store: Store, kind: str, record_type: type[T], problems: Problems) -> None:
         self._store = store
         self.kind = kind
         self._type = record_type
@@ -104,7 +104,7 @@ class RecordTable(Generic[T]):
         return records
 
     def insert(self, name: str, record: T) -> None:
-        """Raises store.sqlite.AlreadyExists when the name is taken."""
+        """Raises store.base.AlreadyExists when the name is taken."""
         self._store.insert(self.kind, name, self._to_row(name, record))
 
     def put(self, name: str, record: T) -> None:
@@ -151,7 +151,7 @@ class RecordTable(Generic[T]):
 class Records:
     """The control plane's records, one table per kind."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.problems = Problems(store)
         self.models = RecordTable(store, "model", Model, self.problems)

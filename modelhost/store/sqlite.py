@@ -22,11 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelhost.store.backups import backups_dir_for, write_backup
+from modelhost.store.base import AlreadyExists, InstanceRow
 from modelhost.store.errors import StoreCorrupt, StoreError, StoreUnavailable, UnreadableRecord
 from modelhost.store.integrity import RecordProblem, check_store_file, decode_record, instance_row_problem
 
@@ -63,19 +63,6 @@ CREATE TABLE IF NOT EXISTS instances (
 """
 
 
-class AlreadyExists(Exception):
-    """A resource with this kind and (case-insensitive) name is already stored."""
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceRow:
-    instance_id: str
-    endpoint_key: str
-    pid: int  # worker process id on this host
-    port: int
-    started: float  # epoch seconds
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -85,6 +72,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore:
+    """The Store (store/base.py) in one SQLite file in the home: one server at a time (home.py's lock)."""
+
     def __init__(
         self,
         path: Path,
@@ -106,6 +95,10 @@ class SqliteStore:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def location(self) -> str:
+        return str(self._path)
 
     def open(self) -> None:
         """Opens the store, creating it when the file is missing; StoreCorrupt (file untouched) when it is damaged."""

@@ -238,7 +238,7 @@ def test_the_logs_route_serves_only_endpoint_folders(server: ServerProcess, name
 
 def test_health_reveals_no_paths(server: ServerProcess) -> None:
     body = httpx.get(f"{server.url}/_modelhost/health").json()
-    assert set(body) == {"status", "problems", "operations", "unreadable_records"}
+    assert set(body) == {"status", "role", "problems", "operations", "unreadable_records"}
     assert str(server.home) not in json.dumps(body)
 
 

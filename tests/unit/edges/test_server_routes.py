@@ -26,6 +26,8 @@ def client_for(home: Path) -> TestClient:
         control_plane=SimpleNamespace(handle=lambda request: answer("control plane", request)),
         runtime=SimpleNamespace(handle=lambda request: answer("runtime", request)),
         controller=SimpleNamespace(problems=lambda: [], operations=lambda: {}),
+        problems=lambda: [],
+        leadership=SimpleNamespace(role=SimpleNamespace(value="leader")),
         records=SimpleNamespace(
             problems=SimpleNamespace(lines=lambda: []), endpoints=SimpleNamespace(get=lambda name: None)
         ),
@@ -69,4 +71,4 @@ def test_the_logs_route_serves_the_endpoints_own_logs(tmp_path: Path) -> None:
 
 def test_health_names_no_paths(tmp_path: Path) -> None:
     body = client_for(tmp_path).get("/_modelhost/health").json()
-    assert body == {"status": "ok", "problems": [], "operations": {}, "unreadable_records": []}
+    assert body == {"status": "ok", "role": "leader", "problems": [], "operations": {}, "unreadable_records": []}

@@ -1,0 +1,114 @@
+"""Routes shared through the store, so every server of a shared (PostgreSQL) store can route to the leader's workers.
+
+The leader's `RoutePublisher` writes each endpoint's route from its routing table (instance URLs, router tokens,
+variants, weights; only instances that passed their health checks are in a route) as a record of kind "route",
+when it changes, and deletes the records of routes it no longer holds. Its first pass deletes every route it
+does not hold, which clears a dead leader's routes. A follower's `RouteFollower` reads those records every
+`interval_s` and installs what changed into its own table, so its router sends InvokeEndpoint to the leader's
+workers. A follower cannot check workers' health: the instances its router finds unreachable are only skipped
+until the leader publishes the endpoint again.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from modelhost.router.table import EndpointRoute, RoutingTable
+from modelhost.store.errors import StoreError
+from modelhost.store.records import Records, RecordTable
+
+log = logging.getLogger(__name__)
+
+ROUTE_KIND = "route"
+PUBLISH_INTERVAL_S = 0.5
+FOLLOW_INTERVAL_S = 1.0
+WHERE = "shared routes"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRoute:
+    leader: str  # the server that published it: "host:port (pid N)"
+    route: EndpointRoute
+
+
+def route_table(records: Records) -> RecordTable[PublishedRoute]:
+    return RecordTable(records.store, ROUTE_KIND, PublishedRoute, records.problems)
+
+
+class _Syncing(abc.ABC):
+    """What the publisher and the follower share: a loop that survives store failures and says why it fails."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self.problem: str | None = None
+
+    @abc.abstractmethod
+    def once(self) -> None: ...
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.once)
+            except StoreError as exc:
+                if self.problem is None:
+                    log.warning("%s: %s; retrying", WHERE, exc)
+                self.problem = str(exc)
+            else:
+                self.problem = None
+            await asyncio.sleep(self._interval_s)
+
+    def problems(self) -> list[str]:
+        return [] if self.problem is None else [f"{WHERE}: {self.problem}"]
+
+
+class RoutePublisher(_Syncing):
+    """The leader's side: its routing table, mirrored into the store."""
+
+    def __init__(
+        self, records: Records, table: RoutingTable, leader: str, interval_s: float = PUBLISH_INTERVAL_S
+    ) -> None:
+        super().__init__(interval_s)
+        self._routes = route_table(records)
+        self._table = table
+        self._leader = leader
+        self._published: dict[str, EndpointRoute] | None = None  # None until the first pass has read the store
+
+    def once(self) -> None:
+        """Writes the routes that changed since the last pass and deletes the ones the table no longer has."""
+        current = self._table.installed_routes()
+        if self._published is None:  # what a previous leader published is stale: its workers died with it
+            for key in {r.route.name.lower() for r in self._routes.list()} - set(current):
+                self._routes.delete(key)
+            self._published = {}
+        for key in set(self._published) - set(current):
+            self._routes.delete(key)
+            del self._published[key]
+        for key, route in current.items():
+            if self._published.get(key) != route:
+                self._routes.put(key, PublishedRoute(self._leader, route))
+                self._published[key] = route
+
+
+class RouteFollower(_Syncing):
+    """A follower's side: the leader's published routes, installed into this server's table."""
+
+    def __init__(self, records: Records, table: RoutingTable, interval_s: float = FOLLOW_INTERVAL_S) -> None:
+        super().__init__(interval_s)
+        self._routes = route_table(records)
+        self._table = table
+        self._installed: dict[str, EndpointRoute] = {}
+
+    def once(self) -> None:
+        """Installs the published routes that changed and removes the ones no longer published."""
+        stored = {r.route.name.lower(): r.route for r in self._routes.list()}
+        for key in set(self._installed) - set(stored):
+            self._table.remove(key)
+            del self._installed[key]
+        for key, route in stored.items():
+            if self._installed.get(key) != route:
+                self._table.install(route)  # a new route clears this server's suspicion of its instances
+                self._installed[key] = route
+        self._table.take_unreachable()  # only the leader can ping and replace workers; drop the reports

@@ -1,0 +1,369 @@
+"""PostgreSQL store: the Store (store/base.py) in a database several modelhost servers share.
+
+The same documents as the SQLite store, in two tables created on first use (`modelhost_resources`,
+`modelhost_instances`; CREATE ... IF NOT EXISTS, under an advisory lock so two servers starting together do not
+race). Every statement is parameterised. Calls are short and serialised by a lock on one connection (the event
+loop and the controller's threads share it, as they share SQLite's); `update` holds the row (SELECT ... FOR
+UPDATE) for its read-modify-write, so writers on different servers never interleave.
+
+When the database goes away, every call raises StoreUnavailable (503 at the API) at once: a broken connection is
+dropped, and a new one is tried at most once per `retry_after_s`, so the API does not hang on connect timeouts.
+The URL's password never appears in a message or log line (store/urls.py).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from modelhost.store.base import AlreadyExists, Change, InstanceRow
+from modelhost.store.errors import StoreUnavailable, StoreUrlInvalid, UnreadableRecord
+from modelhost.store.integrity import RecordProblem, decode_record, instance_row_problem
+from modelhost.store.urls import postgres_url, redact, scrub
+
+try:
+    import psycopg
+    import psycopg.conninfo
+    import psycopg.errors
+except ImportError:  # the optional extra: pip install 'modelhost[postgres]'
+    psycopg = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+RETRY_AFTER_S = 1.0
+STATEMENT_TIMEOUT_MS = 15_000  # no store call waits longer than this on another server's row lock
+SCHEMA_LOCK_KEY = 0x6D6F64656C736368  # pg_advisory_xact_lock key for creating the tables ("modelsch")
+# libpq settings for every connection unless the URL sets them: a dead peer is noticed within ~20 s on both
+# sides (keepalives), and a write to a peer that stopped acknowledging fails after 15 s (tcp_user_timeout)
+CONNECTION_DEFAULTS = {
+    "application_name": "modelhost",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
+
+# per-session server settings: statements never wait long on another server's row lock, and the server side
+# gives up on a silent client after ~11 s (what frees a cut-off leader's lock, store/leader.py)
+SESSION_SETTINGS = {
+    "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+}
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS modelhost_resources (
+        kind TEXT NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS modelhost_instances (
+        instance_id TEXT PRIMARY KEY,
+        endpoint_key TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        port INTEGER NOT NULL,
+        started DOUBLE PRECISION NOT NULL
+    )""",
+)
+
+
+def require_driver() -> None:
+    """StoreUrlInvalid saying what to install when psycopg is missing."""
+    if psycopg is None:
+        raise StoreUrlInvalid(
+            "a PostgreSQL store needs the psycopg driver: pip install 'modelhost[postgres]' (or 'psycopg[binary]')"
+        )
+
+
+def conninfo(url: str) -> str:
+    """The libpq connection string of a store URL, with modelhost's connection defaults where it sets none."""
+    require_driver()
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(postgres_url(url))
+    except psycopg.ProgrammingError as exc:
+        raise StoreUrlInvalid(f"the store URL {redact(url)} is not valid: {scrub(str(exc), url)}") from None
+    for key, value in CONNECTION_DEFAULTS.items():
+        params.setdefault(key, value)
+    params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+def connect(info: str, url: str, action: str) -> psycopg.Connection[Any]:
+    """An autocommit connection; StoreUnavailable naming the redacted URL (never the password) when refused."""
+    try:
+        conn = psycopg.connect(info, autocommit=True)
+        for name, value in SESSION_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        return conn
+    except psycopg.Error as exc:
+        raise StoreUnavailable(redact(url), action, scrub(str(exc).strip(), url)) from None
+
+
+class PostgresStore:
+    """The Store in PostgreSQL; see the module docstring."""
+
+    def __init__(
+        self, url: str, *, retry_after_s: float = RETRY_AFTER_S, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._url = url
+        self._info = conninfo(url)  # StoreUrlInvalid before anything else happens
+        self._where = redact(url)
+        self._retry_after_s = retry_after_s
+        self._monotonic = monotonic
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._opened = False
+        self._refused: tuple[float, StoreUnavailable] | None = None  # (retry at, why) after a failed connect
+        self._problems: dict[tuple[str, str], RecordProblem] = {}
+
+    @property
+    def location(self) -> str:
+        return self._where
+
+    @property
+    def url(self) -> str:
+        """The URL as given, password included: for connections of its own (the leader lock), never for printing."""
+        return self._url
+
+    def open(self) -> None:
+        """Connects and creates the tables when missing; StoreUnavailable when the database cannot be reached."""
+        with self._lock:
+            conn = connect(self._info, self._url, "open")
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+                    for statement in SCHEMA:
+                        conn.execute(statement)
+            except psycopg.Error as exc:
+                conn.close()
+                cause = scrub(str(exc).strip(), self._url)
+                raise StoreUnavailable(self._where, "create the tables of", cause) from None
+            self._conn = conn
+            self._opened = True
+        try:
+            self._scan()
+        except BaseException:
+            self.close()
+            raise
+
+    def _scan(self) -> None:
+        """Reads every row once so damaged ones are reported at start-up, not when first touched."""
+        with self._db("read") as db:
+            kinds = [str(r[0]) for r in db.execute("SELECT DISTINCT kind FROM modelhost_resources").fetchall()]
+        for kind in kinds:
+            self.items(kind)
+        self.instances()
+
+    def close(self) -> None:
+        with self._lock:
+            self._opened = False
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connection(self, action: str) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._drop()
+        now = self._monotonic()
+        if self._refused is not None and now < self._refused[0]:
+            raise self._refused[1]
+        try:
+            self._conn = connect(self._info, self._url, action)
+        except StoreUnavailable as exc:
+            self._refused = (now + self._retry_after_s, exc)
+            raise
+        if self._refused is not None:
+            log.info("store: the database %s answers again", self._where)
+        self._refused = None
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _db(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            if not self._opened:
+                raise RuntimeError("store is not open")
+            conn = self._connection(action)
+            try:
+                yield conn
+            except psycopg.errors.UniqueViolation:
+                raise
+            except psycopg.Error as exc:  # the server went away, refused the statement, timed out, disk full
+                if conn.closed or conn.broken:
+                    self._drop()
+                raise StoreUnavailable(self._where, action, scrub(str(exc).strip(), self._url)) from None
+
+    # damaged rows ----------------------------------------------------------------------------
+    def problems(self) -> builtins.list[RecordProblem]:
+        with self._lock:
+            return sorted(self._problems.values(), key=lambda p: (p.kind, p.name))
+
+    def _note_problem(self, kind: str, key: str, reason: str) -> None:
+        with self._lock:
+            if (kind, key) not in self._problems:
+                log.warning(
+                    'store: the %s "%s" in %s cannot be read (%s); it is skipped', kind, key, self._where, reason
+                )
+            self._problems[(kind, key)] = RecordProblem(kind, key, reason)
+
+    def _clear_problem(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._problems.pop((kind, key), None)
+
+    def _decode(self, kind: str, key: str, data: object) -> dict[str, Any]:
+        try:
+            record = decode_record(data)
+        except ValueError as exc:
+            self._note_problem(kind, key, str(exc))
+            raise UnreadableRecord(kind, key, str(exc)) from None
+        self._clear_problem(kind, key)
+        return record
+
+    # resources -------------------------------------------------------------------------------
+    def insert(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        with self._db("write") as db:
+            try:
+                db.execute(
+                    "INSERT INTO modelhost_resources (kind, key, data) VALUES (%s, %s, %s)",
+                    (kind, name.lower(), json.dumps(data)),
+                )
+            except psycopg.errors.UniqueViolation:
+                raise AlreadyExists(name) from None
+
+    def put(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        with self._db("write") as db:
+            db.execute(
+                "INSERT INTO modelhost_resources (kind, key, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (kind, key) DO UPDATE SET data = EXCLUDED.data",
+                (kind, name.lower(), json.dumps(data)),
+            )
+            self._clear_problem(kind, name.lower())
+
+    def update(self, kind: str, name: str, change: Change) -> dict[str, Any] | None:
+        key = name.lower()
+        with self._db("write") as db, db.transaction():
+            row = db.execute(
+                "SELECT data FROM modelhost_resources WHERE kind = %s AND key = %s FOR UPDATE", (kind, key)
+            ).fetchone()
+            if row is None:
+                return None
+            record = self._decode(kind, key, row[0])
+            changed = change(record)
+            if changed is None:
+                return record
+            db.execute(
+                "UPDATE modelhost_resources SET data = %s WHERE kind = %s AND key = %s",
+                (json.dumps(changed), kind, key),
+            )
+            return changed
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self._db("read") as db:
+            row = db.execute(
+                "SELECT data FROM modelhost_resources WHERE kind = %s AND key = %s", (kind, name.lower())
+            ).fetchone()
+        return None if row is None else self._decode(kind, name.lower(), row[0])
+
+    def delete(self, kind: str, name: str) -> bool:
+        with self._db("write") as db:
+            cur = db.execute("DELETE FROM modelhost_resources WHERE kind = %s AND key = %s", (kind, name.lower()))
+            self._clear_problem(kind, name.lower())
+        return cur.rowcount > 0
+
+    def put_many(self, kind: str, rows: builtins.list[tuple[str, dict[str, Any]]]) -> None:
+        encoded = [(kind, name.lower(), json.dumps(data)) for name, data in rows]
+        with self._db("write") as db, db.transaction(), db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO modelhost_resources (kind, key, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (kind, key) DO UPDATE SET data = EXCLUDED.data",
+                encoded,
+            )
+
+    def items_under(self, kind: str, prefix: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        low = prefix.lower()
+        with self._db("read") as db:
+            rows = db.execute(
+                "SELECT key, data FROM modelhost_resources WHERE kind = %s AND key >= %s AND key < %s ORDER BY key",
+                (kind, low, low + "\U0010ffff"),
+            ).fetchall()
+        records: builtins.list[tuple[str, dict[str, Any]]] = []
+        for key, data in rows:
+            try:
+                records.append((str(key), decode_record(data)))
+            except ValueError as exc:
+                self._note_problem(kind, str(key), str(exc))
+        return records
+
+    def delete_under(self, kind: str, prefix: str) -> int:
+        low = prefix.lower()
+        with self._db("write") as db:
+            cur = db.execute(
+                "DELETE FROM modelhost_resources WHERE kind = %s AND key >= %s AND key < %s",
+                (kind, low, low + "\U0010ffff"),
+            )
+        return cur.rowcount
+
+    def list(self, kind: str) -> builtins.list[dict[str, Any]]:
+        return [record for _, record in self.items(kind)]
+
+    def items(self, kind: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        with self._db("read") as db:
+            rows = db.execute("SELECT key, data FROM modelhost_resources WHERE kind = %s", (kind,)).fetchall()
+            records: builtins.list[tuple[str, dict[str, Any]]] = []
+            bad: set[str] = set()
+            for key, data in rows:
+                try:
+                    records.append((str(key), decode_record(data)))
+                except ValueError as exc:
+                    bad.add(str(key))
+                    self._note_problem(kind, str(key), str(exc))
+            for stale in [k for (k_kind, k) in self._problems if k_kind == kind and k not in bad]:
+                self._clear_problem(kind, stale)
+        return records
+
+    # instances -------------------------------------------------------------------------------
+    def add_instance(self, row: InstanceRow) -> None:
+        with self._db("write") as db:
+            db.execute(
+                "INSERT INTO modelhost_instances (instance_id, endpoint_key, pid, port, started) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (instance_id) DO UPDATE SET endpoint_key = "
+                "EXCLUDED.endpoint_key, pid = EXCLUDED.pid, port = EXCLUDED.port, started = EXCLUDED.started",
+                (row.instance_id, row.endpoint_key, row.pid, row.port, row.started),
+            )
+            self._clear_problem("instance", row.instance_id)
+
+    def remove_instance(self, instance_id: str) -> None:
+        with self._db("write") as db:
+            db.execute("DELETE FROM modelhost_instances WHERE instance_id = %s", (instance_id,))
+            self._clear_problem("instance", instance_id)
+
+    def instances(self) -> builtins.list[InstanceRow]:
+        with self._db("read") as db:
+            rows = db.execute(
+                "SELECT instance_id, endpoint_key, pid, port, started FROM modelhost_instances"
+            ).fetchall()
+            result: builtins.list[InstanceRow] = []
+            for row in rows:
+                problem = instance_row_problem(tuple(row))
+                if problem is None:
+                    result.append(InstanceRow(*row))
+                else:
+                    self._note_problem("instance", str(row[0]), problem)
+        return result
