@@ -122,7 +122,7 @@ def test_completion_logprobs(client: openai.OpenAI) -> None:
             "tools[0].function.parameters",
         ),
         ({"logit_bias": {"42": 3}}, "logit_bias"),
-        ({"presence_penalty": 1.0}, "presence_penalty"),
+        ({"presence_penalty": 2.5}, "presence_penalty"),
         ({"not_a_field": 1}, "not_a_field"),
     ],
 )
@@ -148,3 +148,39 @@ def test_tgi_grammar_through_invocations(server: ServerProcess, client: openai.O
     }
     answer = runtime.invoke_endpoint(EndpointName=NAME, ContentType="application/json", Body=json.dumps(body))
     jsonschema.validate(json.loads(json.loads(answer["Body"].read())["generated_text"]), CITY)
+
+
+def test_penalties_are_honoured_on_the_openai_routes(client: openai.OpenAI) -> None:
+    messages = _ask("Repeat the word dog twenty times, separated by spaces.")
+    kwargs: Any = {"model": NAME, "messages": messages, "max_tokens": 24, "temperature": 0, "logprobs": True}
+    kwargs["extra_body"] = {"ignore_eos": True}  # long enough to repeat itself
+
+    def tokens(answer: Any) -> list[str]:
+        return [item.token for item in answer.choices[0].logprobs.content]
+
+    plain = tokens(client.chat.completions.create(**kwargs))
+    penalized = tokens(client.chat.completions.create(**kwargs, frequency_penalty=2.0, presence_penalty=2.0))
+    assert penalized[0] == plain[0]  # nothing generated yet: the first step is not penalized
+    assert penalized != plain
+    assert len(set(penalized)) > len(set(plain))  # fewer repeats
+
+
+def test_lmi_top_n_tokens_and_refused_parameters(server: ServerProcess, client: openai.OpenAI) -> None:
+    _, runtime = server.clients()
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    body = {"inputs": prompt, "parameters": {"max_new_tokens": 6, "details": True, "top_n_tokens": 3}}
+    answer = runtime.invoke_endpoint(EndpointName=NAME, ContentType="application/json", Body=json.dumps(body))
+    details = json.loads(answer["Body"].read())["details"]
+    assert len(details["top_tokens"]) == len(details["tokens"]) == details["generated_tokens"]
+    for token, top in zip(details["tokens"], details["top_tokens"], strict=True):
+        assert len(top) == 3 and top[0]["id"] == token["id"]  # greedy: the chosen token is the most likely
+        assert top[0]["log_prob"] == pytest.approx(token["log_prob"], abs=1e-5)
+    for name in ("watermark", "decoder_input_details"):
+        refused = {"inputs": prompt, "parameters": {name: True}}
+        with pytest.raises(runtime.exceptions.ModelError) as caught:
+            runtime.invoke_endpoint(EndpointName=NAME, ContentType="application/json", Body=json.dumps(refused))
+        error = caught.value.response
+        assert (
+            error["OriginalStatusCode"] == 424
+            and f"parameters.{name}=true is not supported" in error["Error"]["Message"]
+        )
