@@ -107,7 +107,12 @@ def connect(info: str, url: str, action: str) -> psycopg.Connection[Any]:
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         return conn
     except psycopg.Error as exc:
-        raise StoreUnavailable(redact(url), action, scrub(str(exc).strip(), url)) from None
+        raise StoreUnavailable(redact(url), action, _cause(exc, url)) from None
+
+
+def _cause(exc: BaseException, url: str) -> str:
+    """The driver's message on one line (libpq adds hint lines), without the URL's secrets."""
+    return scrub("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), url)
 
 
 class PostgresStore:
@@ -147,7 +152,7 @@ class PostgresStore:
                         conn.execute(statement)
             except psycopg.Error as exc:
                 conn.close()
-                cause = scrub(str(exc).strip(), self._url)
+                cause = _cause(exc, self._url)
                 raise StoreUnavailable(self._where, "create the tables of", cause) from None
             self._conn = conn
             self._opened = True
@@ -208,7 +213,7 @@ class PostgresStore:
             except psycopg.Error as exc:  # the server went away, refused the statement, timed out, disk full
                 if conn.closed or conn.broken:
                     self._drop()
-                raise StoreUnavailable(self._where, action, scrub(str(exc).strip(), self._url)) from None
+                raise StoreUnavailable(self._where, action, _cause(exc, self._url)) from None
 
     # damaged rows ----------------------------------------------------------------------------
     def problems(self) -> builtins.list[RecordProblem]:

@@ -1,0 +1,179 @@
+"""Two `modelhost server` processes on one PostgreSQL store: either answers the API, one leads; kill -9 of the
+leader hands the endpoint to the other within seconds, and it serves again through the survivor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.fleet.postgres import PostgresCluster
+from tests.integration.server import ServerProcess, deploy, wait_status, worker_pids
+
+ROLE_TIMEOUT_S = 10.0
+
+
+def role(server: ServerProcess) -> str:
+    return str(httpx.get(f"{server.url}/_modelhost/health", timeout=5).json()["role"])
+
+
+def invoke(runtime: Any, name: str) -> dict[str, Any]:
+    body = runtime.invoke_endpoint(EndpointName=name, Body=b'{"x": 1}', ContentType="application/json")["Body"]
+    return dict(json.loads(body.read()))
+
+
+def invoke_within(runtime: Any, name: str, timeout_s: float) -> dict[str, Any]:
+    """The first answer within `timeout_s` (a follower learns a route within ~1 s of the leader's publishing)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return invoke(runtime, name)
+        except ClientError as exc:
+            if time.monotonic() > deadline:
+                raise
+            assert exc.response["Error"]["Code"] in ("ServiceUnavailable", "ModelError"), exc
+            time.sleep(0.2)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.fixture
+def servers(postgres_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Server A, then server B, each with its own home, on one PostgreSQL database."""
+    env = {"MODELHOST_STORE_URL": postgres_url, "MODELHOST_HEALTH_INTERVAL_S": "1"}
+    started: list[ServerProcess] = []
+    try:
+        for name in ("a", "b"):
+            started.append(ServerProcess(tmp_path / name, env=env).start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.mark.slow
+def test_either_server_answers_and_the_survivor_takes_over_after_kill_9(
+    servers: list[ServerProcess], postgres: PostgresCluster, postgres_url: str, echo_model: Path, tmp_path: Path
+) -> None:
+    a, b = servers
+    assert (role(a), role(b)) == ("leader", "follower")
+    sm_a, runtime_a = a.clients()
+    sm_b, runtime_b = b.clients()
+    deploy(sm_a, "shared-echo", str(echo_model))
+    assert wait_status(sm_b, "shared-echo")["EndpointStatus"] == "InService"  # B reads A's writes
+    assert [e["EndpointName"] for e in sm_b.list_endpoints()["Endpoints"]] == ["shared-echo"]
+    through_b = invoke_within(runtime_b, "shared-echo", 10)  # B routes to the worker A started
+    assert json.loads(through_b["echo"]) == {"x": 1}
+    assert invoke(runtime_a, "shared-echo")["worker"] == through_b["worker"]
+    with pytest.raises(ClientError, match="already existing endpoint"):
+        sm_b.create_endpoint(EndpointName="SHARED-ECHO", EndpointConfigName="shared-echo")  # one name space
+    old_workers = worker_pids(a.home)
+    assert old_workers
+
+    a.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    statuses: list[str] = []
+    takeover_s = None
+    while True:  # DescribeEndpoint answers through B the whole time
+        statuses.append(sm_b.describe_endpoint(EndpointName="shared-echo")["EndpointStatus"])
+        if takeover_s is None and role(b) == "leader":
+            takeover_s = time.monotonic() - killed
+        if takeover_s is not None:
+            try:
+                answer = invoke(runtime_b, "shared-echo")
+                break
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] in ("ServiceUnavailable", "ModelError"), exc
+        assert time.monotonic() - killed < 90, f"not serving again; statuses {sorted(set(statuses))}"
+        time.sleep(0.2)
+    serving_again_s = time.monotonic() - killed
+    assert takeover_s is not None and takeover_s < 5
+    assert answer["worker"] != through_b["worker"]  # a new worker, started by the new leader
+    assert wait_status(sm_b, "shared-echo")["EndpointStatus"] == "InService"
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in old_workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in old_workers)  # the dead leader's workers died with it
+    print(f"\nleader takeover {takeover_s:.2f} s after kill -9; serving again through the survivor "
+          f"{serving_again_s:.2f} s after it; statuses seen: {sorted(set(statuses))}")  # fmt: skip
+
+    # A comes back, as a follower, and routes to the new leader's worker
+    a2 = ServerProcess(tmp_path / "a", env=a.env).start()
+    servers.append(a2)
+    assert role(a2) == "follower"
+    assert invoke_within(a2.clients()[1], "shared-echo", 10)["worker"] == answer["worker"]
+    log_a = a.log_text() + a2.log_text() + b.log_text()
+    assert postgres.password not in log_a  # the URL's password is never logged
+
+
+@pytest.mark.slow
+def test_a_follower_answers_service_unavailable_while_the_database_is_away_and_the_leader_steps_down(
+    echo_model: Path, tmp_path: Path
+) -> None:
+    from tests.integration.fleet.conftest import start_cluster
+
+    cluster = start_cluster()  # its own: this test stops it
+    env = {"MODELHOST_STORE_URL": cluster.url()}
+    leader = ServerProcess(tmp_path / "a", env=env).start()
+    follower = ServerProcess(tmp_path / "b", env=env)
+    try:
+        follower.start()
+        sm, _ = follower.clients()
+        sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": str(echo_model)})
+        cluster.stop()
+        with pytest.raises(ClientError) as caught:
+            sm.describe_model(ModelName="m")
+        assert caught.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert cluster.password not in str(caught.value)
+        assert leader.process is not None
+        leader.process.wait(timeout=60)  # it lost its lock: it must not lead beside a new leader
+        assert "no longer leads the shared store" in leader.log_text()
+        cluster.start()
+        deadline = time.monotonic() + 20
+        while role(follower) != "leader":  # the follower takes over once the database is back
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert sm.describe_model(ModelName="m")["ModelName"] == "m"
+    finally:
+        leader.stop()
+        follower.stop()
+        cluster.remove()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://app:s3cret-pw@127.0.0.1:{port}/nowhere", "cannot open the store postgresql://app:***@127.0.0.1"),
+        ("mysql://app:s3cret-pw@127.0.0.1/x", "is not a PostgreSQL URL"),
+    ],
+)
+def test_a_bad_or_unreachable_store_stops_the_server_with_one_line(tmp_path: Path, url: str, says: str) -> None:
+    from modelhost.testing import free_port
+
+    done = subprocess.run(
+        [sys.executable, "-m", "modelhost", "server", "--home", str(tmp_path), "--port", str(free_port()),
+         "--store-url", url.format(port=free_port())],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], done.stderr
+    assert "s3cret-pw" not in done.stderr + done.stdout and "Traceback" not in done.stderr
