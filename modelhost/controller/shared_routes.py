@@ -49,16 +49,19 @@ class _Syncing(abc.ABC):
     def once(self) -> None: ...
 
     async def run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.once)
-            except StoreError as exc:
-                if self.problem is None:
-                    log.warning("%s: %s; retrying", WHERE, exc)
-                self.problem = str(exc)
-            else:
-                self.problem = None
-            await asyncio.sleep(self._interval_s)
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(self.once)
+                except StoreError as exc:
+                    if self.problem is None:
+                        log.warning("%s: %s; retrying", WHERE, exc)
+                    self.problem = str(exc)
+                else:
+                    self.problem = None
+                await asyncio.sleep(self._interval_s)
+        finally:
+            self.problem = None  # a follower elected leader no longer follows: its last failure is moot
 
     def problems(self) -> list[str]:
         return [] if self.problem is None else [f"{WHERE}: {self.problem}"]

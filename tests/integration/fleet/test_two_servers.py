@@ -177,3 +177,33 @@ def test_a_bad_or_unreachable_store_stops_the_server_with_one_line(tmp_path: Pat
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], done.stderr
     assert "s3cret-pw" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_writes_through_a_follower_reach_the_leader(servers: list[ServerProcess], tmp_path: Path) -> None:
+    from tests.integration.async_inference.test_async_inference import async_endpoint
+    from tests.integration.server import write_echo_model
+
+    a, b = servers
+    sm_a, runtime_a = a.clients()
+    sm_b, runtime_b = b.clients()
+    started = time.monotonic()
+    async_endpoint(sm_b, "via-follower", write_echo_model(tmp_path / "echo"), str(tmp_path / "out"))
+    assert wait_status(sm_b, "via-follower")["EndpointStatus"] == "InService"  # the leader deployed it
+    deployed_s = time.monotonic() - started
+    assert worker_pids(a.home) and not worker_pids(b.home)  # only the leader runs workers
+    answer = runtime_b.invoke_endpoint_async(EndpointName="via-follower", Body=b"queued on the follower")
+    output = Path(answer["OutputLocation"])
+    deadline = time.monotonic() + 30
+    while not output.exists():  # the leader adopts the request the follower's intake stored, and runs it
+        assert time.monotonic() < deadline, "the async request recorded by the follower never ran"
+        time.sleep(0.2)
+    assert b"queued on the follower" in output.read_bytes()
+    sm_b.delete_endpoint(EndpointName="via-follower")
+    deadline = time.monotonic() + 30
+    while sm_a.list_endpoints()["Endpoints"]:
+        assert time.monotonic() < deadline, "the delete recorded by the follower was not carried out"
+        time.sleep(0.2)
+    with pytest.raises(ClientError, match="not found|Could not find"):
+        runtime_a.invoke_endpoint(EndpointName="via-follower", Body=b"x")
+    print(f"\nendpoint created through the follower InService after {deployed_s:.2f} s")
