@@ -7,7 +7,7 @@ password, so nothing prints a URL except through `redact`, and driver messages g
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from modelhost.store.errors import StoreUrlInvalid
 
@@ -17,21 +17,23 @@ MASK = "***"
 
 
 def redact(url: str) -> str:
-    """The URL with its password (in the authority or as a `password=` parameter) replaced by ***."""
+    """The URL with its password (in the authority or as a `password=` parameter) replaced by ***; the rest of it
+    exactly as given."""
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostinfo = netloc.rpartition("@")
-            user, has_password, _ = userinfo.partition(":")
-            netloc = f"{user}:{MASK}@{hostinfo}" if has_password else netloc
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*")
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return f"{url.partition(':')[0]}://{MASK}"  # unparseable: show the scheme only
+    shown = url
+    if parts.password is not None:
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        shown = shown.replace(f"//{parts.netloc}", f"//{user}:{MASK}@{hostinfo}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+            query = urlencode([(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*/")
+            shown = shown.replace(f"?{parts.query}", f"?{query}", 1)
+    return shown
 
 
 def secrets_of(url: str) -> list[str]:
@@ -70,4 +72,4 @@ def postgres_url(url: str) -> str:
     host_param = any(k.lower() == "host" for k, _ in parse_qsl(parts.query))
     if not parts.hostname and not host_param:
         raise StoreUrlInvalid(f"the store URL {redact(url)} names no host (postgresql://USER@HOST/DATABASE)")
-    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+    return "postgresql:" + url.strip().partition(":")[2]
