@@ -59,11 +59,11 @@ from modelhost.controller.cold_start import ColdStarts
 from modelhost.controller.instances import InstanceStarter
 from modelhost.controller.leadership import Leadership
 from modelhost.controller.loop import ControlLoop, LoopSettings
-from modelhost.controller.preparation import ArtifactPreparer
 from modelhost.controller.shared_routes import RouteFollower, RoutePublisher
 from modelhost.errors import ApiError, ValidationError
 from modelhost.front_door import FrontDoor, doors
 from modelhost.http_body import BodyTooLarge, read_limited
+from modelhost.launching import Launching, build_launching
 from modelhost.monitoring import wire as cloudwatch_wire
 from modelhost.monitoring.cloudwatch_api import CloudWatchApi
 from modelhost.monitoring.logs.api import LOGS_TARGET_PREFIX, LogsApi
@@ -75,15 +75,11 @@ from modelhost.router.cache import ResultCache
 from modelhost.router.forward import HttpUpstream, InvocationRouter
 from modelhost.router.openai import OpenAiApi
 from modelhost.router.table import RoutingTable
-from modelhost.scheduler.inventory import GpuLedger, Inventory, discover_inventory
 from modelhost.scheduler.launchers.confinement import Confinement, worker_confinement
-from modelhost.scheduler.launchers.local_process import LocalProcessLauncher
 from modelhost.scheduler.placement import parse_quotas
 from modelhost.security import actions
 from modelhost.security.keys import key_store_for
 from modelhost.settings import ServerSettings
-from modelhost.storage.artifacts import ArtifactCache
-from modelhost.storage.limits import data_limits
 from modelhost.storage.objects import objects_for
 from modelhost.store.base import Store
 from modelhost.store.errors import StoreError, UnreadableRecord
@@ -137,37 +133,27 @@ def build_controller(
     records: Records,
     table: RoutingTable,
     admission: Admission,
-    registry: ModelRegistry,
-    inventory: Inventory,
-    confinement: Confinement,
-) -> tuple[ControlLoop, LocalProcessLauncher]:
-    """The control loop with its applier, on local worker processes."""
+    launching: Launching,
+) -> ControlLoop:
+    """The control loop with its applier, on the launcher `launching` holds (local processes or Ray)."""
     clock = SystemClock()
-    launcher = LocalProcessLauncher(settings.run_dir, settings.logs_dir, confinement=confinement)
+    launcher = launching.launcher
     starter = InstanceStarter(
         launcher,
-        inventory,
-        GpuLedger(),
-        registry.worker_environment,
+        launching.instance_inventory,
+        launching.ledger,
+        launching.worker_environment,
         clock,
         strict=settings.strict_instance_types,
         ping_interval_s=settings.ping_interval_s,
-    )
-    preparer = ArtifactPreparer(
-        ArtifactCache(
-            settings.artifacts_dir,
-            settings.max_extract_bytes,
-            limits=data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home),
-        ),
-        settings.packages_dir,
-        settings.run_dir / "empty-model",
+        base_environment=launching.base_environment,
     )
     holder: list[ControlLoop] = []
     applier = Applier(
         records,
         launcher,
         starter,
-        preparer,
+        launching.preparer,
         table,
         admission,
         clock,
@@ -177,7 +163,7 @@ def build_controller(
     loop_settings = LoopSettings(settings.control_interval_s, settings.health_interval_s, settings.health_failures)
     controller = ControlLoop(records, applier, launcher, table, clock, loop_settings)
     holder.append(controller)
-    return controller, launcher
+    return controller
 
 
 @contextlib.asynccontextmanager
@@ -190,7 +176,6 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
     store = open_store(settings)  # SQLite in the home (with backups), or the shared PostgreSQL database
     service_model("sagemaker")  # load botocore's model once, before the first request
-    inventory = discover_inventory(settings.inventory_json)
     table = RoutingTable()
     records = Records(store)
     upgrade_store(records)  # rows written before typed records (format 1), converted once
@@ -203,7 +188,9 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
     confinement = confinement or worker_confinement(settings)
     for note in confinement.notes:
         log.info("%s", note)
-    controller, launcher = build_controller(settings, records, table, admission, registry, inventory, confinement)
+    launching = build_launching(settings, confinement, registry)  # the host, or a Ray cluster it joins now
+    launcher, inventory = launching.launcher, launching.inventory
+    controller = build_controller(settings, records, table, admission, launching)
     clock = SystemClock()
     cold.append(ColdStarts(records, functools.partial(scales_to_zero, records), controller.wake, clock,
                            cold_start_activity(records, clock)))  # fmt: skip

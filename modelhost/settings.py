@@ -60,6 +60,15 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "MODELHOST_WORKER_LOG_LEVEL": "log level of worker processes (read by the worker); default INFO",
     "MODELHOST_ASYNC_MAX_INPUT_BYTES": "largest InvokeEndpointAsync input (InputLocation object) read; default 1 GiB "
     "(SageMaker's limit)",
+    "MODELHOST_LAUNCHER": "where workers run: local (default, processes on this host) or ray (a Ray cluster, "
+    "docs/fleet.md)",
+    "RAY_ADDRESS": "the Ray cluster the ray launcher joins (host:port of its head); default: one on this machine",
+    "MODELHOST_RAY_NODE_ADDRESS": "the address workers on Ray nodes listen on and the router reaches them at; "
+    "default: each node's own Ray address (127.0.0.1 for a cluster on one machine)",
+    "MODELHOST_RAY_NODE_DIR": "each Ray node's modelhost folder (its model data cache, packages, worker logs), on "
+    "the node; default ~/.cache/modelhost-node",
+    "MODELHOST_RAY_PLACEMENT_TIMEOUT_S": "how long an instance waits for the Ray cluster to have room for it before "
+    "its start fails (placement); default 120",
     "MODELHOST_ENGINE_FACTORY": "module:function that builds engine mode's Backend (read by the worker; tests "
     "use tests.fake_backend:create_backend); default the built-in engine's create_backend",
 }
@@ -72,6 +81,10 @@ _TEXT_SETTINGS = (  # variables taken as they are
     ("MODELHOST_QUOTAS", "quotas"),
     ("MODELHOST_LOCAL_DATA_ROOTS", "local_data_roots"),
     ("MODELHOST_WORKER_SANDBOX", "worker_sandbox"),
+    ("MODELHOST_LAUNCHER", "launcher"),
+    ("RAY_ADDRESS", "ray_address"),
+    ("MODELHOST_RAY_NODE_ADDRESS", "ray_node_address"),
+    ("MODELHOST_RAY_NODE_DIR", "ray_node_dir"),
     ("MODELHOST_STORE_URL", "store_url"),
 )
 
@@ -109,6 +122,11 @@ class ServerSettings:
     # access keys exist, nowhere once one does
     allow_private_model_data: bool = False  # MODELHOST_ALLOW_PRIVATE_MODEL_DATA: http(s) to private addresses
     worker_sandbox: str = "auto"  # MODELHOST_WORKER_SANDBOX: auto | required | off (scheduler/launchers/sandbox.py)
+    launcher: str = "local"  # MODELHOST_LAUNCHER / --launcher: local | ray (scheduler/launchers/ray_cluster.py)
+    ray_address: str | None = None  # RAY_ADDRESS / --ray-address: the cluster to join; None: one on this machine
+    ray_node_address: str = ""  # MODELHOST_RAY_NODE_ADDRESS: where workers listen on their nodes; "": the node's
+    ray_node_dir: str = "~/.cache/modelhost-node"  # MODELHOST_RAY_NODE_DIR: each node's folder, on the node
+    ray_placement_timeout_s: float = 120.0  # MODELHOST_RAY_PLACEMENT_TIMEOUT_S
     scaling_evaluation_s: float = 30.0  # MODELHOST_SCALING_EVALUATION_S (autoscaling/policies.py ScalingSettings)
     scaling_scale_in_points: int = 30  # MODELHOST_SCALING_SCALE_IN_POINTS
     scaling_scale_out_cooldown_s: float = 60.0  # MODELHOST_SCALING_SCALE_OUT_COOLDOWN_S
@@ -181,6 +199,7 @@ class ServerSettings:
             ("MODELHOST_SCALE_TO_ZERO_IDLE_S", "scale_to_zero_idle_s"),
             ("MODELHOST_SCALING_INTERVAL_S", "scaling_interval_s"),
             ("MODELHOST_SCALING_SCALE_IN_POINTS", "scaling_scale_in_points"),
+            ("MODELHOST_RAY_PLACEMENT_TIMEOUT_S", "ray_placement_timeout_s"),
         ):
             if env.get(name):
                 kind = float if key.endswith("_s") else int

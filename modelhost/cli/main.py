@@ -69,6 +69,10 @@ def cli() -> None:
 @click.option("--store-url", default=None, metavar="postgresql://...",
               help="shared PostgreSQL store (env MODELHOST_STORE_URL; default SQLite in the home)")  # fmt: skip
 @click.option("--strict-instance-types", is_flag=True, default=None, help="refuse GPU types this host lacks")
+@click.option("--launcher", type=click.Choice(["local", "ray"]), default=None,
+              help="where workers run: local processes (default) or a Ray cluster (MODELHOST_LAUNCHER)")  # fmt: skip
+@click.option("--ray-address", default=None, metavar="HOST:PORT",
+              help="the Ray cluster --launcher ray joins (RAY_ADDRESS; default one on this machine)")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--allow-unauthenticated", is_flag=True, help="listen on a non-loopback address without access keys")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS with this PEM certificate")
@@ -79,6 +83,8 @@ def server(
     home: str | None,
     store_url: str | None,
     strict_instance_types: bool | None,
+    launcher: str | None,
+    ray_address: str | None,
     log_level: str,
     allow_unauthenticated: bool,
     tls_cert: str | None,
@@ -94,8 +100,9 @@ def server(
     from modelhost.store.urls import redact
 
     settings = ServerSettings.from_environment(
-        host=host, port=port, home=home, strict_instance_types=strict_instance_types, store_url=store_url
-    )
+        host=host, port=port, home=home, strict_instance_types=strict_instance_types, store_url=store_url,
+        launcher=launcher, ray_address=ray_address,
+    )  # fmt: skip
     configure_logging(log_level)  # one line per record: control characters escaped
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together: give both to serve HTTPS")

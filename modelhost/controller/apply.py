@@ -163,12 +163,16 @@ class Applier:
         run.starting += count
         try:
             for _ in range(count):
-                copies = self._starter.start_instance(name, run.spec, run.prepared, run.next_index)
+                index = run.next_index
                 run.next_index += 1
+                copies = await self._starter.start_instance(name, run.spec, run.prepared, index)
                 workers.extend(copies)
                 for worker in copies:
                     endlog.write(f"started {worker.instance_id}, log {worker.log_path}")
             startup_s = run.spec.variant.startup_timeout_s or self._timeouts.startup_s
+            node = run.prepared.node_data
+            if node is not None:  # the instance's node downloads and installs the model before it can answer
+                startup_s += node.download_timeout_s + node.install_timeout_s
             await self._starter.wait_healthy(workers, run.spec, startup_s, status)
         except BaseException:
             await self._stop_workers(workers)

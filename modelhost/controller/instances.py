@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -35,7 +37,7 @@ class InstanceStarter:
         self,
         launcher: Launcher,
         inventory: Inventory,
-        ledger: GpuLedger,
+        ledger: GpuLedger | None,
         worker_environment: WorkerEnvironment,
         clock: Clock,
         *,
@@ -45,25 +47,29 @@ class InstanceStarter:
     ) -> None:
         self._launcher = launcher
         self._inventory = inventory
-        self._ledger = ledger
+        self._ledger = ledger  # None: devices are assigned where the instance runs (a Ray cluster); `inventory`
+        # is then one node's resources, what one instance is sized against
         self._worker_environment = worker_environment
         self._clock = clock
         self._strict = strict
         self._ping_interval_s = ping_interval_s
         self._base_environment = base_environment
 
-    def start_instance(
+    async def start_instance(
         self, endpoint_name: str, spec: VariantSpec, prepared: PreparedModel, index: int
     ) -> list[Worker]:
         """Place one instance and start its workers: one per model copy (several when the instance has more
-        GPUs than option.tensor_parallel_degree). Raises DeploymentError (placement) when it cannot run."""
+        GPUs than option.tensor_parallel_degree). Raises DeploymentError (placement) when it cannot run.
+        Placement is decided on the event loop (no two decisions interleave); the launcher's start, which may
+        wait for a cluster to place the workers, runs in a thread."""
         model_env = dict(spec.container.environment)
         properties = serving_properties(prepared.model_dir, model_env)
         tp = properties.tensor_parallel_degree if properties else None
         if tp is None and model_env.get("SM_NUM_GPUS", "").strip().isdigit():  # TGI's form of the degree
             tp = int(model_env["SM_NUM_GPUS"])
         try:
-            placement = place(spec.instance_type, self._inventory, self._ledger.in_use(), strict=self._strict)
+            in_use = self._ledger.in_use() if self._ledger is not None else ()
+            placement = place(spec.instance_type, self._inventory, in_use, strict=self._strict)
             blocks = model_copies(spec.instance_type, placement.gpu_ids, tp)
         except InsufficientCapacity as exc:
             raise DeploymentError(PHASE_PLACEMENT, str(exc)) from exc
@@ -73,23 +79,39 @@ class InstanceStarter:
         env = self._worker_environment(base, model_ids=model_ids(prepared.model_dir, model_env, properties))
         env.update(model_env)
         notes = (self._cpu_fallback_note(spec.instance_type),) if placement.cpu_fallback else ()
-        self._ledger.allocate(group_id, placement.gpu_ids)
-        workers = []
+        if self._ledger is not None:
+            self._ledger.allocate(group_id, placement.gpu_ids)
+        workers: list[Worker] = []
         try:
             for copy, gpus in enumerate(blocks):
                 suffix = f"-{copy}" if len(blocks) > 1 else ""
                 request = _launch_request(
                     endpoint_name, spec, prepared, placement, len(blocks), gpus, env, notes,
                     instance_id=f"{group_id}-c{copy}", group_id=group_id,
-                    log_name=f"{spec.name.lower()}-{index}{suffix}.log",
+                    log_name=f"{spec.name.lower()}-{index}{suffix}.log", copy_index=copy,
                 )  # fmt: skip
-                workers.append(self._launcher.start(request))
-        except Exception as exc:  # OSError (disk full, limits), ValueError (a NUL in the environment), …
+                workers.append(await self._launch(request))
+        except BaseException as exc:  # OSError (disk full, limits), ValueError (a NUL in the environment), …
             for worker in workers:
-                self._launcher.stop(worker, 0.0)
-            self._ledger.release(group_id)
+                await asyncio.to_thread(self._launcher.stop, worker, 0.0)
+            self.release(group_id)
+            if isinstance(exc, InsufficientCapacity):  # the cluster found no node for it in time
+                raise DeploymentError(PHASE_PLACEMENT, str(exc)) from exc
+            if not isinstance(exc, Exception):
+                raise
             raise DeploymentError(PHASE_LOAD, f"the worker could not be started: {exc}") from exc
         return workers
+
+    async def _launch(self, request: LaunchRequest) -> Worker:
+        """The launcher's start in a thread; cancelled meanwhile, the worker it still starts is stopped."""
+        task = asyncio.ensure_future(asyncio.to_thread(self._launcher.start, request))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                worker = await task
+                await asyncio.to_thread(self._launcher.stop, worker, 0.0)
+            raise
 
     def _cpu_fallback_note(self, instance_type: str) -> str:
         return (
@@ -100,7 +122,8 @@ class InstanceStarter:
 
     def release(self, group_id: str) -> None:
         """The instance's workers are gone: its GPUs are free again."""
-        self._ledger.release(group_id)
+        if self._ledger is not None:
+            self._ledger.release(group_id)
 
     async def wait_healthy(
         self, workers: list[Worker], spec: VariantSpec, startup_timeout_s: float, status: Callable[[str], None]
@@ -155,6 +178,7 @@ def _launch_request(
     instance_id: str,
     group_id: str,
     log_name: str,
+    copy_index: int,
 ) -> LaunchRequest:
     cpu_threads = max(1, placement.cpu_threads // copies)
     return LaunchRequest(
@@ -174,6 +198,9 @@ def _launch_request(
         environment=env,
         log_name=log_name,
         notes=notes,
+        node_data=prepared.node_data,
+        copies=copies,
+        copy_index=copy_index,
     )
 
 

@@ -1,5 +1,6 @@
 """A variant's model data made ready to serve: fetched, extracted, requirements installed, each by its deadline;
 a local path named as the model id (serving.properties, Environment) checked against the model-data limits.
+`NodePreparer` leaves all of that to the node that runs each instance (the Ray launcher).
 
 The download phase ends at the variant's ModelDataDownloadTimeoutInSeconds even when a system call blocks (a
 FIFO, a hung mount): the work runs on an abandoned-if-late thread (`modelhost.concurrency`).
@@ -18,6 +19,7 @@ from modelhost.contracts.worker import PHASE_DOWNLOAD, PHASE_LOAD, PHASE_REQUIRE
 from modelhost.errors import DeploymentError
 from modelhost.requirements import prepare_requirements
 from modelhost.resources.model import Container
+from modelhost.scheduler.launchers.base import NodeModelData
 from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import DataLimits, effective_roots
 from modelhost.storage.model_ids import deployment_refusal
@@ -29,8 +31,9 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class PreparedModel:
-    model_dir: Path
+    model_dir: Path  # the model folder on this host (an empty placeholder when `node_data` is set)
     packages_dir: Path | None
+    node_data: NodeModelData | None = None  # set when each instance's node fetches and prepares the model itself
 
 
 class ModelPreparer(Protocol):
@@ -126,3 +129,21 @@ class ArtifactPreparer:
                 f"the model data at {source.uri} was not ready within {timeout_s:g} s "
                 "(ModelDataDownloadTimeoutInSeconds); a read blocked or was too slow.",
             ) from exc
+
+
+class NodePreparer:
+    """Prepares nothing here: the model data's location is checked and handed to the launcher, whose node
+    fetches, extracts and installs it in its own cache (model data is never copied from the server's disk)."""
+
+    def __init__(self, empty_dir: Path) -> None:
+        self._empty_dir = empty_dir  # stands in for the model folder on the server (its serving.properties is
+        # on the node: the tensor parallel degree comes from the model's Environment)
+
+    async def prepare(
+        self, container: Container, *, download_timeout_s: float, install_timeout_s: float, progress: Progress
+    ) -> PreparedModel:
+        source = model_data_source(container)
+        self._empty_dir.mkdir(parents=True, exist_ok=True)
+        if source is not None:
+            progress(f"model data {source.uri} is fetched by the node of each instance")
+        return PreparedModel(self._empty_dir, None, NodeModelData(source, download_timeout_s, install_timeout_s))

@@ -2,8 +2,8 @@
 
 A launcher owns everything about where a worker runs: its port, its log and run paths, its device
 environment, the failure record it leaves, and finding workers a previous server left behind.
-`LocalProcessLauncher` runs local processes; tests use `tests.fakes.launcher.FakeLauncher`; a Ray launcher
-is one more implementation in this folder.
+`LocalProcessLauncher` runs local processes; `RayClusterLauncher` (ray_cluster.py) runs them on the nodes of a
+Ray cluster; tests use `tests.fakes.launcher.FakeLauncher`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Protocol
 
 from modelhost.contracts.worker import FailureRecord
+from modelhost.storage.uris import ModelDataSource
+
+
+@dataclass(frozen=True, slots=True)
+class NodeModelData:
+    """Model data that the node running the worker fetches and prepares itself (a Ray node): the server never
+    downloads it, and its own copy is never sent."""
+
+    source: ModelDataSource | None  # None: the container has no model data (an empty model folder)
+    download_timeout_s: float  # ModelDataDownloadTimeoutInSeconds: listing, downloading and extracting
+    install_timeout_s: float  # the model's requirements.txt install
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,9 @@ class LaunchRequest:
     environment: Mapping[str, str] = field(default_factory=dict)  # the worker's environment, model env included
     log_name: str = "worker.log"  # the instance log's file name in the endpoint's log folder
     notes: tuple[str, ...] = ()  # lines written at the top of the instance log (e.g. "running on CPU")
+    node_data: NodeModelData | None = None  # set when the node fetches the model data (model_dir is then unused)
+    copies: int = 1  # the model copies (workers) of its SageMaker instance, placed together
+    copy_index: int = 0  # which of them this one is
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,8 @@ class LocalProcessLauncher:
         log_path = self.log_dir(request.endpoint_name) / request.log_name
         log_path.parent.mkdir(parents=True, exist_ok=True)
         sandbox = self._confinement.sandbox
-        spec = _spec(request, free_port(self._host), self._host, run_dir, secrets.token_urlsafe(32), sandbox is None)
+        token = secrets.token_urlsafe(32)
+        spec = worker_spec(request, free_port(self._host), self._host, run_dir, token, sandbox is None)
         env = {**request.environment, SPEC_ENV: spec.to_json(), "PYTHONUNBUFFERED": "1"}
         env["SAGEMAKER_BIND_TO_PORT"] = str(spec.port)
         # the one place the worker's devices are decided: the GPUs it was placed on, or none at all
@@ -235,7 +236,7 @@ def memory_exceeded_reason(budget: Budget, instance_type: str) -> str:
     )
 
 
-def _spec(
+def worker_spec(
     request: LaunchRequest, port: int, host: str, run_dir: Path, router_token: str, watch_parent: bool
 ) -> WorkerSpec:
     return WorkerSpec(
