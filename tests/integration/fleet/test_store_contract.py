@@ -171,6 +171,23 @@ def test_two_servers_stores_update_one_row_without_losing_a_write(postgres_url: 
         s.close()
 
 
+def test_put_many_is_all_or_nothing(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    store.open()
+    with pytest.raises(StoreUnavailable):
+        store.put_many("transform_object", [("job/1", {"i": 1}), ("job/\x00", {"i": 2})])  # PostgreSQL refuses NUL
+    assert store.items("transform_object") == []
+    store.close()
+
+
+def test_a_wrong_password_is_one_error_without_the_password(postgres: PostgresCluster) -> None:
+    wrong = postgres.url().replace(postgres.password, "wrong-pw-1234")
+    with pytest.raises(StoreUnavailable) as caught:
+        PostgresStore(wrong).open()
+    message = str(caught.value)
+    assert "password authentication failed" in message and "wrong-pw-1234" not in message and "***" in message
+
+
 def test_a_database_that_goes_away_is_store_unavailable_and_comes_back() -> None:
     from tests.integration.fleet.conftest import start_cluster
 
