@@ -27,6 +27,7 @@ except ImportError:  # the optional extra; conninfo() says what to install befor
 
 log = logging.getLogger(__name__)
 
+RELEASE_WAIT_S = 2.0  # at shutdown, how long release waits for a check that hangs on a cut-off network
 LEADER_LOCK_KEY = 0x6D6F64656C6C6472  # the advisory lock's bigint key ("modelldr" in ASCII)
 
 
@@ -101,8 +102,13 @@ class PostgresLeaderLock:
             return False
 
     def release(self) -> None:
-        with self._lock:
+        if not self._lock.acquire(timeout=RELEASE_WAIT_S):
+            log.warning("leader lock: a check still hangs on its connection; the lock ends with this process")
+            return
+        try:
             self._close()
+        finally:
+            self._lock.release()
 
     def _close(self) -> None:
         self._held = False
