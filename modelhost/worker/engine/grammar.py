@@ -55,7 +55,9 @@ def json_constraint(schema: dict[str, Any] | None, param: str) -> Constraint:
     error = LLMatcher.validate_grammar(grammar)
     if error:
         raise InvalidParameter(f"{param}: the JSON schema is not supported: {_first_line(error)}", param)
-    return Constraint(grammar=grammar, param=param, kind="json_object" if schema is None else "json_schema")
+    if schema is None:
+        return Constraint(grammar=grammar, param=param, kind="json_object")
+    return Constraint(grammar=grammar, param=param, kind="json_schema", source=json.dumps(schema))
 
 
 def regex_constraint(pattern: str, param: str) -> Constraint:
@@ -70,7 +72,7 @@ def regex_constraint(pattern: str, param: str) -> Constraint:
     error = LLMatcher.validate_grammar(grammar)
     if error:
         raise InvalidParameter(f"{param}: the regular expression is not supported: {_first_line(error)}", param)
-    return Constraint(grammar=grammar, param=param, kind="regex")
+    return Constraint(grammar=grammar, param=param, kind="regex", source=pattern)
 
 
 def _first_line(message: str) -> str:

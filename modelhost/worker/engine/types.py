@@ -42,7 +42,9 @@ class Constraint:
 
     grammar: str
     param: str  # the request field it came from ("response_format", "parameters.grammar"), for errors
-    kind: str = "json_schema"  # json_schema | json_object
+    kind: str = "json_schema"  # json_schema | json_object | regex | tool_calls
+    source: str | None = None  # what the grammar was compiled from: the schema's JSON text, the regex (for
+    # backends that compile it themselves, as vLLM does); None for json_object and tool_calls
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ gauges and each request's queue time.
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from modelhost.worker.engine.limits import resolve_limits
@@ -17,8 +19,10 @@ from modelhost.worker.engine.types import (
     GenerationRequest,
     InputTooLong,
     InvalidParameter,
+    ModelLimits,
     SamplingParams,
     TokenEvent,
+    TokenLogProb,
 )
 from modelhost.worker.engine.vllm_stats import SchedulerSnapshot, queue_time_s, stat_logger_factory
 
@@ -31,8 +35,39 @@ def visible_gpu_count(default: int) -> int:
     return len([d for d in visible.split(",") if d.strip()]) if visible else default
 
 
+def engine_arguments(config: EngineConfig, limits: ModelLimits) -> dict[str, Any]:
+    """AsyncEngineArgs keyword arguments: the model, limits and GPUs, and LMI's vLLM options when given
+    (option.gpu_memory_utilization, a share of each GPU's memory; option.enforce_eager, no CUDA graphs).
+    Raises ValueError naming a bad option."""
+    arguments: dict[str, Any] = {
+        "model": config.model_id_or_path,
+        "tokenizer": config.model_id_or_path,
+        "dtype": _DTYPES.get(config.dtype, "auto"),
+        "max_model_len": limits.max_model_len,
+        "max_num_seqs": limits.max_batch_size,
+        "tensor_parallel_size": visible_gpu_count(config.tensor_parallel_degree),
+        "trust_remote_code": config.trust_remote_code,
+    }
+    share = config.extra.get("gpu_memory_utilization")
+    if share is not None:
+        try:
+            value = float(share)
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= 1:
+            raise ValueError(f"option.gpu_memory_utilization={share!r} must be a number in (0, 1]")
+        arguments["gpu_memory_utilization"] = value
+    eager = config.extra.get("enforce_eager")
+    if eager is not None:
+        if eager.strip().lower() not in ("true", "false"):
+            raise ValueError(f"option.enforce_eager={eager!r} must be true or false")
+        arguments["enforce_eager"] = eager.strip().lower() == "true"
+    return arguments
+
+
 def to_vllm_sampling(params: SamplingParams, eos_ignored: bool) -> dict[str, Any]:
-    """vLLM SamplingParams keyword arguments for ours (greedy = temperature 0)."""
+    """vLLM SamplingParams keyword arguments for ours (greedy = temperature 0). `logprobs` is the number of top
+    alternatives vLLM returns besides the chosen token (0: the chosen token's log-probability only)."""
     return {
         "max_tokens": params.max_new_tokens,
         "min_tokens": params.min_new_tokens,
@@ -40,24 +75,66 @@ def to_vllm_sampling(params: SamplingParams, eos_ignored: bool) -> dict[str, Any
         "top_p": params.top_p,
         "top_k": params.top_k if params.top_k > 0 else -1,
         "repetition_penalty": params.repetition_penalty,
+        "frequency_penalty": params.frequency_penalty,
+        "presence_penalty": params.presence_penalty,
         "seed": params.seed,
         "stop": list(params.stop),
         "ignore_eos": eos_ignored,
-        "logprobs": 0,
+        "logprobs": params.logprobs or 0,
         "output_kind_delta": True,
     }
 
 
+def structured_outputs(params: SamplingParams) -> dict[str, Any] | None:
+    """vLLM's structured-outputs keyword arguments (StructuredOutputsParams) for the request's constraint: the
+    JSON schema, any JSON object, or the regex it was compiled from (compact JSON is an engine setting: see
+    VLLMBackend.start). None without a constraint; InvalidParameter for one vLLM cannot take (tool calls)."""
+    constraint = params.constraint
+    if constraint is None:
+        return None
+    if constraint.kind == "json_object":
+        return {"json_object": True}
+    if constraint.kind == "json_schema" and constraint.source is not None:
+        return {"json": json.loads(constraint.source)}
+    if constraint.kind == "regex" and constraint.source is not None:
+        return {"regex": constraint.source}
+    raise InvalidParameter(
+        f"{constraint.param} is not supported on the vllm backend in modelhost (a {constraint.kind} grammar runs "
+        "on the built-in engine only)",
+        constraint.param,
+    )
+
+
 def refuse_unsupported(params: SamplingParams) -> None:
-    """What this adapter does not pass to vLLM yet is refused (a 400 naming it), never silently dropped."""
-    if params.constraint is not None:
+    """What this adapter cannot pass to vLLM is refused (a 400 naming it), never silently dropped."""
+    structured_outputs(params)
+    if params.typical_p != 1.0:
         raise InvalidParameter(
-            f"{params.constraint.param} is not supported on the vllm backend in modelhost yet "
-            "(structured outputs run on the built-in engine)",
-            params.constraint.param,
+            "typical_p is not supported on the vllm backend (vLLM has no typical decoding)", "typical_p"
         )
-    if params.logprobs:
-        raise InvalidParameter("top log-probabilities are not supported on the vllm backend yet", "top_logprobs")
+
+
+def step_log_probs(
+    entry: Mapping[int, Any], token: int, top: int
+) -> tuple[float | None, bytes, tuple[TokenLogProb, ...]]:
+    """One position of vLLM's logprobs (token id -> Logprob with logprob, rank, decoded_token): the chosen token's
+    log-probability and bytes, and the `top` most likely tokens best first (vLLM adds the chosen token to its
+    top-k when it is not among them; it is left out of the alternatives then, as the built-in engine does)."""
+    chosen = entry.get(token)
+    ranked = sorted(
+        ((token_id, item) for token_id, item in entry.items() if item.rank is not None and item.rank <= top),
+        key=lambda pair: pair[1].rank,
+    )
+    alternatives = tuple(TokenLogProb(token_id, _bytes(item), float(item.logprob)) for token_id, item in ranked)
+    if chosen is None:
+        return None, b"", alternatives[:top]
+    return float(chosen.logprob), _bytes(chosen), alternatives[:top]
+
+
+def _bytes(item: Any) -> bytes:
+    """A token's text as vLLM decoded it (a byte of a character split across tokens comes back as U+FFFD)."""
+    text = item.decoded_token
+    return text.encode("utf-8") if isinstance(text, str) else b""
 
 
 class VLLMBackend:
@@ -76,17 +153,19 @@ class VLLMBackend:
     async def start(self) -> None:
         from vllm import AsyncEngineArgs, AsyncLLMEngine
 
-        args = AsyncEngineArgs(
-            model=self.config.model_id_or_path,
-            tokenizer=self.config.model_id_or_path,
-            dtype=_DTYPES.get(self.config.dtype, "auto"),
-            max_model_len=self.limits.max_model_len,
-            max_num_seqs=self.limits.max_batch_size,
-            tensor_parallel_size=visible_gpu_count(self.config.tensor_parallel_degree),
-            trust_remote_code=self.config.trust_remote_code,
-        )
+        arguments = engine_arguments(self.config, self.limits)
+        if "structured_outputs_config" in getattr(AsyncEngineArgs, "__dataclass_fields__", {}):
+            from vllm.config import StructuredOutputsConfig
+
+            # llguidance (as the built-in engine) with compact JSON; vLLM >= 0.11 sets whitespace per engine
+            arguments["structured_outputs_config"] = StructuredOutputsConfig(
+                backend="guidance", disable_any_whitespace=True
+            )
+        args = AsyncEngineArgs(**arguments)
         self._engine = self._create_engine(AsyncLLMEngine, args)
-        tokenizer = await self._engine.get_tokenizer()
+        tokenizer = self._engine.get_tokenizer()
+        if inspect.isawaitable(tokenizer):  # a coroutine before vLLM 0.11 or so, a plain call since
+            tokenizer = await tokenizer
         self._tokenizer = tokenizer
         if tokenizer.eos_token_id is not None:
             self.eos_token_ids = frozenset({int(tokenizer.eos_token_id)})
@@ -125,8 +204,14 @@ class VLLMBackend:
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        kwargs = to_vllm_sampling(request.params, request.params.ignore_eos)
+        params = request.params
+        kwargs = to_vllm_sampling(params, params.ignore_eos)
         kwargs.pop("output_kind_delta")
+        constraint = structured_outputs(params)
+        if constraint is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            kwargs["structured_outputs"] = StructuredOutputsParams(**constraint)
         sampling = VSamplingParams(**kwargs, output_kind=RequestOutputKind.DELTA)
         inputs = {"prompt_token_ids": list(request.prompt_token_ids)}
         generated = 0
@@ -141,9 +226,11 @@ class VLLMBackend:
                 for i, token in enumerate(ids):
                     generated += 1
                     last = output.finished and i == len(ids) - 1
-                    log_prob = None
+                    log_prob, token_bytes = None, None
+                    top: tuple[TokenLogProb, ...] = ()
                     if completion.logprobs and i < len(completion.logprobs):
-                        log_prob = completion.logprobs[i][token].logprob
+                        log_prob, raw, top = step_log_probs(completion.logprobs[i], token, params.logprobs or 0)
+                        token_bytes = raw if params.logprobs is not None else None
                     yield TokenEvent(
                         request_id=request.request_id,
                         token_id=token,
@@ -154,6 +241,8 @@ class VLLMBackend:
                         prompt_tokens=len(request.prompt_token_ids),
                         generated_tokens=generated,
                         queue_time_s=queued_s,
+                        token_bytes=token_bytes,
+                        top_log_probs=top,
                     )
                 if output.finished:
                     finished = True
