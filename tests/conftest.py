@@ -1,4 +1,4 @@
-"""Test tiers by folder (unit, integration) and an isolated environment for every test."""
+"""Test tiers by folder (unit, integration, gpu) and an isolated environment for every test."""
 
 from __future__ import annotations
 
@@ -12,5 +12,5 @@ ROOT = Path(__file__).parent
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT).parts
-        if parts and parts[0] in ("unit", "integration"):
+        if parts and parts[0] in ("unit", "integration", "gpu"):
             item.add_marker(getattr(pytest.mark, parts[0]))
