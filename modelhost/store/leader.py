@@ -106,6 +106,9 @@ class PostgresLeaderLock:
             log.warning("leader lock: a check still hangs on its connection; the lock ends with this process")
             return
         try:
+            if self._held and self._conn is not None:
+                with contextlib.suppress(psycopg.Error):  # at once, not when the server notices the closed socket
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
             self._close()
         finally:
             self._lock.release()

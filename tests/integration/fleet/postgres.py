@@ -19,8 +19,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import psycopg
+from types import ModuleType
 
 from modelhost.testing import free_port
 
@@ -29,6 +28,14 @@ USER = "modelhost"
 
 class Unavailable(Exception):
     """PostgreSQL cannot be started here (the reason is the message)."""
+
+
+def _driver() -> ModuleType:
+    try:
+        import psycopg
+    except ImportError:
+        raise Unavailable("the psycopg driver is not installed (pip install 'modelhost[postgres]')") from None
+    return psycopg
 
 
 def _bin_dir() -> Path:
@@ -52,6 +59,7 @@ def _run_as() -> pwd.struct_passwd | None:
 
 class PostgresCluster:
     def __init__(self) -> None:
+        self.psycopg = _driver()
         self.bin = _bin_dir()
         self.user = _run_as()
         self.password = "pw-" + secrets.token_hex(8)
@@ -99,9 +107,9 @@ class PostgresCluster:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                psycopg.connect(self.url(), connect_timeout=2).close()
+                self.psycopg.connect(self.url(), connect_timeout=2).close()
                 return self
-            except psycopg.OperationalError as exc:
+            except self.psycopg.OperationalError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     tail = (self.folder / "postgres.log").read_text(errors="replace")[-800:]
@@ -125,13 +133,13 @@ class PostgresCluster:
         """A fresh, empty database; its URL (with the password)."""
         self._databases += 1
         name = f"test_{os.getpid()}_{self._databases}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
+        with self.psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')  # a name made here, never input
         return self.url(name)
 
     def execute(self, url: str, sql: str, *params: object) -> None:
         """A statement behind modelhost's back, as a hand edit or another program would."""
-        with psycopg.connect(url, autocommit=True) as conn:
+        with self.psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.encode(), params or None)
 
     def remove(self) -> None:
