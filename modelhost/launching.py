@@ -46,7 +46,8 @@ class Launching:
 
 def build_launching(settings: ServerSettings, confinement: Confinement, registry: ModelRegistry) -> Launching:
     """The launcher `settings.launcher` names, ready to start workers (the Ray one has joined its cluster).
-    Raises ValueError for an unknown launcher, ConnectionError when the cluster cannot be joined."""
+    Raises ValueError for an unknown launcher, RuntimeError without Ray, ConnectionError when the cluster cannot
+    be joined."""
     if settings.launcher == "ray":
         return _ray(settings)
     if settings.launcher != "local":
@@ -67,7 +68,10 @@ def build_launching(settings: ServerSettings, confinement: Confinement, registry
 
 
 def _ray(settings: ServerSettings) -> Launching:
-    from modelhost.scheduler.launchers.ray_cluster import RayClusterLauncher, RaySettings
+    try:
+        from modelhost.scheduler.launchers.ray_cluster import RayClusterLauncher, RaySettings
+    except ImportError as exc:
+        raise RuntimeError(f"--launcher ray needs Ray: pip install 'modelhost[ray]' ({exc})") from exc
     from modelhost.scheduler.launchers.ray_placement import namespace_for
 
     limits = data_limits(settings.local_data_roots, settings.allow_private_model_data, settings.home)

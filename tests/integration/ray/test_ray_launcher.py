@@ -1,12 +1,16 @@
 """The Ray launcher on a real three-node Ray cluster on loopback, driven through boto3: instances spread over
 the nodes by their resources, each node fetches the model data into its own cache, worker logs reach the
-server's CloudWatch Logs API, a GPU instance gets a (logical) GPU of its node, a node killed under load loses no
-request and its instance is replaced on another node, and local model data missing on a node is a clear error."""
+server's CloudWatch Logs API, a GPU instance gets a (logical) GPU of its node, local model data missing on a
+node is a clear error, a node killed under load loses no request and its instance is replaced on another node,
+and actors a previous server left in its home's namespace are stopped."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -17,7 +21,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.ray.cluster import LoopbackCluster, ray_server
+from modelhost.scheduler.launchers.ray_placement import namespace_for
+from tests.integration.ray.cluster import LOOPBACK_ENV, LoopbackCluster, ray_server
 from tests.integration.server import ServerProcess, SteadyLoad, deploy, wait_status, write_echo_model
 
 pytestmark = pytest.mark.slow
@@ -166,3 +171,41 @@ def test_a_node_killed_under_load_loses_no_request_and_its_instance_moves(
     log = (server.home / "logs" / "ray-kill" / "endpoint.log").read_text()
     assert "was lost" in log or "exited with status -9" in log, log[-2000:]
     sm.delete_endpoint(EndpointName="ray-kill")
+
+
+NAMED_ACTORS = """
+import json, sys, ray
+ray.init(address=sys.argv[1], namespace=sys.argv[2], log_to_driver=False)
+if sys.argv[3] == "make":
+    @ray.remote(num_cpus=0)
+    class Left:
+        def ready(self):
+            return True
+    ray.get(Left.options(name="left-by-a-dead-server", lifetime="detached").remote().ready.remote())
+print(json.dumps(sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                        if a["namespace"] == sys.argv[2])))
+"""
+
+
+def _named_actors(cluster: LoopbackCluster, namespace: str, action: str) -> list[str]:
+    """The named actors in `namespace`, after making one there (`make`) with a detached driver of its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", NAMED_ACTORS, cluster.address, namespace, action],
+        env={**os.environ, **LOOPBACK_ENV}, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_actors_a_previous_server_left_in_its_namespace_are_stopped(
+    loopback_cluster: LoopbackCluster, node_dir: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    namespace = namespace_for(home.resolve())
+    assert _named_actors(loopback_cluster, namespace, "make") == ["left-by-a-dead-server"]
+    proc = ray_server(home, loopback_cluster, node_dir).start(timeout_s=90)
+    try:
+        stopped = "left on the Ray cluster by a previous server"
+        wait_for(lambda: stopped in proc.log_text(), 30, "the stale actor stopped")
+    finally:
+        proc.stop()
+    assert _named_actors(loopback_cluster, namespace, "list") == []
