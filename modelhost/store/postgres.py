@@ -103,11 +103,15 @@ def connect(info: str, url: str, action: str) -> psycopg.Connection[Any]:
     """An autocommit connection; StoreUnavailable naming the redacted URL (never the password) when refused."""
     try:
         conn = psycopg.connect(info, autocommit=True)
-        for name, value in SESSION_SETTINGS.items():
-            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
-        return conn
     except psycopg.Error as exc:
         raise StoreUnavailable(redact(url), action, _cause(exc, url)) from None
+    try:
+        for name, value in SESSION_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    except psycopg.Error as exc:
+        conn.close()
+        raise StoreUnavailable(redact(url), action, _cause(exc, url)) from None
+    return conn
 
 
 def _cause(exc: BaseException, url: str) -> str:
