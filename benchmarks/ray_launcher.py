@@ -128,7 +128,7 @@ def summary(label: str, rounds: list[float], samples: dict[str, list[float]]) ->
 
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    head = (f"{'launcher':<9} {'deploy s (median)':>17} {'rounds':>18} {'router p50':>10} {'router p99':>10} "
+    head = (f"{'launcher':<9} {'deploy s (median)':>17} {'rounds':>26} {'router p50':>10} {'router p99':>10} "
             f"{'direct p50':>10} {'direct p99':>10} {'added p50':>9} {'added p99':>9}")  # fmt: skip
     lines = [
         f"{args.instances} x ml.m5.large echo, {args.rounds} deploys, {args.requests} sequential requests; "
@@ -138,7 +138,7 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for r in results:
         rounds = "/".join(f"{s:.2f}" for s in r["deploy_s"])
         lines.append(
-            f"{r['launcher']:<9} {r['deploy_median_s']:>17.2f} {rounds:>18} {r['router_p50_ms']:>10.2f} "
+            f"{r['launcher']:<9} {r['deploy_median_s']:>17.2f} {rounds:>26} {r['router_p50_ms']:>10.2f} "
             f"{r['router_p99_ms']:>10.2f} {r['direct_p50_ms']:>10.2f} {r['direct_p99_ms']:>10.2f} "
             f"{r['added_p50_ms']:>9.2f} {r['added_p99_ms']:>9.2f}"
         )
