@@ -325,8 +325,11 @@ def delete_all(sm: Any, name: str) -> None:
 
 
 @contextlib.contextmanager
-def deployed(server: ModelhostServer, name: str, folder: Path, timeout_s: float = 900) -> Iterator[Worker]:
-    """Deploys `folder` as endpoint `name`, yields its worker once InService, then deletes it all."""
+def deployed(
+    server: ModelhostServer, name: str, folder: Path, timeout_s: float = 900, instance_type: str = INSTANCE_TYPE
+) -> Iterator[Worker]:
+    """Deploys `folder` as endpoint `name` (on `instance_type`), yields its worker once InService, then deletes
+    it all."""
     sm = server.sagemaker()
     delete_all(sm, name)
     sm.create_model(
@@ -340,7 +343,7 @@ def deployed(server: ModelhostServer, name: str, folder: Path, timeout_s: float 
             {
                 "VariantName": "AllTraffic",
                 "ModelName": name,
-                "InstanceType": INSTANCE_TYPE,
+                "InstanceType": instance_type,
                 "InitialInstanceCount": 1,
                 "ContainerStartupHealthCheckTimeoutInSeconds": int(timeout_s),
             }
@@ -561,8 +564,19 @@ def vllm_command(python: str, folder: Path, concurrency: int, port: int) -> tupl
     return command, env
 
 
-def bench_peer(stack: str, command: list[str], env: dict[str, str], work: Path, opts: Options) -> list[dict[str, Any]]:
-    """Starts a peer's OpenAI server, waits for /v1/models, measures it like the engine, stops it."""
+def bench_peer(
+    stack: str,
+    command: list[str],
+    env: dict[str, str],
+    work: Path,
+    opts: Options,
+    *,
+    ready_s: float | None = None,
+    client: Callable[[str], MakeClient] | None = None,
+) -> list[dict[str, Any]]:
+    """Starts a peer's OpenAI server, waits for /v1/models, measures it like the engine, stops it. `ready_s`
+    (default PEER_READY_S[stack]) bounds the start; `client` makes the load's client from the peer's URL (default:
+    model "local", EOS held off with logit_bias on SmolLM2's EOS ids)."""
     port = int(command[command.index("--port") + 1])
     step(f"starting {stack}: {' '.join(command)}")
     started = time.monotonic()
@@ -572,13 +586,17 @@ def bench_peer(stack: str, command: list[str], env: dict[str, str], work: Path, 
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/v1/models", lambda: process.poll() is None, PEER_READY_S[stack], stack)
+        wait_http(f"{url}/v1/models", lambda: process.poll() is None, ready_s or PEER_READY_S[stack], stack)
         startup_s = time.monotonic() - started
         step(f"{stack} answers after {startup_s:.1f} s")
         # EOS held off with logit_bias on <|endoftext|> and <|im_end|>, as for llama-cpp-python: neither peer
         # gets ignore_eos/min_tokens, so every stack is asked the same way
-        make = openai_client(
-            url, "local", suppress_token_ids=SMOLLM2_EOS_IDS, drop=frozenset({"min_tokens", "ignore_eos"})
+        make = (
+            client(url)
+            if client is not None
+            else openai_client(
+                url, "local", suppress_token_ids=SMOLLM2_EOS_IDS, drop=frozenset({"min_tokens", "ignore_eos"})
+            )
         )
         rows = measure(stack, "openai-chat", make, process.pid, opts)
         for row in rows:
