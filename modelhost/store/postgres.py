@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 from modelhost.store.base import AlreadyExists, Change, InstanceRow
 from modelhost.store.errors import StoreUnavailable, StoreUrlInvalid, UnreadableRecord
@@ -168,8 +168,7 @@ class PostgresStore:
 
     def _scan(self) -> None:
         """Reads every row once so damaged ones are reported at start-up, not when first touched."""
-        with self._db("read") as db:
-            kinds = [str(r[0]) for r in db.execute("SELECT DISTINCT kind FROM modelhost_resources").fetchall()]
+        kinds = [str(r[0]) for r in self._rows("SELECT DISTINCT kind FROM modelhost_resources", ())]
         for kind in kinds:
             self.items(kind)
         self.instances()
@@ -203,6 +202,21 @@ class PostgresStore:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
+
+    def _rows(self, query: LiteralString, params: tuple[object, ...]) -> builtins.list[tuple[Any, ...]]:
+        """The rows of one read. A connection that served before and turns out dead (the database restarted or
+        failed over since) is replaced once, so the read succeeds when the database answers again."""
+        with self._lock:
+            for attempt in (1, 2):
+                reused = self._conn is not None and not self._conn.closed and not self._conn.broken
+                try:
+                    with self._db("read") as db:
+                        return db.execute(query, params).fetchall()
+                except StoreUnavailable:
+                    if attempt == 2 or not reused or self._conn is not None:  # _db drops a connection found dead
+                        raise
+                    log.info("store: the connection to %s was dead; reading on a new one", self._where)
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _db(self, action: str) -> Iterator[psycopg.Connection[Any]]:
@@ -284,11 +298,8 @@ class PostgresStore:
             return changed
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        with self._db("read") as db:
-            row = db.execute(
-                "SELECT data FROM modelhost_resources WHERE kind = %s AND key = %s", (kind, name.lower())
-            ).fetchone()
-        return None if row is None else self._decode(kind, name.lower(), row[0])
+        rows = self._rows("SELECT data FROM modelhost_resources WHERE kind = %s AND key = %s", (kind, name.lower()))
+        return None if not rows else self._decode(kind, name.lower(), rows[0][0])
 
     def delete(self, kind: str, name: str) -> bool:
         with self._db("write") as db:
@@ -307,11 +318,10 @@ class PostgresStore:
 
     def items_under(self, kind: str, prefix: str) -> builtins.list[tuple[str, dict[str, Any]]]:
         low = prefix.lower()
-        with self._db("read") as db:
-            rows = db.execute(
-                "SELECT key, data FROM modelhost_resources WHERE kind = %s AND key >= %s AND key < %s ORDER BY key",
-                (kind, low, low + "\U0010ffff"),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT key, data FROM modelhost_resources WHERE kind = %s AND key >= %s AND key < %s ORDER BY key",
+            (kind, low, low + "\U0010ffff"),
+        )
         records: builtins.list[tuple[str, dict[str, Any]]] = []
         for key, data in rows:
             try:
@@ -333,8 +343,8 @@ class PostgresStore:
         return [record for _, record in self.items(kind)]
 
     def items(self, kind: str) -> builtins.list[tuple[str, dict[str, Any]]]:
-        with self._db("read") as db:
-            rows = db.execute("SELECT key, data FROM modelhost_resources WHERE kind = %s", (kind,)).fetchall()
+        rows = self._rows("SELECT key, data FROM modelhost_resources WHERE kind = %s", (kind,))
+        with self._lock:
             records: builtins.list[tuple[str, dict[str, Any]]] = []
             bad: set[str] = set()
             for key, data in rows:
@@ -364,10 +374,8 @@ class PostgresStore:
             self._clear_problem("instance", instance_id)
 
     def instances(self) -> builtins.list[InstanceRow]:
-        with self._db("read") as db:
-            rows = db.execute(
-                "SELECT instance_id, endpoint_key, pid, port, started FROM modelhost_instances"
-            ).fetchall()
+        rows = self._rows("SELECT instance_id, endpoint_key, pid, port, started FROM modelhost_instances", ())
+        with self._lock:
             result: builtins.list[InstanceRow] = []
             for row in rows:
                 problem = instance_row_problem(tuple(row))
