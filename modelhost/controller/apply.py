@@ -162,13 +162,21 @@ class Applier:
         workers: list[Worker] = []
         run.starting += count
         try:
-            for _ in range(count):
-                index = run.next_index
-                run.next_index += 1
-                copies = await self._starter.start_instance(name, run.spec, run.prepared, index)
-                workers.extend(copies)
-                for worker in copies:
-                    endlog.write(f"started {worker.instance_id}, log {worker.log_path}")
+            indices = range(run.next_index, run.next_index + count)
+            run.next_index += count
+            # started side by side: each is placed before any launch begins, and a cluster's launches take seconds
+            started = await asyncio.gather(
+                *(self._starter.start_instance(name, run.spec, run.prepared, index) for index in indices),
+                return_exceptions=True,
+            )
+            for copies in started:
+                if not isinstance(copies, BaseException):
+                    workers.extend(copies)
+                    for worker in copies:
+                        endlog.write(f"started {worker.instance_id}, log {worker.log_path}")
+            failed = next((e for e in started if isinstance(e, BaseException)), None)
+            if failed is not None:
+                raise failed
             startup_s = run.spec.variant.startup_timeout_s or self._timeouts.startup_s
             node = run.prepared.node_data
             if node is not None:  # the instance's node downloads and installs the model before it can answer
