@@ -4,6 +4,7 @@ itself (watermark, decoder_input_details, n > 1), never dropped (pure)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -130,3 +131,10 @@ def test_lmi_details_and_stream_lines_carry_top_tokens() -> None:
     assert lines[1]["top_tokens"][0]["id"] == EOS and lines[1]["generated_text"] == " Paris"
     plain = lmi.LmiStream(parse("lmi", stream=True), GenerationResult(prompt="Hi"))
     assert "top_tokens" not in json.loads(plain.event(_token_events()[0]))
+
+
+def test_every_parameter_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[4] / "docs" / "openai.md").read_text()
+    section = docs[docs.index("## LMI and TGI `parameters`") :]
+    missing = [name for name in sorted(lmi.KNOWN_PARAMETERS) if f"`{name}`" not in section]
+    assert missing == []
