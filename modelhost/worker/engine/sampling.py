@@ -62,8 +62,8 @@ def sample_rows(logits: torch.Tensor, rows: Sequence[RowSampling]) -> Sampled:
     """Pick one token per row of `logits` [n, vocab], with its log-probability and the top alternatives.
 
     Log-probabilities are the model's log-softmax over the whole vocabulary after the penalties asked for
-    (repetition, then frequency and presence), before EOS suppression, a grammar's mask, temperature, top-k,
-    top-p and typical-p: what the model thinks of each token, as OpenAI and TGI report it, the same whether the
+    (repetition, then frequency and presence), before EOS suppression, a grammar's mask, temperature, min-p,
+    top-k, top-p and typical-p: what the model thinks of each token, as OpenAI and TGI report it, the same whether the
     row is greedy, sampled or constrained. Greedy rows take the argmax of what is allowed.
     """
     if logits.shape[0] != len(rows):
@@ -142,6 +142,9 @@ def _apply_repetition_penalty(row: torch.Tensor, seen: Sequence[int], penalty: f
 def _sample_row(row: torch.Tensor, sampling: RowSampling) -> int:
     params = sampling.params
     scores = row / params.temperature
+    if params.min_p > 0.0:  # relative to the most likely token, after temperature (as vLLM and transformers)
+        probs = torch.softmax(scores, dim=-1)
+        scores = scores.masked_fill(probs < params.min_p * probs.max(), float("-inf"))
     if params.top_k > 0 and params.top_k < scores.shape[0]:
         kth = torch.topk(scores, params.top_k).values[-1]
         scores = scores.masked_fill(scores < kth, float("-inf"))

@@ -126,3 +126,12 @@ def test_typical_p_restricts_sampling_and_leaves_greedy_alone() -> None:
     picks = {sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(300)}
     assert picks == {1, 2}
     assert sample(logits, [RowSampling(SamplingParams(typical_p=0.45), None)])[0] == [0]
+
+
+def test_min_p_drops_tokens_far_below_the_most_likely() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    params = SamplingParams(do_sample=True, min_p=0.5)  # keep p >= 0.25: tokens 0 and 1
+    generator = make_generator(4)
+    assert {sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(300)} == {0, 1}
+    loose = SamplingParams(do_sample=True, min_p=0.05)  # keep p >= 0.025: all four
+    assert {sample(logits, [RowSampling(loose, generator)])[0][0] for _ in range(600)} == {0, 1, 2, 3}

@@ -38,13 +38,14 @@ def test_sampling_keywords_carry_every_parameter() -> None:
         repetition_penalty=1.1,
         frequency_penalty=0.5,
         presence_penalty=-0.5,
+        min_p=0.05,
         do_sample=True,
         seed=3,
         stop=("\n",),
         logprobs=4,
     )
     kwargs = to_vllm_sampling(params, eos_ignored=True)
-    assert kwargs["frequency_penalty"] == 0.5 and kwargs["presence_penalty"] == -0.5
+    assert kwargs["frequency_penalty"] == 0.5 and kwargs["presence_penalty"] == -0.5 and kwargs["min_p"] == 0.05
     assert (kwargs["max_tokens"], kwargs["min_tokens"], kwargs["temperature"], kwargs["top_k"]) == (7, 2, 0.5, 40)
     assert kwargs["logprobs"] == 4 and kwargs["ignore_eos"] and kwargs["stop"] == ["\n"]
     greedy = to_vllm_sampling(SamplingParams(temperature=0.7), eos_ignored=False)

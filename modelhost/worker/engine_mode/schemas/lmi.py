@@ -57,6 +57,8 @@ KNOWN_PARAMETERS = {
     "truncate",
     "grammar",
     "typical_p",
+    "min_p",
+    "ignore_eos_token",  # LMI's vLLM name for ignore_eos
     "frequency_penalty",
     "presence_penalty",
     "top_n_tokens",  # details.top_tokens (and top_tokens on each streamed token)
@@ -66,11 +68,30 @@ KNOWN_PARAMETERS = {
     "num_beams",
     "decoder_input_details",
     "watermark",
+    # LMI's vLLM parameters and TGI's adapter_id: accepted only at the value that changes nothing (NO_OP_VALUES)
+    "stop_token_ids",
+    "include_stop_str_in_output",
+    "skip_special_tokens",
+    "logprobs",
+    "prompt_logprobs",
+    "adapter_id",
+    # beam-search settings: with one sequence (num_beams 1) they change nothing, in vLLM and transformers too
+    "length_penalty",
+    "early_stopping",
 }
 # parameter -> why it is refused when true
 UNSUPPORTED_FLAGS = {
     "watermark": "watermarking (Kirchenbauer et al.) is not implemented by this engine",
     "decoder_input_details": "the prompt tokens' log-probabilities (details.prefill) are not computed by this engine",
+}
+# parameter -> (the values that change nothing, why any other is refused)
+NO_OP_VALUES: dict[str, tuple[tuple[Any, ...], str]] = {
+    "stop_token_ids": ((None, []), "stopping on token ids is not implemented; use stop_sequences"),
+    "include_stop_str_in_output": ((None, False), "a stop sequence is always cut from the text"),
+    "skip_special_tokens": ((None, True), "special tokens are always left out of the text"),
+    "logprobs": ((None,), "use details (each token's log_prob) and top_n_tokens (the most likely tokens)"),
+    "prompt_logprobs": ((None, 0), "the prompt tokens' log-probabilities are not computed by this engine"),
+    "adapter_id": ((None, ""), "LoRA adapters are not supported; deploy the merged model"),
 }
 
 
@@ -90,6 +111,11 @@ def _parameters(body: Mapping[str, Any], api: Literal["lmi", "tgi"]) -> dict[str
     for name, why in UNSUPPORTED_FLAGS.items():
         if read(parameters, name, bool, False, where="parameters."):
             raise RequestError(f"parameters.{name}=true is not supported: {why}", f"parameters.{name}")
+    for name, (no_ops, why) in NO_OP_VALUES.items():
+        value = parameters.get(name)
+        if not any(value == ok and type(value) is type(ok) for ok in no_ops):
+            shown = json.dumps(value)[:60]
+            raise RequestError(f"parameters.{name}={shown} is not supported: {why}", f"parameters.{name}")
     return parameters
 
 
@@ -119,6 +145,9 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
     top_p = read(p, "top_p", float, where=where, minimum=0, maximum=1, exclusive_minimum=True)
     top_k = read(p, "top_k", int, where=where, minimum=0)
     typical_p = read(p, "typical_p", float, where=where, minimum=0, maximum=1, exclusive_minimum=True)
+    ignore_eos = read(p, "ignore_eos", bool, where=where)
+    if ignore_eos is None:
+        ignore_eos = read(p, "ignore_eos_token", bool, False, where=where)
     do_sample = read(p, "do_sample", bool, where=where)
     top_n = read(p, "top_n_tokens", int, 0, where=where, minimum=0, maximum=MAX_TOP_N_TOKENS)
     stop = read_stop(p, "stop_sequences", where=where) + read_stop(p, "stop", where=where)
@@ -141,10 +170,11 @@ def parse_generate(body: Any, api: Literal["lmi", "tgi"], stream_header: bool = 
         frequency_penalty=_penalty(p, "frequency_penalty"),
         presence_penalty=_penalty(p, "presence_penalty"),
         typical_p=typical_p if typical_p is not None else 1.0,
+        min_p=read(p, "min_p", float, 0.0, where=where, minimum=0, maximum=1),
         do_sample=sampling_choice(do_sample, temperature, top_p, top_k, typical_p),
         seed=read(p, "seed", int, where=where, minimum=0, maximum=MAX_SEED),
         stop=stop,
-        ignore_eos=read(p, "ignore_eos", bool, False, where=where),
+        ignore_eos=ignore_eos,
         constraint=grammar(p.get("grammar")),
         logprobs=top_n or None,  # the engine reports the top_n most likely tokens at each step
     )

@@ -60,6 +60,7 @@ _COMMON = {
     "ignore_eos",
     "min_tokens",
     "top_k",
+    "min_p",
     "repetition_penalty",
     "user",
     "presence_penalty",
@@ -195,6 +196,7 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | N
         temperature=temperature if temperature > 0 else 1.0,
         top_p=top_p,
         top_k=read(body, "top_k", int, 0, minimum=-1) if body.get("top_k") != -1 else 0,
+        min_p=read(body, "min_p", float, 0.0, minimum=0, maximum=1),
         repetition_penalty=read(
             body, "repetition_penalty", float, 1.0, minimum=0, maximum=MAX_REPETITION_PENALTY, exclusive_minimum=True
         ),

@@ -71,6 +71,13 @@ def test_sampling_parameters_reach_the_engine(api: Literal["lmi", "tgi"]) -> Non
         ({"top_n_tokens": 6}, "parameters.top_n_tokens", "at most 5"),
         ({"top_n_tokens": -1}, "parameters.top_n_tokens", "at least 0"),
         ({"watermark": "yes"}, "parameters.watermark", "must be a boolean"),
+        ({"min_p": 1.5}, "parameters.min_p", "at most 1"),
+        ({"stop_token_ids": [2]}, "parameters.stop_token_ids", "use stop_sequences"),
+        ({"include_stop_str_in_output": True}, "parameters.include_stop_str_in_output", "not supported"),
+        ({"skip_special_tokens": False}, "parameters.skip_special_tokens", "left out of the text"),
+        ({"logprobs": 2}, "parameters.logprobs", "top_n_tokens"),
+        ({"prompt_logprobs": 1}, "parameters.prompt_logprobs", "not computed"),
+        ({"adapter_id": "my-lora"}, "parameters.adapter_id", "LoRA"),
     ],
 )
 def test_what_cannot_be_honoured_is_refused_naming_it(parameters: dict[str, Any], param: str, message: str) -> None:
@@ -87,6 +94,25 @@ def test_what_cannot_be_honoured_is_refused_naming_it(parameters: dict[str, Any]
 def test_false_flags_and_single_sequences_stay_accepted() -> None:
     request = parse("tgi", watermark=False, decoder_input_details=False, n=1, best_of=1, num_beams=1)
     assert request.params.max_new_tokens == 100
+    no_ops = parse(
+        "lmi",
+        stop_token_ids=[],
+        include_stop_str_in_output=False,
+        skip_special_tokens=True,
+        logprobs=None,
+        prompt_logprobs=0,
+        adapter_id=None,
+        length_penalty=1.5,  # beam search only: nothing to change for one sequence
+        early_stopping=True,
+    )
+    assert no_ops.params.max_new_tokens == 30
+
+
+def test_min_p_and_lmis_ignore_eos_token_reach_the_engine() -> None:
+    for api in APIS:
+        assert parse(api, min_p=0.1, do_sample=True).params.min_p == 0.1
+        assert parse(api, ignore_eos_token=True).params.ignore_eos
+        assert not parse(api, ignore_eos=False, ignore_eos_token=True).params.ignore_eos  # the standard name wins
 
 
 def test_tgi_details_carry_top_tokens_per_generated_token() -> None:

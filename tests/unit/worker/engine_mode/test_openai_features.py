@@ -97,8 +97,9 @@ def test_completion_parameters_the_engine_cannot_honour_are_400s(extra: dict[str
 
 def test_frequency_and_presence_penalties_reach_the_engine() -> None:
     for parse, body in ((openai.parse_chat, CHAT), (openai.parse_completion, {"prompt": "x"})):
-        params = parse({**body, "frequency_penalty": 0.5, "presence_penalty": -1.5})
+        params = parse({**body, "frequency_penalty": 0.5, "presence_penalty": -1.5, "min_p": 0.05})
         assert (params.params.frequency_penalty, params.params.presence_penalty) == (0.5, -1.5)
+        assert params.params.min_p == 0.05
         assert parse(body).params.frequency_penalty == parse(body).params.presence_penalty == 0.0
 
 
