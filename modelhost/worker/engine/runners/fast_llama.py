@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from modelhost.worker.engine.runners.base import RunnerEntry
+from modelhost.worker.engine.runners.int4_weights import SplitLinear, exact_int4
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2"})
 _SIMPLE_ROPE_TYPES = frozenset({"default", "linear", "llama3", "yarn"})  # inv_freq and scaling fixed at load
@@ -26,6 +27,7 @@ Linear = Callable[[torch.Tensor], torch.Tensor]
 # A transformers model or one of its submodules. Typed as Any: torch.nn.Module's __getattr__ answers
 # `Tensor | Module` for every attribute, which hides the (well-known) structure of a llama-family model.
 HFModel = Any
+
 
 def fast_path_blocker(model: HFModel, max_model_len: int) -> str | None:
     """Why the fast path cannot run this model (None when it can)."""
@@ -46,10 +48,22 @@ def fast_path_blocker(model: HFModel, max_model_len: int) -> str | None:
     return None
 
 
-def _make_linear(weight: torch.Tensor, bias: torch.Tensor | None, pack: bool) -> Linear:
-    """x @ weight.T + bias; in bf16 with the weight reordered once for oneDNN (bit-identical, ~2x faster)."""
+def _make_linear(weight: torch.Tensor, bias: torch.Tensor | None, pack: bool, int4_max_tokens: int = 0) -> Linear:
+    """x @ weight.T + bias; in bf16 with the weight reordered once for oneDNN (bit-identical, ~2x faster); and, when
+    int4_max_tokens > 0 and the weight is exactly 4-bit (a Q4 GGUF's), steps of that many tokens or fewer read the
+    4-bit form instead (int4_weights.py)."""
     weight = weight.detach().contiguous()
     bias = None if bias is None else bias.detach().contiguous()
+    large = _make_bf16_linear(weight, bias, pack)
+    small = exact_int4(weight) if int4_max_tokens > 0 else None
+    return large if small is None else SplitLinear(small, large, bias, int4_max_tokens)
+
+
+def _is_int4(linear: Linear) -> bool:
+    return isinstance(linear, SplitLinear)
+
+
+def _make_bf16_linear(weight: torch.Tensor, bias: torch.Tensor | None, pack: bool) -> Linear:
     if pack:
         try:
             packed = torch.ops.mkldnn._reorder_linear_weight(weight, 16)
@@ -106,7 +120,7 @@ class FastLlamaRunner:
 
     name = "fast-llama"
 
-    def __init__(self, model: HFModel, *, max_slots: int, max_model_len: int) -> None:
+    def __init__(self, model: HFModel, *, max_slots: int, max_model_len: int, int4_max_tokens: int = 0) -> None:
         config = model.config
         self.dtype_t = next(model.parameters()).dtype
         self.dtype = str(self.dtype_t).removeprefix("torch.")
@@ -118,11 +132,14 @@ class FastLlamaRunner:
         self.max_slots = max_slots
         self.max_model_len = max_model_len
         pack = self.dtype_t == torch.bfloat16
+        self._int4_max_tokens = int4_max_tokens if pack else 0  # bf16 only: fp32 stays the exact reference
         decoder = model.model
         self.layers = [self._fuse(layer, pack) for layer in decoder.layers]
         self.embed = decoder.embed_tokens.weight.detach()
         self.final_norm = decoder.norm.weight.detach()
         self.lm_head = _make_linear(model.lm_head.weight, getattr(model.lm_head, "bias", None), pack)
+        linears = [linear for layer in self.layers for linear in (layer.qkv, layer.out, layer.gate_up, layer.down)]
+        self.int4_matrices = sum(1 for linear in linears if _is_int4(linear))  # matrices with a 4-bit form
         rotary = decoder.rotary_emb
         positions = torch.arange(max_model_len, dtype=torch.float32)
         freqs = torch.outer(positions, rotary.inv_freq.float())
@@ -140,13 +157,14 @@ class FastLlamaRunner:
         attn, mlp = layer.self_attn, layer.mlp
         qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
         gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        small = self._int4_max_tokens
         return _Layer(
             input_norm=layer.input_layernorm.weight.detach(),
-            qkv=_make_linear(qkv, _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj), pack),
-            out=_make_linear(attn.o_proj.weight, attn.o_proj.bias, pack),
+            qkv=_make_linear(qkv, _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj), pack, small),
+            out=_make_linear(attn.o_proj.weight, attn.o_proj.bias, pack, small),
             post_norm=layer.post_attention_layernorm.weight.detach(),
-            gate_up=_make_linear(gate_up, _cat_bias(mlp.gate_proj, mlp.up_proj), pack),
-            down=_make_linear(mlp.down_proj.weight, mlp.down_proj.bias, pack),
+            gate_up=_make_linear(gate_up, _cat_bias(mlp.gate_proj, mlp.up_proj), pack, small),
+            down=_make_linear(mlp.down_proj.weight, mlp.down_proj.bias, pack, small),
         )
 
     def release(self, slot: int) -> None:

@@ -21,6 +21,10 @@ from modelhost.worker.engine.types import EngineConfig, ModelLimits
 
 logger = logging.getLogger(__name__)
 
+# Steps of up to this many tokens (decodes of up to 8 requests) read a Q4 GGUF's 4-bit weights: measured on
+# SmolLM2 on 2 cores, 1 token 12.3 -> 7.7 ms per step, 4 tokens 14.1 -> 10.5, 8 tokens 17.4 -> 15.8.
+DEFAULT_INT4_MAX_TOKENS = 8
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
@@ -93,14 +97,34 @@ def load_transformers(config: EngineConfig) -> LoadedModel:
         # The cache holds whole slots of max_model_len tokens: a smaller budget means fewer slots.
         slots = min(limits.max_batch_size, budget // limits.max_model_len)
         limits = ModelLimits(limits.max_model_len, limits.max_input_tokens, slots)
-        runner: ModelRunner = FastLlamaRunner(model, max_slots=slots, max_model_len=limits.max_model_len)
+        small = int4_max_tokens(config)
+        fast = FastLlamaRunner(model, max_slots=slots, max_model_len=limits.max_model_len, int4_max_tokens=small)
+        runner: ModelRunner = fast
         del model  # the runner holds fused copies of the weights
         logger.info("fast llama path: %d slots x %d tokens, %s", slots, limits.max_model_len, dtype)
+        if fast.int4_matrices:
+            logger.info(
+                "%d weight matrices are the GGUF's exact 4-bit ones: steps of up to %d tokens read them",
+                fast.int4_matrices,
+                small,
+            )
     else:
         budget = kv_budget_tokens(config, limits, _kv_bytes_per_token(model_config, dtype))
         runner = TransformersRunner(model)
         logger.info("generic transformers path (%s)", blocker)
     return LoadedModel(runner, tokenizer, eos, limits, budget)
+
+
+def int4_max_tokens(config: EngineConfig) -> int:
+    """option.int4_max_tokens: steps of at most this many tokens use the exact 4-bit weights (0: never)."""
+    raw = config.extra.get("int4_max_tokens", str(DEFAULT_INT4_MAX_TOKENS)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"option.int4_max_tokens={raw!r} is not a whole number of tokens (0 turns it off)")
+    return value
 
 
 def _keep_freed_memory() -> None:
