@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 
 from modelhost.scheduler.launchers.ray_placement import namespace_for
@@ -101,6 +102,20 @@ def test_instances_spread_over_nodes_and_each_node_fetches_the_model(
     assert list((node_dir / "artifacts" / "models").iterdir())
     server_cache = server.home / "artifacts" / "models"
     assert not server_cache.exists() or not list(server_cache.iterdir())
+    # streaming, the workers' own metrics and quotas behave as on one machine; quotas count the cluster
+    stream = runtime.invoke_endpoint_with_response_stream(EndpointName="ray-spread", Body=b"streamed")["Body"]
+    assert b"streamed" in b"".join(e["PayloadPart"]["Bytes"] for e in stream if "PayloadPart" in e)
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert any("modelhost_worker_requests_total" in line and "ray-spread" in line for line in metrics.splitlines())
+    host = httpx.get(f"{server.url}/_modelhost/quotas", timeout=10).json()["host"]
+    assert (host["gpus"], host["cpus"]) == (3, 6)  # three worker nodes of 1 GPU and 2 CPUs; the head has none
+    # a scale-out lands on the node still free
+    capacity = [{"VariantName": "AllTraffic", "DesiredInstanceCount": 3}]
+    sm.update_endpoint_weights_and_capacities(EndpointName="ray-spread", DesiredWeightsAndCapacities=capacity)
+    wait_for(lambda: sm.describe_endpoint(EndpointName="ray-spread")["ProductionVariants"][0]["CurrentInstanceCount"]
+             == 3, 60, "a third instance")  # fmt: skip
+    nodes = wait_for(lambda: len(found := instance_nodes(server, "ray-spread")) == 3 and found, 15, "its node line")
+    assert set(nodes.values()) == loopback_cluster.node_ids()
     sm.delete_endpoint(EndpointName="ray-spread")
 
 
