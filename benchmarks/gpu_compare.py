@@ -1,7 +1,7 @@
 """GPU check: modelhost's vllm backend against vLLM's own OpenAI server, same model, same load, one table.
 
     .venv/bin/python -m benchmarks.gpu_compare                       # SmolLM2-135M-Instruct, 64 x 128 tokens, 3 rounds
-    .venv/bin/python -m benchmarks.gpu_compare --model /models/Qwen2.5-0.5B-Instruct --concurrency 128 --reps 2
+    .venv/bin/python -m benchmarks.gpu_compare --model /models/Qwen2.5-0.5B-Instruct --concurrency 1,16,128 --reps 2
 
 It needs an NVIDIA GPU (nvidia-smi, which modelhost's placement reads), torch with CUDA and vllm in the Python
 that runs it (modelhost's worker imports vllm from the same environment), and vllm in `--vllm-python` (default:
@@ -16,10 +16,10 @@ run, on the same GPU in turn:
   own (`openai-chat-worker`, no server hop).
 * `vllm-server`: `python -m vllm.entrypoints.openai.api_server --model FOLDER` on a free loopback port.
 
-Both get max_num_seqs = --concurrency, max_model_len 2048, dtype auto and vLLM's default share of GPU memory; the
-load is benchmarks/loadgen.py's (the 16 questions of benchmarks/prompts.json, greedy, exactly --max-tokens new
-tokens each: ignore_eos and min_tokens, which both servers honour). The table is benchmarks/compare.py's; all runs
-go to benchmarks/results/gpu-compare-<time>.json.
+Both get max_num_seqs = the largest --concurrency level, max_model_len 2048, dtype auto and vLLM's default share
+of GPU memory; the load is benchmarks/loadgen.py's (the 16 questions of benchmarks/prompts.json, greedy, exactly
+--max-tokens new tokens each: ignore_eos and min_tokens, which both servers honour), one row per level. The
+table is benchmarks/compare.py's; all runs go to benchmarks/results/gpu-compare-<time>.json.
 """
 
 from __future__ import annotations
@@ -204,7 +204,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--stacks", default=",".join(STACKS), help=f"comma list of {', '.join(STACKS)}")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="modelhost-vllm's: openai-chat, -worker")
     ap.add_argument("--reps", type=int, default=3, help="rounds; each stack runs once per round")
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument(
+        "--concurrency",
+        default="64",
+        help="comma list of concurrent clients (e.g. 1,16,64: the curve); started with the largest",
+    )
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--vllm-python", default=sys.executable, help="the Python whose vllm serves vllm-server")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/results/<time>.json)")
@@ -226,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    opts = compare.Options(loadgen.load_prompts(), args.reps, (args.concurrency,), args.max_tokens)
+    opts = compare.Options(
+        loadgen.load_prompts(), args.reps, compare.concurrency_levels(args.concurrency), args.max_tokens
+    )
     env = compare.environment()
     with contextlib.suppress(subprocess.CalledProcessError, OSError):
         env["gpu"] = subprocess.run(
