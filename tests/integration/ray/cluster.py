@@ -17,6 +17,9 @@ from tests.integration.server import ServerProcess
 
 GIB = 1024**3
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray then advertises 127.0.0.1, never the host's IP
+# The GCS declares a node dead after 3 missed health checks 0.5 s apart (default: 5 of 3 s), so a killed node's
+# resources are not offered to new placement groups for long
+FAST_NODE_DEATH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3, "health_check_timeout_ms": 1000}
 
 
 def ray_cluster_module() -> Any:
@@ -63,7 +66,7 @@ def start_cluster(worker_nodes: int) -> LoopbackCluster:
     cluster = cluster_utils.Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "num_gpus": 0, "node_ip_address": "127.0.0.1", "temp_dir": temp_dir,
-                        "include_dashboard": False},
+                        "include_dashboard": False, "_system_config": FAST_NODE_DEATH},
     )  # fmt: skip
     loopback = LoopbackCluster(cluster, temp_dir)
     try:
