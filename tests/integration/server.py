@@ -168,7 +168,7 @@ def wait_status(sm: Any, name: str, timeout_s: float = 120) -> dict[str, Any]:
     """Poll until the endpoint leaves Creating/Updating; returns the last description."""
     deadline = time.monotonic() + timeout_s
     while True:
-        desc = sm.describe_endpoint(EndpointName=name)
+        desc: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
         if desc["EndpointStatus"] not in ("Creating", "Updating") or time.monotonic() > deadline:
             return desc
         time.sleep(0.3)
