@@ -145,6 +145,7 @@ def tree_rss_mib(pid: int) -> float:
 class Worker:
     pid: int
     url: str  # the worker's own HTTP address (engine mode serves /v1/chat/completions there too)
+    startup_s: float | None = None  # CreateEndpoint -> InService, when deployed() started it
 
 
 def find_worker(server_pid: int, endpoint: str) -> Worker | None:
@@ -361,11 +362,12 @@ def deployed(
             time.sleep(0.5)
         if desc["EndpointStatus"] != "InService":
             raise RuntimeError(f"endpoint {name} is {desc['EndpointStatus']}: {desc.get('FailureReason')}")
-        step(f"{name} InService after {time.monotonic() - started:.1f} s")
+        startup_s = time.monotonic() - started
+        step(f"{name} InService after {startup_s:.1f} s")
         worker = find_worker(server.pid, name)
         if worker is None:
             raise RuntimeError(f"no worker process found for {name}")
-        yield worker
+        yield dataclasses.replace(worker, startup_s=startup_s)
     finally:
         delete_all(sm, name)
 
@@ -490,7 +492,8 @@ def bench_engine(
         }
         for protocol in protocols:
             try:
-                rows += measure("engine", protocol, clients[protocol], worker.pid, opts, server.pid)
+                got = measure("engine", protocol, clients[protocol], worker.pid, opts, server.pid)
+                rows += [{**row, "startup_s": worker.startup_s} for row in got]
             except loadgen.LoadgenError as exc:
                 step(f"engine: {protocol} does not work yet: {exc}")
                 rows.append({"stack": "engine", "protocol": protocol, "skipped": str(exc)})
