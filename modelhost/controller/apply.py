@@ -178,10 +178,9 @@ class Applier:
             if failed is not None:
                 raise failed
             startup_s = run.spec.variant.startup_timeout_s or self._timeouts.startup_s
-            node = run.prepared.node_data
-            if node is not None:  # the instance's node downloads and installs the model before it can answer
-                startup_s += node.download_timeout_s + node.install_timeout_s
-            await self._starter.wait_healthy(workers, run.spec, startup_s, status)
+            node = run.prepared.node_data  # the instance's node downloads and installs the model before it answers
+            preparation_s = node.download_timeout_s + node.install_timeout_s if node is not None else 0.0
+            await self._starter.wait_healthy(workers, run.spec, startup_s, status, preparation_s)
         except BaseException:
             await self._stop_workers(workers)
             raise

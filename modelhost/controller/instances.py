@@ -126,10 +126,16 @@ class InstanceStarter:
             self._ledger.release(group_id)
 
     async def wait_healthy(
-        self, workers: list[Worker], spec: VariantSpec, startup_timeout_s: float, status: Callable[[str], None]
+        self,
+        workers: list[Worker],
+        spec: VariantSpec,
+        startup_timeout_s: float,
+        status: Callable[[str], None],
+        preparation_s: float = 0.0,
     ) -> None:
-        """Every worker must answer /ping with 200 within the startup window, else DeploymentError."""
-        deadline = self._clock.monotonic() + startup_timeout_s
+        """Every worker must answer /ping with 200 within the startup window, else DeploymentError.
+        `preparation_s` comes first: the deadlines of a node that fetches and installs the model itself."""
+        deadline = self._clock.monotonic() + preparation_s + startup_timeout_s
         pending = list(workers)
         while pending:
             for worker in list(pending):
