@@ -114,8 +114,9 @@ class InstanceStarter:
             raise
 
     def _cpu_fallback_note(self, instance_type: str) -> str:
+        where = "this host has" if self._ledger is not None else "the cluster's largest node has"
         return (
-            f"{instance_type} asks for {gpu_count(instance_type)} GPU(s) and this host has "
+            f"{instance_type} asks for {gpu_count(instance_type)} GPU(s) and {where} "
             f"{len(self._inventory.gpus)}: running the instance on CPU (set MODELHOST_STRICT_INSTANCE_TYPES=1 to "
             "refuse instead)."
         )

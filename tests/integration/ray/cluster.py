@@ -17,6 +17,7 @@ from tests.integration.server import ServerProcess
 
 GIB = 1024**3
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray then advertises 127.0.0.1, never the host's IP
+NODE_S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 # The GCS declares a node dead after 3 missed health checks 0.5 s apart (default: 5 of 3 s), so a killed node's
 # resources are not offered to new placement groups for long
 FAST_NODE_DEATH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3, "health_check_timeout_ms": 1000}
@@ -59,9 +60,23 @@ class LoopbackCluster:
         return {n.node_id for n in self.workers}
 
 
-def start_cluster(worker_nodes: int) -> LoopbackCluster:
+def start_cluster(worker_nodes: int, node_env: dict[str, str] | None = None) -> LoopbackCluster:
+    """The cluster; `node_env` goes into the environment of its nodes (and so of their actors) only."""
     cluster_utils = ray_cluster_module()
     os.environ.update(LOOPBACK_ENV)  # inherited by every node process started from here
+    saved = {name: os.environ.get(name) for name in node_env or {}}
+    os.environ.update(node_env or {})
+    try:
+        return _start(cluster_utils, worker_nodes)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _start(cluster_utils: Any, worker_nodes: int) -> LoopbackCluster:
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     cluster = cluster_utils.Cluster(
         initialize_head=True,

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from modelhost.scheduler.launchers.ray_placement import namespace_for
-from tests.integration.ray.cluster import LOOPBACK_ENV, LoopbackCluster, ray_server
+from tests.integration.ray.cluster import LOOPBACK_ENV, NODE_S3_ENV, LoopbackCluster, ray_server
 from tests.integration.server import ServerProcess, SteadyLoad, deploy, wait_status, write_echo_model
 
 pytestmark = pytest.mark.slow
@@ -117,6 +117,19 @@ def test_instances_spread_over_nodes_and_each_node_fetches_the_model(
     nodes = wait_for(lambda: len(found := instance_nodes(server, "ray-spread")) == 3 and found, 15, "its node line")
     assert set(nodes.values()) == loopback_cluster.node_ids()
     sm.delete_endpoint(EndpointName="ray-spread")
+
+
+def test_s3_model_data_is_fetched_by_the_nodes(server: ServerProcess, echo_archive: Path, moto_endpoint: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id=NODE_S3_ENV["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=NODE_S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")  # fmt: skip
+    s3.create_bucket(Bucket="ray-models")
+    s3.upload_file(str(echo_archive), "ray-models", "echo/model.tar.gz")
+    sm, runtime = server.clients()
+    deploy(sm, "ray-s3", "s3://ray-models/echo/model.tar.gz", instance_type="ml.m5.large")  # the server has no
+    desc = wait_status(sm, "ray-s3", timeout_s=180)  # S3 endpoint or credentials: only the nodes do
+    assert desc["EndpointStatus"] == "InService", desc.get("FailureReason")
+    assert json.loads(runtime.invoke_endpoint(EndpointName="ray-s3", Body=b"s3")["Body"].read())["echo"] == "s3"
+    sm.delete_endpoint(EndpointName="ray-s3")
 
 
 def test_a_gpu_instance_gets_a_gpu_of_its_node(server: ServerProcess, echo_archive: Path) -> None:
