@@ -27,7 +27,14 @@ from modelhost.worker.engine.runners.base import ModelRunner, RunnerEntry
 from modelhost.worker.engine.sampling import RowSampling, is_greedy, make_generator, sample_rows
 from modelhost.worker.engine.scheduler import Scheduler, SchedulerConfig, StepPlan, StepResult
 from modelhost.worker.engine.sequence import SequenceOutput
-from modelhost.worker.engine.types import GenerationRequest, InputTooLong, ModelLimits, TokenEvent, TokenLogProb
+from modelhost.worker.engine.types import (
+    GenerationRequest,
+    InputTooLong,
+    InvalidParameter,
+    ModelLimits,
+    TokenEvent,
+    TokenLogProb,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +168,10 @@ class Engine:
         if not all(0 <= token < vocab for token in request.prompt_token_ids):
             # refused here, before it joins a batch: an id outside the embedding fails the whole step
             raise ValueError(f"prompt token ids must be from 0 to {vocab - 1} (the model's vocabulary)")
+        if not all(0 <= token < vocab for token, _ in params.logit_bias):
+            raise InvalidParameter(
+                f"logit_bias token ids must be from 0 to {vocab - 1} (the model's vocabulary)", "logit_bias"
+            )
         limits = self.limits
         if prompt > limits.max_input_tokens or prompt + params.max_new_tokens > limits.max_model_len:
             raise InputTooLong(prompt, params.max_new_tokens, limits)

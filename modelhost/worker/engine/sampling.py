@@ -62,9 +62,9 @@ def sample_rows(logits: torch.Tensor, rows: Sequence[RowSampling]) -> Sampled:
     """Pick one token per row of `logits` [n, vocab], with its log-probability and the top alternatives.
 
     Log-probabilities are the model's log-softmax over the whole vocabulary after the penalties asked for
-    (repetition, then frequency and presence), before EOS suppression, a grammar's mask, temperature, min-p,
-    top-k, top-p and typical-p: what the model thinks of each token, as OpenAI and TGI report it, the same whether the
-    row is greedy, sampled or constrained. Greedy rows take the argmax of what is allowed.
+    (repetition, then frequency and presence) and logit_bias, before EOS suppression, a grammar's mask,
+    temperature, min-p, top-k, top-p and typical-p: what the model thinks of each token, as OpenAI and TGI report
+    it, the same whether the row is greedy, sampled or constrained. Greedy rows take the argmax of what is allowed.
     """
     if logits.shape[0] != len(rows):
         raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} sampling rows")
@@ -109,7 +109,12 @@ def _restrict(row: torch.Tensor, sampling: RowSampling) -> None:
 
 
 def _has_penalty(params: SamplingParams) -> bool:
-    return params.repetition_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
+    return (
+        params.repetition_penalty != 1.0
+        or params.frequency_penalty != 0.0
+        or params.presence_penalty != 0.0
+        or bool(params.logit_bias)
+    )
 
 
 def _apply_penalties(row: torch.Tensor, sampling: RowSampling) -> None:
@@ -118,6 +123,11 @@ def _apply_penalties(row: torch.Tensor, sampling: RowSampling) -> None:
         _apply_repetition_penalty(row, sampling.seen_token_ids, params.repetition_penalty)
     if params.frequency_penalty != 0.0 or params.presence_penalty != 0.0:
         apply_frequency_presence(row, sampling.generated_token_ids, params.frequency_penalty, params.presence_penalty)
+    if params.logit_bias:
+        ids = torch.tensor([token for token, _ in params.logit_bias], dtype=torch.long)
+        if int(ids.max()) >= row.shape[0] or int(ids.min()) < 0:
+            raise ValueError(f"logit_bias names a token outside the vocabulary of {row.shape[0]} tokens")
+        row.index_add_(0, ids, torch.tensor([bias for _, bias in params.logit_bias], dtype=row.dtype))
 
 
 def apply_frequency_presence(row: torch.Tensor, generated: Sequence[int], frequency: float, presence: float) -> None:

@@ -28,6 +28,7 @@ class SamplingParams:
     presence_penalty: float = 0.0  # OpenAI's: minus this once a token is among the generated tokens (0: none)
     typical_p: float = 1.0  # typical decoding's mass (TGI/transformers); 1.0: off; applies to sampled rows only
     min_p: float = 0.0  # drop tokens less likely than min_p x the most likely one (vLLM's); 0: off; sampled rows
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, value added to its logit), OpenAI's logit_bias
     do_sample: bool = False  # False: greedy, whatever temperature says
     seed: int | None = None  # per-request RNG seed; same seed + same prompt = same sample
     stop: tuple[str, ...] = ()  # stop sequences; the text stops before them

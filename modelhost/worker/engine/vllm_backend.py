@@ -75,6 +75,7 @@ def to_vllm_sampling(params: SamplingParams, eos_ignored: bool) -> dict[str, Any
         "top_p": params.top_p,
         "top_k": params.top_k if params.top_k > 0 else -1,
         "min_p": params.min_p,
+        "logit_bias": dict(params.logit_bias) or None,
         "repetition_penalty": params.repetition_penalty,
         "frequency_penalty": params.frequency_penalty,
         "presence_penalty": params.presence_penalty,

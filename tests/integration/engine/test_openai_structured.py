@@ -121,7 +121,7 @@ def test_completion_logprobs(client: openai.OpenAI) -> None:
             {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "strin"}}}]},
             "tools[0].function.parameters",
         ),
-        ({"logit_bias": {"42": 3}}, "logit_bias"),
+        ({"logit_bias": {"999999": 3}}, "logit_bias"),  # outside SmolLM2's vocabulary: the engine refuses it
         ({"presence_penalty": 2.5}, "presence_penalty"),
         ({"not_a_field": 1}, "not_a_field"),
     ],
@@ -184,3 +184,24 @@ def test_lmi_top_n_tokens_and_refused_parameters(server: ServerProcess, client: 
             error["OriginalStatusCode"] == 424
             and f"parameters.{name}=true is not supported" in error["Error"]["Message"]
         )
+
+
+def test_logit_bias_bans_and_forces_tokens(server: ServerProcess, client: openai.OpenAI) -> None:
+    _, runtime = server.clients()
+    prompt = "The capital of France is"
+    body = {"inputs": prompt, "parameters": {"max_new_tokens": 1, "details": True}}
+    answer = runtime.invoke_endpoint(EndpointName=NAME, ContentType="application/json", Body=json.dumps(body))
+    first = json.loads(answer["Body"].read())["details"]["tokens"][0]
+
+    def one(bias: dict[str, float]) -> tuple[str, float]:
+        completion = client.completions.create(
+            model=NAME, prompt=prompt, max_tokens=1, temperature=0, logprobs=1, logit_bias=bias
+        )
+        logprobs = completion.choices[0].logprobs
+        assert logprobs is not None and logprobs.token_logprobs is not None
+        return completion.choices[0].text, logprobs.token_logprobs[0]
+
+    assert one({})[0] == first["text"]
+    assert one({str(first["id"]): -100})[0] != first["text"]  # banned: the greedy choice is another token
+    forced_text, forced_logprob = one({"1000": 100})
+    assert forced_text != first["text"] and forced_logprob > -0.01  # +100 makes token 1000 all but certain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from modelhost.worker.engine.sampling import RowSampling, make_generator, sample, sample_rows, typical_filter
@@ -135,3 +136,16 @@ def test_min_p_drops_tokens_far_below_the_most_likely() -> None:
     assert {sample(logits, [RowSampling(params, generator)])[0][0] for _ in range(300)} == {0, 1}
     loose = SamplingParams(do_sample=True, min_p=0.05)  # keep p >= 0.025: all four
     assert {sample(logits, [RowSampling(loose, generator)])[0][0] for _ in range(600)} == {0, 1, 2, 3}
+
+
+def test_logit_bias_moves_the_choice_and_the_log_probabilities() -> None:
+    logits = torch.tensor([[0.0, 3.0, 1.0]])
+    banned = SamplingParams(logit_bias=((1, -100.0),))
+    picked = sample_rows(logits, [RowSampling(banned, None)])
+    assert picked.tokens == [2]
+    expected = torch.log_softmax(torch.tensor([0.0, -97.0, 1.0]), -1)[2].item()
+    assert math.isclose(picked.log_probs[0], expected, rel_tol=1e-6)
+    favoured = SamplingParams(logit_bias=((0, 5.0),))
+    assert sample_rows(logits, [RowSampling(favoured, None)]).tokens == [0]
+    with pytest.raises(ValueError, match="outside the vocabulary of 3 tokens"):
+        sample_rows(logits, [RowSampling(SamplingParams(logit_bias=((3, 1.0),)), None)])

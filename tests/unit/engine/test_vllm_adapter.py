@@ -39,6 +39,7 @@ def test_sampling_keywords_carry_every_parameter() -> None:
         frequency_penalty=0.5,
         presence_penalty=-0.5,
         min_p=0.05,
+        logit_bias=((7, -100.0),),
         do_sample=True,
         seed=3,
         stop=("\n",),
@@ -48,8 +49,10 @@ def test_sampling_keywords_carry_every_parameter() -> None:
     assert kwargs["frequency_penalty"] == 0.5 and kwargs["presence_penalty"] == -0.5 and kwargs["min_p"] == 0.05
     assert (kwargs["max_tokens"], kwargs["min_tokens"], kwargs["temperature"], kwargs["top_k"]) == (7, 2, 0.5, 40)
     assert kwargs["logprobs"] == 4 and kwargs["ignore_eos"] and kwargs["stop"] == ["\n"]
+    assert kwargs["logit_bias"] == {7: -100.0}
     greedy = to_vllm_sampling(SamplingParams(temperature=0.7), eos_ignored=False)
     assert greedy["temperature"] == 0.0 and greedy["top_k"] == -1 and greedy["logprobs"] == 0
+    assert greedy["logit_bias"] is None
 
 
 def test_structured_outputs_pass_what_the_grammar_was_compiled_from() -> None:

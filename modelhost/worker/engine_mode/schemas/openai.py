@@ -134,13 +134,35 @@ def _unsupported(name: str, why: str) -> RequestError:
     return RequestError(f"{name} is not supported by this engine: {why}", name, "unsupported_parameter")
 
 
-def _refuse_unhonoured(body: dict[str, Any]) -> None:
-    """Fields the engine cannot honour are refused unless they ask for nothing (empty, null)."""
-    bias = body.get("logit_bias")
-    if bias is not None and not isinstance(bias, dict):
+MAX_LOGIT_BIAS = 100.0  # OpenAI's range for a logit_bias value: -100 (never) ... 100 (always)
+MAX_LOGIT_BIAS_TOKENS = 300  # OpenAI's limit on the entries of one logit_bias
+
+
+def logit_bias(body: dict[str, Any]) -> tuple[tuple[int, float], ...]:
+    """OpenAI's `logit_bias`: {"<token id>": bias from -100 to 100}, added to those tokens' logits. The ids are
+    checked against the model's vocabulary by the engine (a 400 naming logit_bias)."""
+    raw = body.get("logit_bias")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
         raise RequestError("logit_bias must be an object mapping token ids to biases", "logit_bias")
-    if bias:
-        raise _unsupported("logit_bias", "token biases are not applied")
+    if len(raw) > MAX_LOGIT_BIAS_TOKENS:
+        raise RequestError(f"logit_bias may hold at most {MAX_LOGIT_BIAS_TOKENS} tokens, got {len(raw)}", "logit_bias")
+    entries = []
+    for key in raw:
+        text = str(key).strip()
+        if not text.isdigit() or int(text) > MAX_TOKEN_ID:
+            raise RequestError(
+                f"logit_bias keys must be token ids (0 to {MAX_TOKEN_ID}), got {key!r:.40}", "logit_bias"
+            )
+        try:
+            bias = read(raw, key, float, minimum=-MAX_LOGIT_BIAS, maximum=MAX_LOGIT_BIAS, where="logit_bias.")
+        except RequestError as exc:
+            raise RequestError(exc.message, "logit_bias") from None
+        if bias is None:
+            raise RequestError(f"logit_bias.{text} must be a number from -100 to 100", "logit_bias")
+        entries.append((int(text), float(bias)))
+    return tuple(sorted(entries))
 
 
 def response_format(body: dict[str, Any]) -> Constraint | None:
@@ -186,7 +208,6 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | N
     """SamplingParams and whether max tokens is left to the model's limit."""
     if read(body, "n", int, 1, minimum=1) != 1:
         raise RequestError("n must be 1: modelhost returns one choice per request", "n")
-    _refuse_unhonoured(body)
     temperature = read(body, "temperature", float, 1.0, minimum=0, maximum=2)
     top_p = read(body, "top_p", float, 1.0, minimum=0, maximum=1, exclusive_minimum=True)
     fill = max_tokens is None and default_max is None
@@ -202,6 +223,7 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, default_max: int | N
         ),
         frequency_penalty=read(body, "frequency_penalty", float, 0.0, minimum=-MAX_PENALTY, maximum=MAX_PENALTY),
         presence_penalty=read(body, "presence_penalty", float, 0.0, minimum=-MAX_PENALTY, maximum=MAX_PENALTY),
+        logit_bias=logit_bias(body),
         do_sample=temperature > 0,
         seed=read(body, "seed", int, minimum=MIN_SEED, maximum=MAX_SEED),
         stop=read_stop(body, "stop", limit=16),

@@ -54,7 +54,10 @@ def test_a_response_format_that_cannot_be_honoured_is_a_400_naming_it(response_f
             "tools[0].function.parameters",
         ),
         ({"tool_choice": "auto"}, "tool_choice"),
-        ({"logit_bias": {"42": 5}}, "logit_bias"),
+        ({"logit_bias": {"42": 101}}, "logit_bias"),
+        ({"logit_bias": {"the": 5}}, "logit_bias"),
+        ({"logit_bias": {"42": "up"}}, "logit_bias"),
+        ({"logit_bias": [42]}, "logit_bias"),
         ({"presence_penalty": 2.5}, "presence_penalty"),
         ({"frequency_penalty": -2.01}, "frequency_penalty"),
         ({"functions": [{"name": "f"}]}, "functions"),
@@ -101,6 +104,12 @@ def test_frequency_and_presence_penalties_reach_the_engine() -> None:
         assert (params.params.frequency_penalty, params.params.presence_penalty) == (0.5, -1.5)
         assert params.params.min_p == 0.05
         assert parse(body).params.frequency_penalty == parse(body).params.presence_penalty == 0.0
+
+
+def test_logit_bias_reaches_the_engine() -> None:
+    params = openai.parse_chat({**CHAT, "logit_bias": {"42": 5, "7": -100, " 3": 0.5}}).params
+    assert params.logit_bias == ((3, 0.5), (7, -100.0), (42, 5.0))
+    assert openai.parse_completion({"prompt": "x", "logit_bias": {}}).params.logit_bias == ()
 
 
 def test_logprobs_parameters_reach_the_engine() -> None:
