@@ -1,6 +1,7 @@
-"""Tensor-parallel model copies on Ray: an ml.g5.12xlarge (4 GPUs) with degree 2 is one placement group of two
-bundles on one node (a SageMaker instance is one machine), each copy a worker with two GPUs of its own. The
-cluster is a head and one node with 4 logical GPUs (no GPU needed: Ray only counts them)."""
+"""One Ray node with 4 logical GPUs (no GPU needed: Ray only counts them): default quotas count the cluster;
+an instance the cluster has no room for fails in the placement phase and gives back what it held; the
+tensor-parallel copies of an ml.g5.12xlarge (4 GPUs, degree 2) are one placement group of two bundles on one
+node (a SageMaker instance is one machine), each copy a worker with two GPUs of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.ray.cluster import LoopbackCluster, ray_server, start_cluster, stop_cluster
 from tests.integration.server import ServerProcess, deploy, wait_status, write_echo_model
@@ -32,11 +34,31 @@ def four_gpu_node() -> Iterator[LoopbackCluster]:
 @pytest.fixture(scope="module")
 def server(four_gpu_node: LoopbackCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     home, nodes = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("nodes")
-    proc = ray_server(home, four_gpu_node, nodes).start(timeout_s=90)
+    env = {"MODELHOST_RAY_PLACEMENT_TIMEOUT_S": "3", "MODELHOST_QUOTAS": "ml.g5.24xlarge=2"}
+    proc = ray_server(home, four_gpu_node, nodes, **env).start(timeout_s=90)
     try:
         yield proc
     finally:
         proc.stop()
+
+
+def test_quotas_count_the_cluster_and_an_instance_without_room_fails_in_placement(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    sm, _ = server.clients()
+    model = write_echo_model(tmp_path / "echo")
+    with pytest.raises(ClientError) as refused:  # the cluster's 4 GPUs hold one 4-GPU instance: the default quota
+        deploy(sm, "ray-quota", str(model), instance_type="ml.g5.12xlarge", count=2)
+    assert refused.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert "'ml.g5.12xlarge for endpoint usage' is 1 Instances" in str(refused.value)
+    # MODELHOST_QUOTAS allows two ml.g5.24xlarge, which the cluster cannot place: the second waits 3 s, then fails
+    deploy(sm, "ray-full", str(model), instance_type="ml.g5.24xlarge", count=2)
+    desc = wait_status(sm, "ray-full", timeout_s=120)
+    assert desc["EndpointStatus"] == "Failed"
+    reason = desc["FailureReason"]
+    assert reason.startswith("placement failed: ml.g5.24xlarge asks the Ray cluster for 1 x (8 CPU, 4 GPU"), reason
+    assert "within 3 s" in reason, reason
+    sm.delete_endpoint(EndpointName="ray-full")  # the next test needs the whole node again: it was given back
 
 
 def test_degree_two_makes_two_copies_with_two_gpus_each_on_one_node(server: ServerProcess, tmp_path: Path) -> None:
