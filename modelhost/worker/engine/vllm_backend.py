@@ -214,13 +214,18 @@ class VLLMBackend:
             from vllm.sampling_params import StructuredOutputsParams
 
             kwargs["structured_outputs"] = StructuredOutputsParams(**constraint)
-        sampling = VSamplingParams(**kwargs, output_kind=RequestOutputKind.DELTA)
+        try:
+            sampling = VSamplingParams(**kwargs, output_kind=RequestOutputKind.DELTA)
+        except Exception as exc:
+            raise _refused(exc) from exc
         inputs = {"prompt_token_ids": list(request.prompt_token_ids)}
         generated = 0
         finished = False
+        started = False  # vLLM validates the request when it is added, before its first output
         queued_s: float | None = None
         try:
             async for output in self._engine.generate(inputs, sampling, request.request_id):
+                started = True
                 if queued_s is None:
                     queued_s = queue_time_s(getattr(output, "metrics", None))
                 completion = output.outputs[0]
@@ -261,12 +266,35 @@ class VLLMBackend:
                             queue_time_s=queued_s,
                         )
                     return
+        except Exception as exc:
+            if started:
+                raise
+            raise _refused(exc) from exc
         finally:
             if not finished:
                 await self._engine.abort(request.request_id)
 
     def stats(self) -> dict[str, Any]:
         return {"backend": self.name, "started": self._engine is not None, **self._scheduler.as_stats()}
+
+
+def refusal(exc: BaseException) -> InvalidParameter | None:
+    """vLLM's refusal of a request (a parameter out of its range, a token id outside the vocabulary, a schema its
+    structured outputs reject) as InvalidParameter, a 4xx naming vLLM's parameter; None for any other error.
+    Current vLLM raises VLLMValidationError, a VLLMClientError and not a ValueError; older ones ValueError."""
+    if isinstance(exc, InvalidParameter):
+        return exc
+    client = any(cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__)
+    if not client and not isinstance(exc, ValueError):
+        return None
+    param = getattr(exc, "parameter", None)
+    return InvalidParameter(f"vLLM refused the request: {exc}", str(param) if param else "request")
+
+
+def _refused(exc: Exception) -> Exception:
+    """`exc` as a refusal when it is one, else itself (re-raised as it came)."""
+    refused = refusal(exc)
+    return refused if refused is not None else exc
 
 
 def _reason(finish_reason: str | None, stop_reason: object) -> FinishReason:

@@ -19,6 +19,7 @@ from modelhost.worker.engine.types import (
 )
 from modelhost.worker.engine.vllm_backend import (
     engine_arguments,
+    refusal,
     refuse_unsupported,
     step_log_probs,
     structured_outputs,
@@ -110,3 +111,21 @@ def test_engine_arguments_take_lmis_vllm_options() -> None:
     for extra in ({"gpu_memory_utilization": "1.5"}, {"gpu_memory_utilization": "most"}, {"enforce_eager": "yes"}):
         with pytest.raises(ValueError, match="option."):
             engine_arguments(EngineConfig("/m", extra=extra), limits)
+
+
+class VLLMClientError(Exception):  # stands for vllm.exceptions' class, matched by name: vLLM is not installed here
+    pass
+
+
+class VLLMValidationError(VLLMClientError):
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def test_vllms_refusals_become_invalid_parameters() -> None:
+    refused = refusal(VLLMValidationError("token_id(s) [999999] in logit_bias out of vocab", parameter="logit_bias"))
+    assert isinstance(refused, InvalidParameter) and refused.param == "logit_bias" and "999999" in str(refused)
+    older = refusal(ValueError("temperature must be non-negative"))
+    assert older is not None and older.param == "request"
+    assert refusal(RuntimeError("CUDA out of memory")) is None
