@@ -96,10 +96,10 @@ def test_chat_logprobs_are_ranked_and_close_to_the_reference(
     for step, token in enumerate(tokens):
         if token["id"] != ref.token_ids[step]:
             break
-        assert token["log_prob"] == pytest.approx(ref.log_probs[step], abs=0.25)  # bf16 against fp32
+        assert token["log_prob"] == pytest.approx(ref.log_probs[step], abs=0.3)  # bf16 or fp16 against fp32
 
 
-def test_tgi_top_n_tokens_and_completions_logprobs(client: openai.OpenAI, endpoint: str, runtime: Any) -> None:
+def test_top_n_tokens_and_completions_logprobs(client: openai.OpenAI, endpoint: str, runtime: Any) -> None:
     prompt = "The capital of France is"
     details = _invoke(runtime, endpoint, _lmi_greedy(prompt, top_n_tokens=2))["details"]
     assert len(details["top_tokens"]) == len(details["tokens"]) == MAX_NEW_TOKENS
