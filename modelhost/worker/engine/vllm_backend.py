@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from modelhost.worker.engine.limits import resolve_limits
@@ -27,6 +27,7 @@ from modelhost.worker.engine.types import (
 from modelhost.worker.engine.vllm_stats import SchedulerSnapshot, queue_time_s, stat_logger_factory
 
 _DTYPES = {"auto": "auto", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_CONTEXT_TOKENS = 4  # tokens of context split_text decodes before a delta's tokens
 
 
 def visible_gpu_count(default: int) -> int:
@@ -222,6 +223,7 @@ class VLLMBackend:
         generated = 0
         finished = False
         started = False  # vLLM validates the request when it is added, before its first output
+        recent: list[int] = []  # the last generated tokens, context for split_text
         queued_s: float | None = None
         try:
             async for output in self._engine.generate(inputs, sampling, request.request_id):
@@ -230,6 +232,8 @@ class VLLMBackend:
                     queued_s = queue_time_s(getattr(output, "metrics", None))
                 completion = output.outputs[0]
                 ids = list(completion.token_ids)
+                texts = split_text(completion.text, ids, self.decode, recent)
+                recent = (recent + ids)[-_CONTEXT_TOKENS:]
                 for i, token in enumerate(ids):
                     generated += 1
                     last = output.finished and i == len(ids) - 1
@@ -241,7 +245,7 @@ class VLLMBackend:
                     yield TokenEvent(
                         request_id=request.request_id,
                         token_id=token,
-                        text=completion.text if i == len(ids) - 1 else "",
+                        text=texts[i],
                         log_prob=log_prob,
                         finished=last,
                         finish_reason=_reason(completion.finish_reason, completion.stop_reason) if last else None,
@@ -276,6 +280,29 @@ class VLLMBackend:
 
     def stats(self) -> dict[str, Any]:
         return {"backend": self.name, "started": self._engine is not None, **self._scheduler.as_stats()}
+
+
+def split_text(
+    text: str, token_ids: Sequence[int], decode: Callable[[list[int]], str], context: Sequence[int]
+) -> list[str]:
+    """The text vLLM gave for several tokens at once (its delta output), cut at each token's boundary by decoding
+    the tokens one more at a time after `context` (the tokens just before them, for the spacing of tokenizers
+    that decode a leading space only after a previous token). Where the pieces do not add up to `text` (a stop
+    string cut it, detokenization differs) all of it goes to the last token, as vLLM delivered it."""
+    if len(token_ids) < 2:
+        return [text]
+    base = list(context)
+    before = decode(base)
+    pieces = []
+    for i in range(len(token_ids)):
+        now = decode([*base, *token_ids[: i + 1]])
+        if not now.startswith(before):
+            break
+        pieces.append(now[len(before) :])
+        before = now
+    if len(pieces) == len(token_ids) and "".join(pieces) == text:
+        return pieces
+    return [""] * (len(token_ids) - 1) + [text]
 
 
 def refusal(exc: BaseException) -> InvalidParameter | None:

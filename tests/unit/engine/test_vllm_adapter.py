@@ -21,6 +21,7 @@ from modelhost.worker.engine.vllm_backend import (
     engine_arguments,
     refusal,
     refuse_unsupported,
+    split_text,
     step_log_probs,
     structured_outputs,
     to_vllm_sampling,
@@ -129,3 +130,18 @@ def test_vllms_refusals_become_invalid_parameters() -> None:
     older = refusal(ValueError("temperature must be non-negative"))
     assert older is not None and older.param == "request"
     assert refusal(RuntimeError("CUDA out of memory")) is None
+
+
+WORDS = {1: "Hello", 2: " world", 3: "!", 4: "\u00e9"}
+
+
+def _decode(ids: list[int]) -> str:
+    return "".join(WORDS[i] for i in ids)
+
+
+def test_a_delta_of_several_tokens_is_cut_at_each_token() -> None:
+    assert split_text("Hello world!", [1, 2, 3], _decode, []) == ["Hello", " world", "!"]
+    assert split_text(" world!", [2, 3], _decode, [1]) == [" world", "!"]
+    assert split_text("Hello", [1], _decode, []) == ["Hello"]
+    # text that is not the tokens' decoding (a stop string cut it): all of it on the last token, as vLLM gave it
+    assert split_text("Hello wor", [1, 2], _decode, []) == ["", "Hello wor"]
