@@ -23,6 +23,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ class RayClusterLauncher:
     # the cluster -----------------------------------------------------------------------------
     def connect(self) -> None:
         """Join the cluster as a driver in this home's namespace and start pulling logs. Raises ConnectionError."""
+        if self._settings.address:
+            _check_reachable(self._settings.address)
         previous = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(
@@ -378,6 +381,20 @@ class RayClusterLauncher:
         if self._client is not None:
             await self._client.aclose()
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT cluster address must answer a TCP connect: ray.init retries an absent GCS for minutes."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", ray:// and the like: left to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"cannot join the Ray cluster at {address}: nothing answers there ({exc.strerror or exc}); "
+            "start it with `ray start --head --port PORT` or give --ray-address / RAY_ADDRESS of its head"
+        ) from exc
 
 
 def _named(entry: Any) -> tuple[str, str]:
