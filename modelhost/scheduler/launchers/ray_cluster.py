@@ -213,7 +213,7 @@ class RayClusterLauncher:
             log_path=log_path,
             router_token=token,
             memory_bytes=request.memory_bytes,
-            gpu_ids=placed.gpu_ids,
+            gpu_ids=(),  # its GPUs (placed.gpu_ids, in its log) are the node's: this host's GPU metrics are not its
         )
 
     def _placement(self, request: LaunchRequest) -> _Group:

@@ -95,7 +95,8 @@ class NodeInstance:
         self._run_dir.mkdir(parents=True, exist_ok=True)
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._port = free_port(self._host)
-        self.note(f"on Ray node {self._node_id} ({self._node_address}); serving at http://{self._host}:{self._port}")
+        gpus = f"; GPUs {','.join(str(g) for g in self._gpu_ids)}" if self._gpu_ids else ""
+        self.note(f"on Ray node {self._node_id} ({self._node_address}){gpus}; serving at http://{self._host}:{self._port}")
         threading.Thread(target=self._set_up, name=f"setup {self._launch.request.instance_id}", daemon=True).start()
         return Placed(f"http://{self._host}:{self._port}", self._node_address, self._gpu_ids, self._node_id)
 
