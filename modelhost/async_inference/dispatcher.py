@@ -8,6 +8,11 @@ it), and its answer is written to the output location; a model error, a timeout,
 that cannot be read or an endpoint that is gone writes an error document to the failure location instead.
 Then the SNS notification is published and only then the row deleted. "Not now" answers of the router
 (no instance yet, throttled) put the request back, oldest first, and hold its endpoint back a moment.
+
+Only the leader of a store dispatches (a follower's intake records the row and nothing else); on election
+`reload` drops whatever this server held in memory and queues the stored requests. A request's row is only ever
+changed in place (a conditional update): a request whose row is gone (it was run, or its endpoint deleted,
+elsewhere) is dropped, never written back.
 """
 
 from __future__ import annotations
@@ -96,6 +101,14 @@ class AsyncDispatcher:
         """A request just recorded in the store (the intake's)."""
         bisect.insort(self._waiting.setdefault(request.endpoint.lower(), []), request, key=lambda r: r.key)
         self._wake.set()
+
+    def reload(self) -> int:
+        """On election: the in-memory queue (whatever this server held while it followed) dropped, and every stored
+        request queued (blocking). Returns how many."""
+        self._waiting.clear()
+        self._not_before.clear()
+        self._refusals.clear()
+        return self.load()
 
     def load(self) -> int:
         """Every stored request not queued or running here yet, queued (blocking; before `run`, and again and
@@ -234,6 +247,18 @@ class AsyncDispatcher:
     async def _store(self, work: Callable[[], object]) -> None:
         await run_blocking(work, timeout_s=STORE_TIMEOUT_S, name="async-store")
 
+    def _replace(self, request: AsyncRequest, stored: AsyncRequest) -> bool:
+        """The request's row changed to `stored` only where it still exists (blocking): False when it is gone."""
+        return self._records.async_requests.update(request.key, lambda current: stored) is not None
+
+    async def _still_stored(self, request: AsyncRequest, stored: AsyncRequest) -> bool:
+        present = await run_blocking(lambda: self._replace(request, stored), timeout_s=STORE_TIMEOUT_S,
+                                     name="async-store")  # fmt: skip
+        if not present:
+            log.info("async inference: %s of %s is no longer stored (run or removed elsewhere); dropped",
+                     request.inference_id, request.endpoint)  # fmt: skip
+        return present
+
     async def _process(self, request: AsyncRequest) -> None:
         table = self._records.async_requests
         running = request.running(self._now())
@@ -242,16 +267,17 @@ class AsyncDispatcher:
                       "it is not tried again.")  # fmt: skip
             await self._finish_failed(request, Failure(reason))
             return
-        await self._store(lambda: table.put(request.key, running))
+        if not await self._still_stored(request, running):
+            return
         try:
             failure, answer, content_type = await self._invoke(running)
         except _Retry:
-            await self._store(lambda: table.put(request.key, request))  # as it was: a wait is not a start
-            self._requeue(request)
+            if await self._still_stored(request, request):  # as it was: a wait is not a start
+                self._requeue(request)
             return
         except asyncio.CancelledError:  # a clean stop is not an attempt: it runs again at the next start
             with contextlib.suppress(Exception):
-                table.put(request.key, request)
+                self._replace(request, request)
             raise
         self._refusals.pop(request.endpoint.lower(), None)
         if failure is not None:
@@ -325,6 +351,12 @@ class AsyncDispatcher:
 
     async def _finish_failed(self, request: AsyncRequest, failure: Failure) -> None:
         """The error document at the failure location (when there is one), the error notification, the row gone."""
+        table = self._records.async_requests
+        stored = await run_blocking(lambda: table.get(request.key), timeout_s=STORE_TIMEOUT_S, name="async-store")
+        if stored is None:  # run or removed elsewhere: no second error document or notification
+            log.info("async inference: %s of %s is no longer stored; not failed again", request.inference_id,
+                     request.endpoint)  # fmt: skip
+            return
         log.info("async inference: %s of %s failed: %s", request.inference_id, request.endpoint, failure.reason)
         if request.failure_location is not None:
             document = failure.body if failure.body is not None else (failure.reason + "\n").encode()
@@ -337,7 +369,6 @@ class AsyncDispatcher:
                             request.inference_id, location, exc)  # fmt: skip
         await self._notify(request, succeeded=False, content_type=failure.content_type or "text/plain",
                            reason=failure.reason, included=failure.body)  # fmt: skip
-        table = self._records.async_requests
         await self._store(lambda: table.delete(request.key))
         self.failed += 1
 

@@ -141,7 +141,8 @@ def parse_invocation(headers: Mapping[str, str], body: bytes) -> AsyncInvocation
 
 
 class AsyncIntake:
-    """Accepts a checked invocation for an asynchronous endpoint: durable first, then handed to the dispatcher."""
+    """Accepts a checked invocation for an asynchronous endpoint: durable first, then handed to the dispatcher,
+    on the leader only: a follower of a shared store records the row, which the leader adopts (app.py)."""
 
     def __init__(
         self,
@@ -151,7 +152,9 @@ class AsyncIntake:
         account_id: str,
         now: Callable[[], float],
         queued: Callable[[str], int] = lambda endpoint: 0,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._leading = leading
         self._records = records
         self._objects = objects
         self._submit = submit
@@ -224,5 +227,6 @@ class AsyncIntake:
                                name="async-intake")  # fmt: skip
         except (StoreUnavailable, TimeoutError) as exc:
             raise ServiceUnavailable(f"The request could not be queued durably ({exc}); retry shortly.") from exc
-        self._submit(request)
+        if self._leading():  # a follower keeps nothing in memory: the leader runs what the store holds
+            self._submit(request)
         return request

@@ -26,11 +26,13 @@ def build_async_inference(
     table: RoutingTable,
     metrics: InvocationMetrics,
     now: Callable[[], float] = time.time,
+    leading: Callable[[], bool] = lambda: True,
 ) -> tuple[AsyncDispatcher, AsyncIntake]:
+    """`leading()`: whether this server leads its store now (only the leader's dispatcher queues requests)."""
     objects = objects_for(settings)
     dispatcher = AsyncDispatcher(records, router, table, objects, SnsPublisher(settings.region), metrics,
                                  max_input_bytes=settings.async_max_input_bytes, now=now)  # fmt: skip
-    intake = AsyncIntake(records, objects, dispatcher.submit, settings.account_id, now, dispatcher.queued)
+    intake = AsyncIntake(records, objects, dispatcher.submit, settings.account_id, now, dispatcher.queued, leading)
     return dispatcher, intake
 
 

@@ -120,3 +120,67 @@ def test_a_deleted_endpoints_requests_fail_with_that_reason(tmp_path: Path) -> N
         assert records.async_requests.get(request.key) is None
 
     asyncio.run(scenario())
+
+
+def test_a_request_whose_row_is_gone_is_neither_run_nor_written_back(tmp_path: Path) -> None:
+    """Another leader ran it (or its endpoint was deleted) meanwhile: a queued copy in memory must not re-create
+    the row, run the model again or notify twice (fails without the conditional update)."""
+
+    async def scenario() -> None:
+        records, dispatcher, published, clock, config = setup(tmp_path)
+        selected: list[str] = []
+
+        class Counting(NotYet):
+            def select(self, name: str, target: str | None) -> Any:
+                selected.append(name)
+                return super().select(name, target)
+
+        dispatcher._router = Counting()  # type: ignore[assignment]
+        request = queued(records, config, tmp_path)
+        dispatcher.submit(request)
+        records.async_requests.delete(request.key)
+        dispatcher.dispatch_once()
+        await dispatcher.settled()
+        assert records.async_requests.get(request.key) is None and selected == []
+        assert dispatcher.queued("ep") == 0  # dropped, not waiting to be tried again
+        clock[0] = 1061.0  # past its TTL: an expiry of a copy whose row is gone publishes nothing either
+        dispatcher.submit(request)
+        dispatcher.dispatch_once()
+        await dispatcher.settled()
+        assert published.messages == [] and not (tmp_path / "fail" / "one-error.out").exists()
+        assert records.async_requests.get(request.key) is None
+
+    asyncio.run(scenario())
+
+
+def test_an_elected_dispatcher_drops_what_it_held_and_queues_what_is_stored(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        records, dispatcher, _, _, config = setup(tmp_path)
+        held = queued(records, config, tmp_path)
+        dispatcher.submit(held)  # held in memory, e.g. while following
+        records.async_requests.delete(held.key)  # ...and run by the leader of the time
+        stored = queued(records, config, tmp_path)
+        assert dispatcher.reload() == 1
+        assert dispatcher.queued("ep") == 1 and dispatcher._waiting["ep"] == [stored]
+
+    asyncio.run(scenario())
+
+
+def test_a_followers_intake_records_the_request_and_queues_nothing_in_memory(tmp_path: Path) -> None:
+    """The leader adopts the row; a follower's in-memory copy would run twice after a takeover and grow without
+    end (fails without the fix)."""
+    from modelhost.async_inference.intake import AsyncIntake, AsyncInvocation
+
+    async def scenario() -> None:
+        records, dispatcher, _, _, _ = setup(tmp_path)
+        leading = [False]
+        intake = AsyncIntake(records, Objects(DataLimits()), dispatcher.submit, "123456789012", lambda: 1000.0,
+                             dispatcher.queued, lambda: leading[0])  # fmt: skip
+        invocation = AsyncInvocation(None, b"hi", None, None, None, None, None, None, 60, 5)
+        first = await intake.accept("ep", invocation, "us-east-1")
+        assert records.async_requests.get(first.key) is not None and dispatcher.queued("ep") == 0
+        leading[0] = True
+        second = await intake.accept("ep", invocation, "us-east-1")
+        assert dispatcher.queued("ep") == 1 and dispatcher._waiting["ep"] == [second]
+
+    asyncio.run(scenario())
