@@ -89,7 +89,7 @@ NO_OP_VALUES: dict[str, tuple[tuple[Any, ...], str]] = {
     "stop_token_ids": ((None, []), "stopping on token ids is not implemented; use stop_sequences"),
     "include_stop_str_in_output": ((None, False), "a stop sequence is always cut from the text"),
     "skip_special_tokens": ((None, True), "special tokens are always left out of the text"),
-    "logprobs": ((None,), "use details (each token's log_prob) and top_n_tokens (the most likely tokens)"),
+    "logprobs": ((None, 0), "use details (each token's log_prob) and top_n_tokens (the most likely tokens)"),
     "prompt_logprobs": ((None, 0), "the prompt tokens' log-probabilities are not computed by this engine"),
     "adapter_id": ((None, ""), "LoRA adapters are not supported; deploy the merged model"),
 }
