@@ -54,10 +54,11 @@ from modelhost.batch.instances import hidden_endpoint
 from modelhost.batch.runner import RunnerSettings
 from modelhost.batch.supervisor import TransformJobs
 from modelhost.clock import SystemClock
-from modelhost.controller.apply import Applier, Timeouts
+from modelhost.controller.apply import STOP_GRACE_S, Applier, Timeouts
 from modelhost.controller.cold_start import ColdStarts
+from modelhost.controller.duties import Duties
 from modelhost.controller.instances import InstanceStarter
-from modelhost.controller.leadership import Leadership
+from modelhost.controller.leadership import Leadership, Role
 from modelhost.controller.loop import ControlLoop, LoopSettings
 from modelhost.controller.shared_routes import RouteFollower, RoutePublisher
 from modelhost.errors import ApiError, ValidationError
@@ -110,10 +111,13 @@ class Services:
     autoscaling: AutoScalingApi
     leadership: Leadership
     shared_routes: tuple[RoutePublisher, RouteFollower]
+    duties: Duties
 
     def problems(self) -> list[str]:
-        """Why the control plane cannot act right now: the control loop's reasons, and the shared routes'."""
-        return self.controller.problems() + [p for sync in self.shared_routes for p in sync.problems()]
+        """Why the control plane cannot act right now: the control loop's reasons, the shared routes', and a
+        leader duty that cannot start or failed (a leader must not sit holding the lock doing nothing)."""
+        syncing = [p for sync in self.shared_routes for p in sync.problems()]
+        return self.controller.problems() + syncing + self.duties.problems()
 
 
 def tail_lines(path: Path, count: int) -> list[str]:
@@ -218,9 +222,10 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         functools.partial(variant_counts, records, table, admission),
         job_names=functools.partial(job_name, records),
     )
-    async_dispatcher, async_intake = build_async_inference(settings, records, router, table, monitoring.invocations)
-    monitoring.add_source(backlog_source(async_dispatcher))
     leadership = Leadership(leader_lock_for(store), clock)  # SQLite: always this server; PostgreSQL: one of them
+    async_dispatcher, async_intake = build_async_inference(settings, records, router, table, monitoring.invocations,
+                                                           leading=lambda: leadership.role is Role.LEADER)  # fmt: skip
+    monitoring.add_source(backlog_source(async_dispatcher))
     publisher = RoutePublisher(records, table, f"{settings.host}:{settings.port} (pid {os.getpid()})")
     follower = RouteFollower(records, table)
     services = Services(
@@ -248,28 +253,51 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         ),
         leadership=leadership,
         shared_routes=(publisher, follower),
+        duties=Duties(),
     )
     scaling = ScalingLoop(
         records, monitoring.store, scaling_settings(settings), clock, controller.wake,
         lambda: monitoring.flushed_through_s, alarms=monitoring.alarms.alarm_states,
         interval_s=settings.scaling_interval_s,
     )  # fmt: skip
-    duties: dict[str, asyncio.Task[None]] = {}
+    duties = services.duties
 
     def lead() -> None:
-        """Only the leader reconciles: the control loop, transform jobs, async inference and scaling run here."""
-        async_dispatcher.load()  # every stored InvokeEndpointAsync request is queued again
-        duties["loop"] = asyncio.create_task(controller.run())
-        duties["scaling"] = asyncio.create_task(scaling.run())
-        duties["jobs"] = asyncio.create_task(transform_jobs.run())
-        duties["async"] = asyncio.create_task(async_dispatcher.run())
+        """Only the leader reconciles: the control loop, transform jobs, async inference and scaling run here. Each
+        is a duty that is started again when it fails (controller/duties.py): never a leader that does nothing."""
+        follower.stop_following()  # (already, when its task ended) the previous leader's routes are not ours
+        duties.start("control loop", controller.run)
+        duties.start("scaling", scaling.run)
+        duties.start("transform jobs", transform_jobs.run)
+        # what this server held in memory is dropped and every stored InvokeEndpointAsync request queued again
+        duties.start("async inference", async_dispatcher.run, prepare=async_dispatcher.reload)
         if settings.store_url:  # followers route with the leader's routes and record async requests for it
-            duties["routes"] = asyncio.create_task(publisher.run())
-            duties["async intake"] = asyncio.create_task(_adopt_async_requests(async_dispatcher.load))
+            duties.start("shared routes", publisher.run)
+            duties.start("async intake", functools.partial(_adopt_async_requests, async_dispatcher.load))
+
+    async def stop_leading(grace_s: float = STOP_GRACE_S) -> None:
+        """Every leader duty stopped, then this server's transform runners, async requests in flight and workers
+        (SIGKILL after `grace_s`); safe to call again. Jobs stay InProgress and async requests stored: the next
+        leader resumes them."""
+        duties.cancel_all()  # synchronous: no duty reconciles, scales, dispatches or publishes after this line
+        await asyncio.gather(duties.stop(), transform_jobs.shutdown(), async_dispatcher.stop())
+        await controller.shutdown(grace_s)
+
+    async def step_down() -> None:
+        """The leader lock is lost, so another server may lead already: every leader duty and worker of this one
+        stops now, before the server stops (uvicorn's graceful shutdown waits for requests in flight, up to a
+        minute); a process supervisor starts it again, as a follower."""
+        log.error("this server no longer leads the shared store: stopping its leader duties and workers, which "
+                  "must not run beside the new leader's")  # fmt: skip
+        try:
+            await stop_leading(STEP_DOWN_GRACE_S)
+        finally:
+            log.error("stopping this server: it no longer leads the shared store")
+            _stop_server()
 
     if leadership.elect_now():
         lead()
-    leading_task = asyncio.create_task(leadership.run(lead, _step_down, follower.run))
+    leading_task = asyncio.create_task(leadership.run(lead, step_down, follower.run))
     monitor_task = asyncio.create_task(monitoring.run())
     log.info(
         "modelhost server ready (home %s; %d GPU(s), %d CPU(s), %.0f GiB)",
@@ -282,32 +310,44 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         yield services
     finally:
         log.info("stopping: draining workers")
-        await _cancel(leading_task, duties.pop("routes", None), duties.pop("async intake", None))
-        await transform_jobs.shutdown()  # jobs stay InProgress: the next start resumes them
-        await _cancel(duties.pop("jobs", None))
-        await _cancel(duties.pop("async", None))  # requests in flight stay stored: the next start runs them again
-        await async_dispatcher.stop()
-        await controller.shutdown()
-        await _cancel(duties.pop("scaling", None), duties.pop("loop", None), monitor_task)
-        monitoring.close()  # what is still in memory is written
-        upstream.close()
-        await launcher.aclose()
-        await client.aclose()
-        leadership.release()  # after the workers stopped: the next leader starts them again
-        store.close()
+        try:
+            await _cancel(leading_task)
+            if settings.store_url and leadership.role is Role.LEADER:
+                duties.cancel_all()  # the publisher first: nothing is published after the withdrawal
+                try:  # followers answer ServiceUnavailable (retryable) now, not ModelError from stopped workers
+                    await asyncio.to_thread(publisher.withdraw)
+                except StoreError as exc:
+                    log.warning("shared routes: this leader's routes could not be withdrawn (%s)", exc)
+            await stop_leading()
+            await _cancel(monitor_task)
+        finally:  # whatever failed above: the workers are stopped and the lock given back
+            with contextlib.suppress(Exception):
+                await controller.shutdown()
+            monitoring.close()  # what is still in memory is written
+            upstream.close()
+            await launcher.aclose()
+            await client.aclose()
+            leadership.release()  # after the workers stopped: the next leader starts them again
+            store.close()
 
 
 async def _cancel(*tasks: asyncio.Task[None] | None) -> None:
+    """The tasks cancelled and awaited; one that had failed is logged, never raised (shutdown goes on)."""
     for task in tasks:
         if task is not None:
             task.cancel()
     for task in tasks:
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("a server task had failed")
 
 
 ADOPT_INTERVAL_S = 1.0
+STEP_DOWN_GRACE_S = 2.0  # a deposed leader's workers get this long after SIGTERM, then SIGKILL
 
 
 async def _adopt_async_requests(load: Callable[[], int]) -> None:
@@ -320,11 +360,8 @@ async def _adopt_async_requests(load: Callable[[], int]) -> None:
             log.debug("async inference: stored requests not read this time (%s)", exc)
 
 
-def _step_down() -> None:
-    """The leader lock is lost, so another server may lead already: this one stops (uvicorn's graceful shutdown
-    stops its workers); a process supervisor starts it again, as a follower."""
-    log.error("stopping this server: it no longer leads the shared store, and its workers must not run beside "
-              "the new leader's")  # fmt: skip
+def _stop_server() -> None:
+    """SIGTERM to this process: uvicorn's graceful shutdown, then the lifespan's cleanup."""
     os.kill(os.getpid(), signal.SIGTERM)
 
 

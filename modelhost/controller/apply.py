@@ -311,15 +311,17 @@ class Applier:
         self._table.remove(key)
         await self._stop_fleet(self.fleets.pop(key, {}))
 
-    async def stop_all(self) -> None:
-        await asyncio.gather(*(self._stop_fleet(fleet) for fleet in self.fleets.values()), *self._background)
+    async def stop_all(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Every worker stopped: SIGTERM, SIGKILL after `grace_s`."""
+        fleets = list(self.fleets.values())
         self.fleets.clear()
+        await asyncio.gather(*(self._stop_fleet(fleet, grace_s) for fleet in fleets), *self._background)
 
-    async def _stop_fleet(self, fleet: Fleet) -> None:
-        await self._stop_workers([w for run in fleet.values() for w in run.serving])
+    async def _stop_fleet(self, fleet: Fleet, grace_s: float = STOP_GRACE_S) -> None:
+        await self._stop_workers([w for run in fleet.values() for w in run.serving], grace_s)
 
-    async def _stop_workers(self, workers: list[Worker]) -> None:
-        await asyncio.gather(*(asyncio.to_thread(self._launcher.stop, w, STOP_GRACE_S) for w in workers))
+    async def _stop_workers(self, workers: list[Worker], grace_s: float = STOP_GRACE_S) -> None:
+        await asyncio.gather(*(asyncio.to_thread(self._launcher.stop, w, grace_s) for w in workers))
         for group_id in {w.group_id for w in workers}:
             self._starter.release(group_id)
 

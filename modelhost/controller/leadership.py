@@ -4,9 +4,11 @@ Every server answers the whole API; only the leader reconciles (the control loop
 inference, autoscaling) and so only the leader starts workers. `Leadership.run` follows (the caller's `follow`,
 e.g. installing the routes the leader publishes) while it campaigns for the store's leader lock
 (store/leader.py) every `retry_s`; once elected it stops following and calls `on_elected`, then checks the lock
-every `check_s`. A leader whose lock is gone (its database connection broke) calls `on_lost` and leads no
-more: another server may already be leading, so it must not reconcile, and the server steps down (app.py stops
-it, and its workers with it, as crash-only design wants; a process supervisor starts it again as a follower).
+every `check_s`. A leader whose lock is gone (its database connection broke) awaits `on_lost` and leads no
+more: another server may already be leading, so `on_lost` must stop every leader duty and this server's workers
+before it returns (app.py does, then stops the server, as crash-only design wants; a process supervisor starts
+it again as a follower). An `on_elected` that raises counts as a lost lock: the server must not sit holding the
+lock without leading.
 
 With SQLite the lock is always held (one server per home), so the server leads from the start.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -65,11 +68,11 @@ class Leadership:
     async def run(
         self,
         on_elected: Callable[[], None],
-        on_lost: Callable[[], None],
+        on_lost: Callable[[], Awaitable[None] | None],
         follow: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Unless `elect_now` already made this server the leader: `follow()` and campaign until elected, then
-        `on_elected()`. Then lead until the lock is lost, `on_lost()` and return."""
+        `on_elected()`. Then lead until the lock is lost, `on_lost()` (awaited when it is a coroutine) and return."""
         if self.role is not Role.LEADER:
             following = asyncio.ensure_future(follow()) if follow is not None else None
             try:
@@ -80,10 +83,20 @@ class Leadership:
                     with contextlib.suppress(asyncio.CancelledError):
                         await following
             self._elected()
-            on_elected()
+            try:
+                on_elected()
+            except Exception:
+                log.exception("leadership: this server could not start leading; it steps down")
+                await self._step_down(on_lost)
+                return
         await self._hold()
+        await self._step_down(on_lost)
+
+    async def _step_down(self, on_lost: Callable[[], Awaitable[None] | None]) -> None:
         self.role = Role.STEPPED_DOWN
-        on_lost()
+        stopping = on_lost()
+        if inspect.isawaitable(stopping):
+            await stopping
 
     def _elected(self) -> None:
         self.role = Role.LEADER

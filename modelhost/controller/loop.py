@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelhost.clock import Clock
-from modelhost.controller.apply import Applier
+from modelhost.controller.apply import STOP_GRACE_S, Applier
 from modelhost.controller.instances import PING_TIMEOUT_S
 from modelhost.controller.planner import (
     Action,
@@ -115,8 +115,8 @@ class ControlLoop:
         """Every worker in a route now (for monitoring)."""
         return self._applier.serving_workers()
 
-    async def shutdown(self) -> None:
-        """Stop every worker; the store keeps the desired state for the next start."""
+    async def shutdown(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop every worker (SIGKILL after `grace_s`); the store keeps the desired state for the next start."""
         self._stopping = True
         tasks = [op.task for op in self._operations.values()] + list(self._checks)
         for task in tasks:
@@ -124,7 +124,7 @@ class ControlLoop:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self._applier.stop_all()
+        await self._applier.stop_all(grace_s)
 
     # one pass --------------------------------------------------------------------------------
     def tick(self) -> None:

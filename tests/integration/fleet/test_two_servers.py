@@ -3,11 +3,13 @@ leader hands the endpoint to the other within seconds, and it serves again throu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,27 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.fleet.postgres import PostgresCluster
-from tests.integration.server import ServerProcess, deploy, wait_status, worker_pids
+from tests.integration.server import ServerProcess, deploy, wait_status, worker_pids, write_echo_model
 
 ROLE_TIMEOUT_S = 10.0
+
+SLOW_MODEL_PY = """
+import time
+from djl_python import Input, Output
+
+def handle(inputs: Input):
+    if inputs.is_empty():
+        return None
+    body = inputs.get_as_string()
+    if body == "slow":
+        time.sleep(45)
+    return Output().add_as_json({"echo": body})
+"""
+
+END_LOCK_SESSION = (
+    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 def role(server: ServerProcess) -> str:
@@ -214,3 +234,43 @@ def test_writes_through_a_follower_reach_the_leader(servers: list[ServerProcess]
     with pytest.raises(ClientError, match="not found|Could not find"):
         runtime_a.invoke_endpoint(EndpointName="via-follower", Body=b"x")
     print(f"\nendpoint created through the follower InService after {deployed_s:.2f} s")
+
+
+@pytest.mark.slow
+def test_a_deposed_leader_stops_its_workers_at_once_with_a_request_in_flight(
+    servers: list[ServerProcess], postgres: PostgresCluster, postgres_url: str, tmp_path: Path
+) -> None:
+    """The leader's lock session ends (what a cut network comes to) while a slow request is in flight on it: its
+    workers stop within seconds, not when uvicorn's graceful shutdown has waited for that request (up to a
+    minute, beside the new leader's workers; fails without stopping the duties and workers before the signal)."""
+    a, b = servers
+    assert (role(a), role(b)) == ("leader", "follower")
+    sm_a, runtime_a = a.clients()
+    deploy(sm_a, "slow-echo", str(write_echo_model(tmp_path / "slow", model_py=SLOW_MODEL_PY)))
+    assert wait_status(sm_a, "slow-echo")["EndpointStatus"] == "InService"
+    workers = worker_pids(a.home)
+    assert workers and invoke_within(runtime_a, "slow-echo", 10)["echo"] == '{"x": 1}'
+
+    def slow_request() -> None:
+        with contextlib.suppress(Exception):  # its worker is stopped under it: the answer is an error
+            runtime_a.invoke_endpoint(EndpointName="slow-echo", Body=b"slow")
+
+    in_flight = threading.Thread(target=slow_request, daemon=True)
+    in_flight.start()
+    time.sleep(1.0)  # the request is at the worker, sleeping
+    postgres.execute(postgres_url, END_LOCK_SESSION)
+    cut = time.monotonic()
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() - cut < 12, "the deposed leader's workers still run beside the new leader's"
+        time.sleep(0.1)
+    stopped_s = time.monotonic() - cut
+    assert time.monotonic() - cut < 40  # long before the in-flight request would have ended by itself
+    assert a.process is not None
+    a.process.wait(timeout=60)
+    log_a = a.log_text()
+    assert "no longer leads the shared store" in log_a and "stopping its leader duties and workers" in log_a
+    deadline = time.monotonic() + ROLE_TIMEOUT_S
+    while role(b) != "leader":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    print(f"\nlock session ended: the deposed leader's workers stopped {stopped_s:.2f} s later")
