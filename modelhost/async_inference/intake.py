@@ -21,7 +21,7 @@ from modelhost.http_body import printable_ascii
 from modelhost.resources.status import SERVES, EndpointStatus
 from modelhost.resources.transform_job import job_of_hidden_endpoint
 from modelhost.storage.objects import ObjectError, Objects
-from modelhost.store.errors import StoreUnavailable, UnreadableRecord
+from modelhost.store.errors import StoreUnavailable, UnreadableRecord, client_text
 from modelhost.store.records import Records
 
 MAX_INLINE_BODY_BYTES = 128_000
@@ -173,7 +173,8 @@ class AsyncIntake:
         try:
             endpoint = self._records.endpoints.get(name)
         except (UnreadableRecord, StoreUnavailable) as exc:
-            raise ServiceUnavailable(f"Endpoint {name} cannot be read right now ({exc}); retry shortly.") from exc
+            raise ServiceUnavailable(f"Endpoint {name} cannot be read right now ({client_text(exc)}); "
+                                     "retry shortly.") from exc  # fmt: skip
         if endpoint is None or job_of_hidden_endpoint(endpoint.name) is not None:
             raise RuntimeValidationError(f"Endpoint {name} of account {self._account_id} not found.")
         if endpoint.status not in ACCEPTS:
@@ -226,7 +227,8 @@ class AsyncIntake:
             await run_blocking(lambda: table.insert(request.key, request), timeout_s=STORE_TIMEOUT_S,
                                name="async-intake")  # fmt: skip
         except (StoreUnavailable, TimeoutError) as exc:
-            raise ServiceUnavailable(f"The request could not be queued durably ({exc}); retry shortly.") from exc
+            raise ServiceUnavailable(f"The request could not be queued durably ({client_text(exc)}); "
+                                     "retry shortly.") from exc  # fmt: skip
         if self._leading():  # a follower keeps nothing in memory: the leader runs what the store holds
             self._submit(request)
         return request

@@ -34,7 +34,7 @@ from modelhost.concurrency import Abandoned, run_blocking
 from modelhost.errors import ApiError, ValidationError
 from modelhost.http_body import BodyTooLarge, read_limited
 from modelhost.settings import ServerSettings
-from modelhost.store.errors import StoreError
+from modelhost.store.errors import StoreError, client_text
 from modelhost.store.records import Records
 
 __all__ = ["AAS_TARGET_PREFIX", "AutoScalingApi", "AutoScalingCall", "Authorize"]
@@ -165,6 +165,7 @@ class AutoScalingApi:
         try:
             return await run_blocking(work, timeout_s=OPERATION_TIMEOUT_S, name=f"autoscaling-{operation}")
         except StoreError as exc:
-            raise InternalService(f"The store failed: {exc}") from exc
+            log.error("Application Auto Scaling %s: the store failed: %s", operation, exc)
+            raise InternalService(f"The store failed: {client_text(exc)}") from exc
         except Abandoned:
             raise InternalService(f"The store did not answer within {OPERATION_TIMEOUT_S:.0f} s; retry.") from None

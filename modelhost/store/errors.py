@@ -45,10 +45,24 @@ class StoreUnavailable(StoreError, ApiError):
     code = "ServiceUnavailable"
     status = 503
 
-    def __init__(self, path: Path | str, action: str, cause: str) -> None:
+    def __init__(self, path: Path | str, action: str, cause: str, *, shared: bool = False) -> None:
         self.path = path
+        self.action = action
         self.cause = cause
-        super().__init__(f"cannot {action} the store {path}: {cause}{_hint(cause)}")
+        self.shared = shared
+        self.detail = f"cannot {action} the store {path}: {cause}{_hint(cause)}"
+        super().__init__(self.detail)
+        if shared:  # a database's user, host, port, name and driver text are for the log, not for clients
+            self.message = SHARED_STORE_UNAVAILABLE
+
+
+SHARED_STORE_UNAVAILABLE = "The control-plane store is unavailable; retry shortly."
+
+
+def client_text(exc: BaseException) -> str:
+    """What a client may be told of `exc`: an ApiError's message (a shared store's outage in general words),
+    else its text."""
+    return exc.message if isinstance(exc, ApiError) else str(exc)
 
 
 class StoreUrlInvalid(StoreError):

@@ -53,12 +53,16 @@ CONNECTION_DEFAULTS = {
 }
 
 # per-session server settings: statements never wait long on another server's row lock, and the server side
-# gives up on a silent client after ~11 s (what frees a cut-off leader's lock, store/leader.py)
+# gives up on a silent client after ~11 s (keepalives, while nothing is unacknowledged) or once data it sent
+# stays unacknowledged for 15 s (tcp_user_timeout, PostgreSQL 12+; without it a cut connection with data in
+# flight lives on for the kernel's ~15 min of retransmissions): what frees a cut-off leader's lock
+# (store/leader.py). On a unix socket these are ignored.
 SESSION_SETTINGS = {
     "statement_timeout": str(STATEMENT_TIMEOUT_MS),
     "tcp_keepalives_idle": "5",
     "tcp_keepalives_interval": "2",
     "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "15000",
 }
 
 SCHEMA = (
@@ -104,13 +108,13 @@ def connect(info: str, url: str, action: str) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(info, autocommit=True)
     except psycopg.Error as exc:
-        raise StoreUnavailable(redact(url), action, _cause(exc, url)) from None
+        raise StoreUnavailable(redact(url), action, _cause(exc, url), shared=True) from None
     try:
         for name, value in SESSION_SETTINGS.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
     except psycopg.Error as exc:
         conn.close()
-        raise StoreUnavailable(redact(url), action, _cause(exc, url)) from None
+        raise StoreUnavailable(redact(url), action, _cause(exc, url), shared=True) from None
     return conn
 
 
@@ -134,6 +138,7 @@ class PostgresStore:
         self._conn: psycopg.Connection[Any] | None = None
         self._opened = False
         self._refused: tuple[float, StoreUnavailable] | None = None  # (retry at, why) after a failed connect
+        self._failing = False  # the last call failed: its detail is logged once, not per call
         self._problems: dict[tuple[str, str], RecordProblem] = {}
 
     @property
@@ -157,7 +162,7 @@ class PostgresStore:
             except psycopg.Error as exc:
                 conn.close()
                 cause = _cause(exc, self._url)
-                raise StoreUnavailable(self._where, "create the tables of", cause) from None
+                raise StoreUnavailable(self._where, "create the tables of", cause, shared=True) from None
             self._conn = conn
             self._opened = True
         try:
@@ -186,11 +191,13 @@ class PostgresStore:
         self._drop()
         now = self._monotonic()
         if self._refused is not None and now < self._refused[0]:
-            raise self._refused[1]
+            why = self._refused[1]  # a new exception each time: re-raising one would grow its traceback
+            raise StoreUnavailable(why.path, action, why.cause, shared=True) from None
         try:
             self._conn = connect(self._info, self._url, action)
         except StoreUnavailable as exc:
             self._refused = (now + self._retry_after_s, exc)
+            self._failed(exc)
             raise
         if self._refused is not None:
             log.info("store: the database %s answers again", self._where)
@@ -231,7 +238,17 @@ class PostgresStore:
             except psycopg.Error as exc:  # the server went away, refused the statement, timed out, disk full
                 if conn.closed or conn.broken:
                     self._drop()
-                raise StoreUnavailable(self._where, action, _cause(exc, self._url)) from None
+                failure = StoreUnavailable(self._where, action, _cause(exc, self._url), shared=True)
+                self._failed(failure)
+                raise failure from None
+            self._failing = False
+
+    def _failed(self, exc: StoreUnavailable) -> None:
+        """The detail (redacted) goes to the log, once per outage; clients are told only that the store is
+        unavailable (StoreUnavailable's message for a shared store)."""
+        if not self._failing:
+            log.warning("store: %s", exc.detail)
+        self._failing = True
 
     # damaged rows ----------------------------------------------------------------------------
     def problems(self) -> builtins.list[RecordProblem]:

@@ -215,3 +215,23 @@ def test_a_database_that_goes_away_is_store_unavailable_and_comes_back() -> None
         store.close()
     finally:
         cluster.remove()
+
+
+def test_a_cut_connection_is_given_up_by_the_server_too(postgres_url: str) -> None:
+    """The server side of every store and lock connection gives up on data left unacknowledged after 15 s
+    (tcp_user_timeout), so a cut-off leader's lock does not outlive the cut by the kernel's ~15 min of
+    retransmissions; keepalives as before (fails without tcp_user_timeout in the session settings)."""
+    from modelhost.store.leader import PostgresLeaderLock
+
+    store = PostgresStore(postgres_url)
+    store.open()
+    try:
+        settings = {name: store._rows(f"SHOW {name}", ())[0][0] for name in  # type: ignore[arg-type]
+                    ("tcp_user_timeout", "tcp_keepalives_idle", "tcp_keepalives_count")}  # fmt: skip
+    finally:
+        store.close()
+    assert settings == {"tcp_user_timeout": "15000", "tcp_keepalives_idle": "5", "tcp_keepalives_count": "3"}
+    lock = PostgresLeaderLock(postgres_url)
+    assert lock.try_acquire()
+    assert lock._conn is not None and lock._conn.execute("SHOW tcp_user_timeout").fetchone() == ("15000",)
+    lock.release()

@@ -165,10 +165,14 @@ def test_a_follower_answers_service_unavailable_while_the_database_is_away_and_t
         assert caught.value.response["Error"]["Code"] == "ServiceUnavailable"
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
         assert cluster.password not in str(caught.value)
+        # clients learn nothing of the database (user, host, port, name, driver text); the log has it, redacted
+        assert caught.value.response["Error"]["Message"] == "The control-plane store is unavailable; retry shortly."
         assert leader.process is not None
         leader.process.wait(timeout=60)  # it lost its lock: it must not lead beside a new leader
         exited_s = time.monotonic() - stopped
         assert "no longer leads the shared store" in leader.log_text()
+        logged = f"the store postgresql://modelhost:***@127.0.0.1:{cluster.port}/postgres: "
+        assert "store: cannot" in follower.log_text() and logged in follower.log_text()
         cluster.start()
         back = time.monotonic()
         deadline = back + 20
