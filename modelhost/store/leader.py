@@ -7,11 +7,16 @@ the leader's process dies (kill -9 included) the kernel closes its socket, Postg
 the lock is free for the next follower's try. A leader cut off by the network loses it once PostgreSQL's
 keepalives give up on the session (about 11 s, set by store/postgres.py's connection defaults), and notices
 itself sooner, when `still_held` fails.
+
+Advisory locks belong to a database, not a schema, so the key is derived from the database and the schema the
+store's tables live in (`current_database()`, `current_schema()`): fleets kept in two schemas of one database
+(`?options=-csearch_path%3Dfleet_a`) each have their own leader.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from typing import Any, Protocol
@@ -28,7 +33,13 @@ except ImportError:  # the optional extra; conninfo() says what to install befor
 log = logging.getLogger(__name__)
 
 RELEASE_WAIT_S = 2.0  # at shutdown, how long release waits for a check that hangs on a cut-off network
-LEADER_LOCK_KEY = 0x6D6F64656C6C6472  # the advisory lock's bigint key ("modelldr" in ASCII)
+LEADER_LOCK_KEY = 0x6D6F64656C6C6472  # "modelldr" in ASCII: mixed with the database and schema (`lock_key`)
+
+
+def lock_key(database: str, schema: str) -> int:
+    """The advisory lock's signed bigint key for the store in `schema` of `database`."""
+    digest = hashlib.blake2b(f"{database}\0{schema}".encode(), digest_size=8, key=LEADER_LOCK_KEY.to_bytes(8)).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class LeaderLock(Protocol):
@@ -62,9 +73,10 @@ class SoloLeaderLock:
 
 
 class PostgresLeaderLock:
-    """The session advisory lock `key` on a dedicated connection to the store's database."""
+    """The session advisory lock on a dedicated connection to the store's database: `key`, else `lock_key` of the
+    database and schema that connection lands in."""
 
-    def __init__(self, url: str, key: int = LEADER_LOCK_KEY) -> None:
+    def __init__(self, url: str, key: int | None = None) -> None:
         self._url = url
         self._info = conninfo(url)
         self._key = key
@@ -79,6 +91,10 @@ class PostgresLeaderLock:
             try:
                 if self._conn is None or self._conn.closed or self._conn.broken:
                     self._conn = connect(self._info, self._url, "connect to")
+                if self._key is None:
+                    where = self._conn.execute("SELECT current_database(), current_schema()").fetchone()
+                    assert where is not None
+                    self._key = lock_key(str(where[0]), str(where[1]))
                 row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
             except (StoreUnavailable, psycopg.Error) as exc:
                 log.debug("leader lock: no try possible on %s (%s)", redact(self._url), type(exc).__name__)
@@ -86,6 +102,11 @@ class PostgresLeaderLock:
                 return False
             self._held = bool(row and row[0])
             return self._held
+
+    @property
+    def key(self) -> int | None:
+        """The advisory lock's key (None until the first try has connected)."""
+        return self._key
 
     def still_held(self) -> bool:
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from modelhost.store.leader import LEADER_LOCK_KEY, PostgresLeaderLock
+from modelhost.store.leader import PostgresLeaderLock, lock_key
 from tests.integration.fleet.postgres import PostgresCluster
 
 
@@ -31,7 +31,7 @@ def test_a_holder_whose_session_is_ended_loses_it_and_another_takes_it(
     postgres.execute(
         postgres.url(),
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
-        LEADER_LOCK_KEY & 0xFFFFFFFF,
+        (holder.key or 0) & 0xFFFFFFFF,
     )
     while not waiting.try_acquire():
         assert time.monotonic() - started < 5
@@ -46,3 +46,19 @@ def test_an_unreachable_database_is_no_lock_not_an_error() -> None:
     lock = PostgresLeaderLock(f"postgresql://nobody:pw@127.0.0.1:{free_port()}/none")
     assert lock.try_acquire() is False and lock.still_held() is False
     lock.release()
+
+
+def test_two_schemas_of_one_database_each_have_a_leader(postgres: PostgresCluster, postgres_url: str) -> None:
+    """Two fleets, one schema each (search_path in the URL), in one database: the lock key comes from the
+    database and the schema, so each fleet elects its own leader (fails with one key per database)."""
+    for schema in ("fleet_a", "fleet_b"):
+        postgres.execute(postgres_url, f"CREATE SCHEMA {schema}")  # names made here, never input
+    a1, a2 = (PostgresLeaderLock(f"{postgres_url}?options=-csearch_path%3Dfleet_a") for _ in range(2))
+    b1 = PostgresLeaderLock(f"{postgres_url}?options=-csearch_path%3Dfleet_b")
+    assert a1.try_acquire() is True
+    assert b1.try_acquire() is True  # fleet B's leader, while fleet A has one
+    assert a2.try_acquire() is False  # still one leader per fleet
+    database = postgres_url.rsplit("/", 1)[1]
+    assert a1.key == lock_key(database, "fleet_a") != b1.key == lock_key(database, "fleet_b")
+    for lock in (a1, a2, b1):
+        lock.release()
