@@ -145,11 +145,14 @@ def cloudwatch_authorizer(settings: ServerSettings) -> Callable[[IncomingCall], 
 
 
 def scaling_settings(settings: ServerSettings) -> ScalingSettings:
-    """The decider's settings from the server's (MODELHOST_SCALING_*, MODELHOST_SCALE_TO_ZERO_IDLE_S)."""
+    """The decider's settings from the server's (MODELHOST_SCALING_*, MODELHOST_SCALE_TO_ZERO_IDLE_S). With a
+    shared store the idle rule is off: the leader's metrics hold only the requests it answered itself, so an
+    endpoint busy through the followers would look idle and be scaled to zero (docs/fleet.md)."""
     return ScalingSettings(
         evaluation_s=settings.scaling_evaluation_s,
         scale_in_points=settings.scaling_scale_in_points,
         idle_s=settings.scale_to_zero_idle_s,
         default_scale_out_cooldown_s=settings.scaling_scale_out_cooldown_s,
         default_scale_in_cooldown_s=settings.scaling_scale_in_cooldown_s,
+        scale_to_zero=not settings.store_url,
     )

@@ -255,6 +255,9 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
         shared_routes=(publisher, follower),
         duties=Duties(),
     )
+    if settings.store_url:
+        log.info("autoscaling: the idle rule (scale to zero after MODELHOST_SCALE_TO_ZERO_IDLE_S) is off with a "
+                 "shared store: the leader's metrics do not count the requests its followers answer")  # fmt: skip
     scaling = ScalingLoop(
         records, monitoring.store, scaling_settings(settings), clock, controller.wake,
         lambda: monitoring.flushed_through_s, alarms=monitoring.alarms.alarm_states,
