@@ -95,4 +95,8 @@ def test_exact_4_bit_weights_cost_next_to_nothing(fp32_backend: Backend, hf_mode
     agree = float((got.argmax(-1) == want.argmax(-1)).float().mean())
     perplexity = [float(torch.nn.functional.cross_entropy(x, target).exp()) for x in (want, got)]
     assert agree >= 0.95, agree
+    int4.forward([RunnerEntry(0, tuple(ids[:20]), 0, True)])
+    chunked = int4.forward([RunnerEntry(0, tuple(ids[20:24]), 20, True)])  # a 4-token prompt chunk: bf16
+    torch.testing.assert_close(chunked, bf16.forward([RunnerEntry(0, tuple(ids[:24]), 0, True)]), atol=0.2, rtol=0)
+    assert not int4._four_bit.on
     assert abs(perplexity[1] / perplexity[0] - 1) < 0.02, perplexity  # measured: +1.1% on these 120 tokens

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modelhost.worker.engine.runners.int4_weights import GROUP, SplitLinear, exact_int4, int4_kernels_available
+from modelhost.worker.engine.runners.int4_weights import (
+    GROUP,
+    FourBitSwitch,
+    SplitLinear,
+    exact_int4,
+    int4_kernels_available,
+)
 
 pytestmark = pytest.mark.skipif(not int4_kernels_available(), reason="this torch has no CPU int4 matmul kernels")
 
@@ -53,7 +59,7 @@ def test_shapes_the_kernel_cannot_take_are_refused() -> None:
     assert exact_int4(q4_1_matrix(8, 64)[0]) is None  # not a matrix
 
 
-def test_split_linear_takes_the_4_bit_path_only_for_few_rows() -> None:
+def test_split_linear_takes_the_4_bit_path_only_while_its_switch_is_on() -> None:
     weight = q4_1_matrix(32, 64)
     four_bit = exact_int4(weight)
     assert four_bit is not None
@@ -64,11 +70,13 @@ def test_split_linear_takes_the_4_bit_path_only_for_few_rows() -> None:
         calls.append(x.shape[0])
         return F.linear(x, weight, bias)
 
-    linear = SplitLinear(four_bit, large, bias, max_tokens=4)
-    few, many = torch.randn(4, 64).bfloat16(), torch.randn(5, 64).bfloat16()
-    got = linear(few)
-    assert calls == []  # 4 rows: the 4-bit weight
-    want = F.linear(few.float(), weight.float(), bias.float())
+    switch = FourBitSwitch()
+    linear = SplitLinear(four_bit, large, bias, switch)
+    x = torch.randn(4, 64).bfloat16()
+    linear(x)
+    assert calls == [4]  # off: bf16
+    switch.on = True
+    got = linear(x)
+    assert calls == [4]  # on: the 4-bit weight
+    want = F.linear(x.float(), weight.float(), bias.float())
     torch.testing.assert_close(got.float(), want, atol=0.05 * float(want.abs().max()), rtol=0.02)
-    linear(many)
-    assert calls == [5]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from modelhost.worker.engine.runners.base import RunnerEntry
-from modelhost.worker.engine.runners.int4_weights import SplitLinear, exact_int4
+from modelhost.worker.engine.runners.int4_weights import FourBitSwitch, SplitLinear, exact_int4
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2"})
 _SIMPLE_ROPE_TYPES = frozenset({"default", "linear", "llama3", "yarn"})  # inv_freq and scaling fixed at load
@@ -48,15 +48,17 @@ def fast_path_blocker(model: HFModel, max_model_len: int) -> str | None:
     return None
 
 
-def _make_linear(weight: torch.Tensor, bias: torch.Tensor | None, pack: bool, int4_max_tokens: int = 0) -> Linear:
-    """x @ weight.T + bias; in bf16 with the weight reordered once for oneDNN (bit-identical, ~2x faster); and, when
-    int4_max_tokens > 0 and the weight is exactly 4-bit (a Q4 GGUF's), steps of that many tokens or fewer read the
-    4-bit form instead (int4_weights.py)."""
+def _make_linear(
+    weight: torch.Tensor, bias: torch.Tensor | None, pack: bool, switch: FourBitSwitch | None = None
+) -> Linear:
+    """x @ weight.T + bias; in bf16 with the weight reordered once for oneDNN (bit-identical, ~2x faster); and, given
+    a switch and a weight that is exactly 4-bit (a Q4 GGUF's), the 4-bit form while the switch is on
+    (int4_weights.py)."""
     weight = weight.detach().contiguous()
     bias = None if bias is None else bias.detach().contiguous()
     large = _make_bf16_linear(weight, bias, pack)
-    small = exact_int4(weight) if int4_max_tokens > 0 else None
-    return large if small is None else SplitLinear(small, large, bias, int4_max_tokens)
+    small = exact_int4(weight) if switch is not None else None
+    return large if small is None or switch is None else SplitLinear(small, large, bias, switch)
 
 
 def _is_int4(linear: Linear) -> bool:
@@ -132,7 +134,11 @@ class FastLlamaRunner:
         self.max_slots = max_slots
         self.max_model_len = max_model_len
         pack = self.dtype_t == torch.bfloat16
-        self._int4_max_tokens = int4_max_tokens if pack else 0  # bf16 only: fp32 stays the exact reference
+        # Decode-only steps of up to int4_max_tokens sequences read 4-bit weights (bf16 only: fp32 stays the exact
+        # reference). Prompt chunks never do, so a prompt's first token does not depend on how much of it the prefix
+        # cache held.
+        self._int4_max_tokens = int4_max_tokens if pack else 0
+        self._four_bit = FourBitSwitch()
         decoder = model.model
         self.layers = [self._fuse(layer, pack) for layer in decoder.layers]
         self.embed = decoder.embed_tokens.weight.detach()
@@ -157,7 +163,7 @@ class FastLlamaRunner:
         attn, mlp = layer.self_attn, layer.mlp
         qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
         gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
-        small = self._int4_max_tokens
+        small = self._four_bit if self._int4_max_tokens > 0 else None
         return _Layer(
             input_norm=layer.input_layernorm.weight.detach(),
             qkv=_make_linear(qkv, _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj), pack, small),
@@ -190,6 +196,7 @@ class FastLlamaRunner:
     @torch.inference_mode()
     def forward(self, entries: Sequence[RunnerEntry]) -> torch.Tensor:
         index = self._index(entries)
+        self._four_bit.on = not index.prefills and index.decodes <= self._int4_max_tokens
         x = self.embed.index_select(0, index.token_ids)
         for layer_no, layer in enumerate(self.layers):
             x = self._layer(layer_no, layer, x, index)

@@ -8,7 +8,8 @@ other matrix (a bf16 checkpoint, Q8_0, a block that is not on a 16-level grid) i
 
 torch's `_weight_int4pack_mm_for_cpu` multiplies by it reading a quarter of the bytes of bf16: a step of one or a
 few tokens reads every weight once, so it is bound by memory and runs faster; a step of many tokens is bound by
-arithmetic, where oneDNN's bf16 kernel is faster. `Int4Linear` keeps both and picks per call.
+arithmetic, where oneDNN's bf16 kernel is faster. `SplitLinear` keeps both; the runner's `FourBitSwitch` picks
+per step.
 """
 
 from __future__ import annotations
@@ -87,17 +88,24 @@ def _agrees(weight: Int4Weight, reference: torch.Tensor, dtype: torch.dtype) -> 
     return bool(torch.allclose(got, want, rtol=0.02, atol=0.02 * float(want.abs().max()) + 1e-6))
 
 
+@dataclass(slots=True)
+class FourBitSwitch:
+    """Whether the step running now reads the 4-bit weights; set by the runner before each step."""
+
+    on: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class SplitLinear:
-    """x @ W.T (+ bias): through the 4-bit weight when x has at most max_tokens rows, else through `large`."""
+    """x @ W.T (+ bias): through the 4-bit weight while the switch is on, else through `large`."""
 
     small: Int4Weight
     large: Linear
     bias: torch.Tensor | None
-    max_tokens: int
+    switch: FourBitSwitch
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] > self.max_tokens:
+        if not self.switch.on:
             return self.large(x)
         out = self.small.matmul(x)
         return out if self.bias is None else out + self.bias

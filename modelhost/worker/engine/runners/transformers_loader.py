@@ -21,8 +21,8 @@ from modelhost.worker.engine.types import EngineConfig, ModelLimits
 
 logger = logging.getLogger(__name__)
 
-# Steps of up to this many tokens (decodes of up to 8 requests) read a Q4 GGUF's 4-bit weights: measured on
-# SmolLM2 on 2 cores, 1 token 12.3 -> 7.7 ms per step, 4 tokens 14.1 -> 10.5, 8 tokens 17.4 -> 15.8.
+# Decode steps of up to this many sequences read a Q4 GGUF's 4-bit weights: measured on SmolLM2 on 2 cores, one
+# sequence 11.7 -> 7.8 ms per step, 4: 13.3 -> 10.8, 8: 15.8 -> 16.1 / 17.4 -> 15.8 (two runs; the crossover).
 DEFAULT_INT4_MAX_TOKENS = 8
 
 
@@ -105,7 +105,7 @@ def load_transformers(config: EngineConfig) -> LoadedModel:
         logger.info("fast llama path: %d slots x %d tokens, %s", slots, limits.max_model_len, dtype)
         if fast.int4_matrices:
             logger.info(
-                "%d weight matrices are the GGUF's exact 4-bit ones: steps of up to %d tokens read them",
+                "%d weight matrices are the GGUF's exact 4-bit ones: decode steps of up to %d sequences read them",
                 fast.int4_matrices,
                 small,
             )
@@ -117,7 +117,7 @@ def load_transformers(config: EngineConfig) -> LoadedModel:
 
 
 def int4_max_tokens(config: EngineConfig) -> int:
-    """option.int4_max_tokens: steps of at most this many tokens use the exact 4-bit weights (0: never)."""
+    """option.int4_max_tokens: decode steps of at most this many sequences use the exact 4-bit weights (0: never)."""
     raw = config.extra.get("int4_max_tokens", str(DEFAULT_INT4_MAX_TOKENS)).strip()
     try:
         value = int(raw)
