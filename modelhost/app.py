@@ -60,7 +60,7 @@ from modelhost.controller.duties import Duties
 from modelhost.controller.instances import InstanceStarter
 from modelhost.controller.leadership import Leadership, Role
 from modelhost.controller.loop import ControlLoop, LoopSettings
-from modelhost.controller.shared_routes import RouteFollower, RoutePublisher
+from modelhost.controller.shared_routes import WITHDRAW_DRAIN_S, RouteFollower, RoutePublisher
 from modelhost.errors import ApiError, ValidationError
 from modelhost.front_door import FrontDoor, doors
 from modelhost.http_body import BodyTooLarge, read_limited
@@ -317,10 +317,7 @@ async def serving(settings: ServerSettings, confinement: Confinement | None = No
             await _cancel(leading_task)
             if settings.store_url and leadership.role is Role.LEADER:
                 duties.cancel_all()  # the publisher first: nothing is published after the withdrawal
-                try:  # followers answer ServiceUnavailable (retryable) now, not ModelError from stopped workers
-                    await asyncio.to_thread(publisher.withdraw)
-                except StoreError as exc:
-                    log.warning("shared routes: this leader's routes could not be withdrawn (%s)", exc)
+                await _withdraw_routes(publisher)
             await stop_leading()
             await _cancel(monitor_task)
         finally:  # whatever failed above: the workers are stopped and the lock given back
@@ -347,6 +344,17 @@ async def _cancel(*tasks: asyncio.Task[None] | None) -> None:
                 pass
             except Exception:
                 log.exception("a server task had failed")
+
+
+async def _withdraw_routes(publisher: RoutePublisher) -> None:
+    """A leader stopping gracefully: its route records deleted, then its workers kept serving until every
+    follower has dropped them, so followers answer ServiceUnavailable (retryable), not ModelError from stopped
+    workers."""
+    try:
+        if await asyncio.to_thread(publisher.withdraw):
+            await asyncio.sleep(WITHDRAW_DRAIN_S)
+    except StoreError as exc:
+        log.warning("shared routes: this leader's routes could not be withdrawn (%s)", exc)
 
 
 ADOPT_INTERVAL_S = 1.0

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ROUTE_KIND = "route"
 PUBLISH_INTERVAL_S = 0.5
 FOLLOW_INTERVAL_S = 1.0
+WITHDRAW_DRAIN_S = FOLLOW_INTERVAL_S + 0.5  # after withdrawing, the workers serve on while followers drop the routes
 WHERE = "shared routes"
 
 
@@ -103,15 +104,18 @@ class RoutePublisher(_Syncing):
                     self._routes.put(key, PublishedRoute(self._leader, route))
                     self._published[key] = route
 
-    def withdraw(self) -> None:
+    def withdraw(self) -> int:
         """A leader stopping gracefully, while it still holds the lock: every route it published deleted, and
-        nothing published after (blocking; StoreError when the store cannot be written)."""
+        nothing published after (blocking; StoreError when the store cannot be written). Returns how many; the
+        caller keeps the workers up `WITHDRAW_DRAIN_S` longer, until every follower has dropped them."""
         with self._lock:
             self._withdrawn = True
             published = self._published or {}
+            withdrawn = len(published)
             for key in sorted(published):
                 self._routes.delete(key)
                 del published[key]
+            return withdrawn
 
 
 class RouteFollower(_Syncing):

@@ -278,3 +278,37 @@ def test_a_deposed_leader_stops_its_workers_at_once_with_a_request_in_flight(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     print(f"\nlock session ended: the deposed leader's workers stopped {stopped_s:.2f} s later")
+
+
+@pytest.mark.slow
+def test_a_leader_stopping_gracefully_sends_followers_no_model_errors(
+    servers: list[ServerProcess], echo_model: Path
+) -> None:
+    """SIGTERM to the leader while requests go through the follower: the leader withdraws its routes and keeps
+    its workers up until the follower dropped them, so the follower answers the retryable ServiceUnavailable,
+    never a ModelError from a stopped worker, until it leads and serves again (fails without the withdrawal)."""
+    a, b = servers
+    sm_a, _ = a.clients()
+    _, runtime_b = b.clients()
+    deploy(sm_a, "graceful-echo", str(echo_model), count=2)  # one dead worker alone is a ServiceUnavailable
+    assert wait_status(sm_a, "graceful-echo")["EndpointStatus"] == "InService"
+    old_workers = {invoke_within(runtime_b, "graceful-echo", 10)["worker"]}
+    assert a.process is not None
+    a.process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    codes: list[str] = []
+    while True:
+        try:
+            answer = invoke(runtime_b, "graceful-echo")
+            if time.monotonic() - stopped < 0.2:
+                old_workers.add(answer["worker"])
+            elif answer["worker"] not in old_workers:
+                break  # the new leader's worker
+        except ClientError as exc:
+            codes.append(exc.response["Error"]["Code"])
+        assert time.monotonic() - stopped < 90, f"not serving again; errors {sorted(set(codes))}"
+        time.sleep(0.05)
+    a.process.wait(timeout=30)  # (uvicorn re-raises SIGTERM once it has shut down: -15)
+    assert "ModelError" not in codes, codes
+    print(f"\nleader stopped gracefully: {len(codes)} ServiceUnavailable answers, serving again after "
+          f"{time.monotonic() - stopped:.2f} s")  # fmt: skip
