@@ -10,7 +10,7 @@ from pathlib import Path
 
 from modelhost.registry.hub_cache import user_hub_cache
 from modelhost.scheduler.launchers.budgets import Budgets, detect_budgets
-from modelhost.scheduler.launchers.sandbox import Sandbox, build_sandbox, parse_mode
+from modelhost.scheduler.launchers.sandbox import Sandbox, SandboxMode, SandboxUnavailable, build_sandbox, parse_mode
 from modelhost.settings import ServerSettings
 
 
@@ -22,8 +22,17 @@ class Confinement:
 
 
 def worker_confinement(settings: ServerSettings) -> Confinement:
-    """The sandbox and budgets for `settings`; SandboxUnavailable when the sandbox is required and cannot run."""
+    """The sandbox and budgets for `settings`; SandboxUnavailable when the sandbox is required and cannot run.
+    With `--launcher ray` workers run on the cluster's nodes, where neither is applied: `required` refuses to
+    start and the note says so (docs/fleet.md, "Trust boundary")."""
     mode = parse_mode(settings.worker_sandbox)
+    if settings.launcher == "ray":
+        if mode is SandboxMode.REQUIRED:
+            raise SandboxUnavailable(
+                "MODELHOST_WORKER_SANDBOX=required, but --launcher ray runs workers on the Ray nodes without a "
+                "sandbox or resource budgets (use --launcher local, or MODELHOST_WORKER_SANDBOX=auto to accept it)"
+            )
+        return Confinement(None, None, (RAY_UNCONFINED,))
     sandbox, sandbox_note = build_sandbox(
         mode,
         hidden=(settings.home, Path.home()),
@@ -34,3 +43,7 @@ def worker_confinement(settings: ServerSettings) -> Confinement:
 
 
 UNCONFINED = Confinement(None, None, ())
+RAY_UNCONFINED = (
+    "Ray workers are not sandboxed: they run on the cluster's nodes without bubblewrap or resource budgets, "
+    "each able to read the others' environment (MODELHOST_WORKER_SANDBOX applies to local workers only)"
+)
