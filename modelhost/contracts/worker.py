@@ -76,6 +76,7 @@ class FailureRecord:
 
     phase: str
     reason: str
+    lost_node: str = ""  # the Ray node's id when the worker's node (or its actor) was lost; not written
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps({"phase": self.phase, "reason": self.reason}))

@@ -287,8 +287,12 @@ class Applier:
         for worker in group:
             self._launcher.kill(worker)
         self._in_background(self._stop_workers(group))  # reaped, then the GPUs are free (not before)
-        run.failures += 1
-        run.retry_after = self._clock.monotonic() + restart_delay_s(run.failures)
+        lost_node = record.lost_node if record is not None else ""
+        if not lost_node or lost_node not in run.lost_nodes:  # a lost node counts once, not once per instance on it
+            run.failures += 1
+            run.retry_after = self._clock.monotonic() + restart_delay_s(run.failures)
+        if lost_node:
+            run.lost_nodes.add(lost_node)
         why = f": {record.reason}" if record is not None and record.reason else ""
         message = f"instance {exited.instance_id} exited with status {exited.exit_code}{why}; replacing it"
         log.warning("%s", message)

@@ -21,6 +21,7 @@ class VariantRun:
     next_index: int = 0  # numbers instance logs: <variant>-<n>.log
     failures: int = 0  # consecutive instance failures (exits, failed starts)
     retry_after: float = 0.0  # monotonic time before which no replacement starts
+    lost_nodes: set[str] = field(default_factory=set)  # Ray nodes whose loss counted once in `failures` already
 
     def groups(self) -> list[str]:
         """The SageMaker instances serving, in the order they were started (workers are their model copies)."""

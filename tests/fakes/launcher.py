@@ -102,3 +102,10 @@ class FakeLauncher:
 
     def crash(self, instance_id: str, code: int = 137) -> None:
         self.workers[instance_id].exit_code = code
+
+    def lose_node(self, instance_ids: list[str], node_id: str) -> None:
+        """The Ray node these workers ran on died: each reads as exited -9 with the node's id in its record."""
+        for instance_id in instance_ids:
+            fake = self.workers[instance_id]
+            fake.exit_code = -9
+            fake.failure = FailureRecord("load", f"the Ray node {node_id} running the instance was lost", node_id)

@@ -110,6 +110,7 @@ class _Running:
     group_id: str
     log_path: Path
     node_address: str
+    node_id: str = ""  # the node's Ray id: a lost node's instances count once toward the crash loop
     offset: int = 0  # bytes of the node's log already copied to log_path
     exit_code: int | None = None
     lost: str = ""  # why the actor is gone, when it died with its node
@@ -200,7 +201,9 @@ class RayClusterLauncher:
             ray.kill(actor, no_restart=True)
             self._leave_group(request.group_id, request.instance_id)
             raise OSError(f"the worker's actor could not start on the Ray cluster: {_first_line(exc)}") from exc
-        running = _Running(actor, actor.wait.remote(), request.group_id, log_path, placed.node_address)
+        running = _Running(
+            actor, actor.wait.remote(), request.group_id, log_path, placed.node_address, node_id=placed.node_id
+        )
         with self._lock:
             self._running[request.instance_id] = running
         log.info("started worker %s on Ray node %s at %s", request.instance_id, placed.node_address, placed.url)
@@ -288,7 +291,9 @@ class RayClusterLauncher:
             return None
         if running.lost:
             return FailureRecord(
-                PHASE_LOAD, f"the Ray node {running.node_address} running the instance was lost ({running.lost})"
+                PHASE_LOAD,
+                f"the Ray node {running.node_address} running the instance was lost ({running.lost})",
+                lost_node=running.node_id or running.node_address,
             )
         self._pull(running, QUICK_CALL_TIMEOUT_S)
         try:

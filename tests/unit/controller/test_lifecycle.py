@@ -337,3 +337,21 @@ def test_a_capacity_update_that_cannot_be_met_ends_in_service_with_the_reason(h:
         assert "crash loop" in (ep.states[0].status_message or "")
 
     h.run(scenario)
+
+
+def test_a_lost_ray_node_counts_once_toward_the_crash_loop(h: Harness) -> None:
+    async def scenario() -> None:
+        h.put(endpoint())
+        await h.settle()
+        h.change("ep", lambda e: e.with_desired({"AllTraffic": (None, 4)}, NOW))
+        await h.settle()
+        lost = route_instances(h)
+        assert len(lost) == 4
+        h.launcher.lose_node(lost, "node-a")  # all four ran on one node, which died
+        await h.settle()  # no clock advance: one failure's backoff is none, four would be a crash loop
+        ep = h.get()
+        assert (ep.states[0].status_message or "") == ""
+        assert ep.states[0].current_count == 4 and not set(route_instances(h)) & set(lost)
+        assert h.applier.fleets["ep"]["AllTraffic"].lost_nodes == {"node-a"}
+
+    h.run(scenario)
