@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from typing import Any, LiteralString
 
 from modelhost.store.base import AlreadyExists, Change, InstanceRow
-from modelhost.store.errors import StoreUnavailable, StoreUrlInvalid, UnreadableRecord
-from modelhost.store.integrity import RecordProblem, decode_record, instance_row_problem
+from modelhost.store.errors import StoreUnavailable, StoreUrlInvalid
+from modelhost.store.integrity import RecordProblem, instance_row_problem
+from modelhost.store.problems import RecordProblems
 from modelhost.store.urls import postgres_url, redact, scrub
 
 try:
@@ -139,7 +140,7 @@ class PostgresStore:
         self._opened = False
         self._refused: tuple[float, StoreUnavailable] | None = None  # (retry at, why) after a failed connect
         self._failing = False  # the last call failed: its detail is logged once, not per call
-        self._problems: dict[tuple[str, str], RecordProblem] = {}
+        self._problems = RecordProblems(self._where)
 
     @property
     def location(self) -> str:
@@ -252,29 +253,8 @@ class PostgresStore:
 
     # damaged rows ----------------------------------------------------------------------------
     def problems(self) -> builtins.list[RecordProblem]:
-        with self._lock:
-            return sorted(self._problems.values(), key=lambda p: (p.kind, p.name))
-
-    def _note_problem(self, kind: str, key: str, reason: str) -> None:
-        with self._lock:
-            if (kind, key) not in self._problems:
-                log.warning(
-                    'store: the %s "%s" in %s cannot be read (%s); it is skipped', kind, key, self._where, reason
-                )
-            self._problems[(kind, key)] = RecordProblem(kind, key, reason)
-
-    def _clear_problem(self, kind: str, key: str) -> None:
-        with self._lock:
-            self._problems.pop((kind, key), None)
-
-    def _decode(self, kind: str, key: str, data: object) -> dict[str, Any]:
-        try:
-            record = decode_record(data)
-        except ValueError as exc:
-            self._note_problem(kind, key, str(exc))
-            raise UnreadableRecord(kind, key, str(exc)) from None
-        self._clear_problem(kind, key)
-        return record
+        """Rows found unreadable (by kind and stored name) and not since repaired, sorted."""
+        return self._problems.list()
 
     # resources -------------------------------------------------------------------------------
     def insert(self, kind: str, name: str, data: dict[str, Any]) -> None:
@@ -294,7 +274,7 @@ class PostgresStore:
                 "ON CONFLICT (kind, key) DO UPDATE SET data = EXCLUDED.data",
                 (kind, name.lower(), json.dumps(data)),
             )
-            self._clear_problem(kind, name.lower())
+            self._problems.clear(kind, name.lower())
 
     def update(self, kind: str, name: str, change: Change) -> dict[str, Any] | None:
         key = name.lower()
@@ -304,7 +284,7 @@ class PostgresStore:
             ).fetchone()
             if row is None:
                 return None
-            record = self._decode(kind, key, row[0])
+            record = self._problems.decode(kind, key, row[0])
             changed = change(record)
             if changed is None:
                 return record
@@ -316,12 +296,12 @@ class PostgresStore:
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT data FROM modelhost_resources WHERE kind = %s AND key = %s", (kind, name.lower()))
-        return None if not rows else self._decode(kind, name.lower(), rows[0][0])
+        return None if not rows else self._problems.decode(kind, name.lower(), rows[0][0])
 
     def delete(self, kind: str, name: str) -> bool:
         with self._db("write") as db:
             cur = db.execute("DELETE FROM modelhost_resources WHERE kind = %s AND key = %s", (kind, name.lower()))
-            self._clear_problem(kind, name.lower())
+            self._problems.clear(kind, name.lower())
         return cur.rowcount > 0
 
     def put_many(self, kind: str, rows: builtins.list[tuple[str, dict[str, Any]]]) -> None:
@@ -339,13 +319,7 @@ class PostgresStore:
             "SELECT key, data FROM modelhost_resources WHERE kind = %s AND key >= %s AND key < %s ORDER BY key",
             (kind, low, low + "\U0010ffff"),
         )
-        records: builtins.list[tuple[str, dict[str, Any]]] = []
-        for key, data in rows:
-            try:
-                records.append((str(key), decode_record(data)))
-            except ValueError as exc:
-                self._note_problem(kind, str(key), str(exc))
-        return records
+        return self._problems.readable(kind, rows)
 
     def delete_under(self, kind: str, prefix: str) -> int:
         low = prefix.lower()
@@ -361,18 +335,7 @@ class PostgresStore:
 
     def items(self, kind: str) -> builtins.list[tuple[str, dict[str, Any]]]:
         rows = self._rows("SELECT key, data FROM modelhost_resources WHERE kind = %s", (kind,))
-        with self._lock:
-            records: builtins.list[tuple[str, dict[str, Any]]] = []
-            bad: set[str] = set()
-            for key, data in rows:
-                try:
-                    records.append((str(key), decode_record(data)))
-                except ValueError as exc:
-                    bad.add(str(key))
-                    self._note_problem(kind, str(key), str(exc))
-            for stale in [k for (k_kind, k) in self._problems if k_kind == kind and k not in bad]:
-                self._clear_problem(kind, stale)
-        return records
+        return self._problems.readable_kind(kind, rows)
 
     # instances -------------------------------------------------------------------------------
     def add_instance(self, row: InstanceRow) -> None:
@@ -383,12 +346,12 @@ class PostgresStore:
                 "EXCLUDED.endpoint_key, pid = EXCLUDED.pid, port = EXCLUDED.port, started = EXCLUDED.started",
                 (row.instance_id, row.endpoint_key, row.pid, row.port, row.started),
             )
-            self._clear_problem("instance", row.instance_id)
+            self._problems.clear("instance", row.instance_id)
 
     def remove_instance(self, instance_id: str) -> None:
         with self._db("write") as db:
             db.execute("DELETE FROM modelhost_instances WHERE instance_id = %s", (instance_id,))
-            self._clear_problem("instance", instance_id)
+            self._problems.clear("instance", instance_id)
 
     def instances(self) -> builtins.list[InstanceRow]:
         rows = self._rows("SELECT instance_id, endpoint_key, pid, port, started FROM modelhost_instances", ())
@@ -399,5 +362,5 @@ class PostgresStore:
                 if problem is None:
                     result.append(InstanceRow(*row))
                 else:
-                    self._note_problem("instance", str(row[0]), problem)
+                    self._problems.note("instance", str(row[0]), problem)
         return result

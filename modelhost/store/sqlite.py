@@ -28,7 +28,8 @@ from typing import Any
 from modelhost.store.backups import backups_dir_for, write_backup
 from modelhost.store.base import AlreadyExists, InstanceRow
 from modelhost.store.errors import StoreCorrupt, StoreError, StoreUnavailable, UnreadableRecord
-from modelhost.store.integrity import RecordProblem, check_store_file, decode_record, instance_row_problem
+from modelhost.store.integrity import RecordProblem, check_store_file, instance_row_problem
+from modelhost.store.problems import RecordProblems
 
 __all__ = [
     "AlreadyExists",
@@ -88,7 +89,7 @@ class SqliteStore:
         self._now_s = now_s
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._problems: dict[tuple[str, str], RecordProblem] = {}
+        self._problems = RecordProblems(str(path), "; run `modelhost doctor`")
         self._backups_stop = threading.Event()
         self._backup_thread: threading.Thread | None = None
 
@@ -158,33 +159,7 @@ class SqliteStore:
     # damaged rows ----------------------------------------------------------------------------
     def problems(self) -> builtins.list[RecordProblem]:
         """Rows found unreadable (by kind and stored name) and not since repaired, sorted."""
-        with self._lock:
-            return sorted(self._problems.values(), key=lambda p: (p.kind, p.name))
-
-    def _note_problem(self, kind: str, key: str, reason: str) -> None:
-        with self._lock:
-            if (kind, key) not in self._problems:
-                log.warning(
-                    'store: the %s "%s" in %s cannot be read (%s); it is skipped; run `modelhost doctor`',
-                    kind,
-                    key,
-                    self._path,
-                    reason,
-                )
-            self._problems[(kind, key)] = RecordProblem(kind, key, reason)
-
-    def _clear_problem(self, kind: str, key: str) -> None:
-        with self._lock:
-            self._problems.pop((kind, key), None)
-
-    def _decode(self, kind: str, key: str, data: object) -> dict[str, Any]:
-        try:
-            record = decode_record(data)
-        except ValueError as exc:
-            self._note_problem(kind, key, str(exc))
-            raise UnreadableRecord(kind, key, str(exc)) from None
-        self._clear_problem(kind, key)
-        return record
+        return self._problems.list()
 
     # resources -------------------------------------------------------------------------------
     def insert(self, kind: str, name: str, data: dict[str, Any]) -> None:
@@ -203,7 +178,7 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO resources (kind, key, data) VALUES (?, ?, ?)",
                 (kind, name.lower(), _encode(data)),
             )
-            self._clear_problem(kind, name.lower())
+            self._problems.clear(kind, name.lower())
 
     def update(
         self, kind: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -217,7 +192,7 @@ class SqliteStore:
             row = db.execute("SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())).fetchone()
             if row is None:
                 return None
-            record = self._decode(kind, name.lower(), row[0])
+            record = self._problems.decode(kind, name.lower(), row[0])
             changed = change(record)
             if changed is None:
                 return record
@@ -231,12 +206,12 @@ class SqliteStore:
         """The record, None when there is none; UnreadableRecord when the stored row cannot be decoded."""
         with self._db("read") as db:
             row = db.execute("SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())).fetchone()
-        return None if row is None else self._decode(kind, name.lower(), row[0])
+        return None if row is None else self._problems.decode(kind, name.lower(), row[0])
 
     def delete(self, kind: str, name: str) -> bool:
         with self._db("write") as db:
             cur = db.execute("DELETE FROM resources WHERE kind = ? AND key = ?", (kind, name.lower()))
-            self._clear_problem(kind, name.lower())
+            self._problems.clear(kind, name.lower())
         return cur.rowcount > 0
 
     def put_many(self, kind: str, rows: builtins.list[tuple[str, dict[str, Any]]]) -> None:
@@ -261,13 +236,7 @@ class SqliteStore:
                 "SELECT key, data FROM resources WHERE kind = ? AND key >= ? AND key < ? ORDER BY key",
                 (kind, low, low + "\U0010ffff"),
             ).fetchall()
-        records: builtins.list[tuple[str, dict[str, Any]]] = []
-        for key, data in rows:
-            try:
-                records.append((str(key), decode_record(data)))
-            except ValueError as exc:
-                self._note_problem(kind, str(key), str(exc))
-        return records
+        return self._problems.readable(kind, rows)
 
     def delete_under(self, kind: str, prefix: str) -> int:
         low = prefix.lower()
@@ -285,16 +254,7 @@ class SqliteStore:
         """(stored name, record) of every readable record of `kind`; unreadable rows as in `list`."""
         with self._db("read") as db:
             rows = db.execute("SELECT key, data FROM resources WHERE kind = ?", (kind,)).fetchall()
-            records: builtins.list[tuple[str, dict[str, Any]]] = []
-            bad: set[str] = set()
-            for key, data in rows:
-                try:
-                    records.append((str(key), decode_record(data)))
-                except ValueError as exc:
-                    bad.add(str(key))
-                    self._note_problem(kind, str(key), str(exc))
-            for stale in [k for (k_kind, k) in self._problems if k_kind == kind and k not in bad]:
-                self._clear_problem(kind, stale)
+            records = self._problems.readable_kind(kind, rows)
         return records
 
     # instances -------------------------------------------------------------------------------
@@ -304,12 +264,12 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO instances VALUES (?, ?, ?, ?, ?)",
                 (row.instance_id, row.endpoint_key, row.pid, row.port, row.started),
             )
-            self._clear_problem("instance", row.instance_id)
+            self._problems.clear("instance", row.instance_id)
 
     def remove_instance(self, instance_id: str) -> None:
         with self._db("write") as db:
             db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,))
-            self._clear_problem("instance", instance_id)
+            self._problems.clear("instance", instance_id)
 
     def instances(self) -> builtins.list[InstanceRow]:
         """Every readable instance row; unreadable ones are skipped and reported by `problems()`."""
@@ -321,7 +281,7 @@ class SqliteStore:
                 if problem is None:
                     result.append(InstanceRow(*row))
                 else:
-                    self._note_problem("instance", str(row[0]), problem)
+                    self._problems.note("instance", str(row[0]), problem)
         return result
 
     # backups ---------------------------------------------------------------------------------
