@@ -8,7 +8,6 @@ FIFO, a hung mount): the work runs on an abandoned-if-late thread (`modelhost.co
 
 from __future__ import annotations
 
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import DataLimits, effective_roots
 from modelhost.storage.model_ids import deployment_refusal
 from modelhost.storage.uris import ModelDataSource, parse_model_data_url, parse_s3_data_source
-from modelhost.worker.properties import parse_properties
+from modelhost.worker.properties import file_properties
 
 Progress = Callable[[str], None]
 
@@ -58,16 +57,6 @@ def model_data_source(container: Container) -> ModelDataSource | None:
     return None
 
 
-def _file_properties(model_dir: Path) -> dict[str, str]:
-    """serving.properties as written ({} when absent or not a regular file: the worker reports that)."""
-    path = model_dir / "serving.properties"
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):  # never opened unless regular (a FIFO would block)
-            return {}
-        return parse_properties(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return {}
-
 
 def check_model_ids(model_dir: Path, environment: Mapping[str, str], limits: DataLimits) -> None:
     """DeploymentError (load) when option.model_id / option.s3url / OPTION_MODEL_ID / HF_MODEL_ID names a local
@@ -75,7 +64,7 @@ def check_model_ids(model_dir: Path, environment: Mapping[str, str], limits: Dat
     roots = effective_roots(limits)
     if roots is None:
         return
-    reason = deployment_refusal(_file_properties(model_dir), environment, model_dir, roots)
+    reason = deployment_refusal(file_properties(model_dir), environment, model_dir, roots)
     if reason is not None:
         raise DeploymentError(PHASE_LOAD, reason)
 

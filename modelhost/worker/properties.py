@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 OPTION_PREFIX = "option."
@@ -68,6 +70,18 @@ def _split_pair(line: str) -> tuple[str, str]:
     if rest[:1] in ("=", ":"):
         rest = rest[1:].lstrip()
     return _unescape(key), _unescape(rest.rstrip())
+
+
+def file_properties(model_dir: Path) -> dict[str, str]:
+    """A model folder's serving.properties as written ({} when absent or not a regular file: the worker reports
+    that); what the control plane checks before a deployment, on the server or on a Ray node."""
+    path = model_dir / "serving.properties"
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # never opened unless regular (a FIFO would block)
+            return {}
+        return parse_properties(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
 
 
 def parse_properties(text: str) -> dict[str, str]:

@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ from modelhost.storage.artifacts import ArtifactCache
 from modelhost.storage.limits import DataLimits
 from modelhost.storage.model_ids import deployment_refusal
 from modelhost.storage.uris import LocalLocation
-from modelhost.worker.properties import parse_properties
+from modelhost.worker.properties import file_properties
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class NodeInstance:
             self.note(f"fetching model data {data.source.uri} into this node's cache")
             cache = ArtifactCache(self._root / "artifacts", self._launch.max_extract_bytes, limits=limits)
             model_dir = cache.prepare(data.source, timeout_s=data.download_timeout_s, progress=self.note)
-        refusal = deployment_refusal(_file_properties(model_dir), request.environment, model_dir, limits.local_roots)
+        refusal = deployment_refusal(file_properties(model_dir), request.environment, model_dir, limits.local_roots)
         if refusal is not None:
             raise DeploymentError(PHASE_LOAD, refusal)
         result = prepare_requirements(model_dir, self._root / "packages", self.note, timeout_s=data.install_timeout_s)
@@ -241,13 +240,3 @@ class NodeInstance:
         with contextlib.suppress(OSError):
             self._log_path.unlink()
 
-
-def _file_properties(model_dir: Path) -> dict[str, str]:
-    """serving.properties as written ({} when absent or not a regular file: the worker reports that)."""
-    path = model_dir / "serving.properties"
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):  # never opened unless regular (a FIFO would block)
-            return {}
-        return parse_properties(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return {}
