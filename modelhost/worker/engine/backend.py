@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
+from modelhost.concurrency import run_blocking
 from modelhost.worker.engine.engine import Engine
 from modelhost.worker.engine.grammar import grammar_runtime
 from modelhost.worker.engine.limits import resolve_limits
@@ -116,27 +116,7 @@ async def in_own_thread(fn: Callable[[EngineConfig], Loaded], config: EngineConf
     region, for as long as that thread lives. Loading in an executor thread (which stays) left its team behind, and
     with more OpenMP threads than cores libgomp stops spinning between regions: the engine thread's ~600 parallel
     regions per step then each wake a sleeping thread, and a SmolLM2 decode step took 15 ms instead of 7.7."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Loaded] = loop.create_future()
-
-    def settle(result: Loaded | None, error: BaseException | None) -> None:
-        if done.cancelled():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(cast(Loaded, result))
-
-    def run() -> None:
-        try:
-            result = fn(config)
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=run, name="modelhost-engine-load", daemon=True).start()
-    return await done
+    return await run_blocking(lambda: fn(config), timeout_s=None, name="modelhost-engine-load")
 
 
 # Prompt tokens fed per engine step. Smaller chunks spread the prefill of a burst over several steps, so the
